@@ -1,0 +1,34 @@
+# Two commands on a fresh machine:  `make demo` (set up + run the demo)  and  `make test`.
+# Both create .venv if missing, install the pinned requirements (torch first: the CPU wheel on disk),
+# build the C++ extension, then run.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DEPS   := $(VENV)/.deps-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup build demo test test-fast bench gpu-check clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(DEPS): requirements.txt | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+# Rebuild seedgrpo._C in place (fast when nothing changed; the editable install does not rebuild on edit).
+build: $(DEPS)
+	$(PY) setup.py -q build_ext --inplace
+
+setup: build
+
+demo: build
+	$(PY) -m seedgrpo.cli demo $(DEMO_ARGS)
+
+test: build
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+clean:
+	rm -rf build *.egg-info seedgrpo/*.so

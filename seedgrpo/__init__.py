@@ -1,0 +1,1 @@
+"""seedgrpo: SEED-GRPO and GCPO-style training for reasoning LLMs."""
