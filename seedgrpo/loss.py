@@ -350,9 +350,9 @@ def _derive_seq_logprobs(logp, old_logprobs, logits, hidden, weight, completion_
                          temperature, impl):
     """Mean token log-prob of each completion, for ``se_rao``/``se_mc`` when the caller gave none."""
     if old_logprobs is not None:
-        return _seq_mean(old_logprobs.detach().float(), completion_mask)
+        return _seq_mean(old_logprobs.detach().double(), completion_mask)
     if logp is not None:
-        return _seq_mean(logp.detach(), completion_mask)
+        return _seq_mean(logp.detach().double(), completion_mask)
     # Fused paths never hold the log-probs before the loss: one no-grad pass gets them.
     from .kernels.selective_logprob import selective_logprob
     with torch.no_grad():
@@ -361,7 +361,7 @@ def _derive_seq_logprobs(logp, old_logprobs, logits, hidden, weight, completion_
         else:
             current = selective_logprob(None, completion_ids, hidden=hidden, weight=weight,
                                         temperature=temperature, backend=impl)
-    return _seq_mean(current.float(), completion_mask)
+    return _seq_mean(current.double(), completion_mask)
 
 
 def _require_triton(source: torch.Tensor) -> None:
