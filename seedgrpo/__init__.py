@@ -8,6 +8,7 @@ Modules: ``loss`` (the drop-in loss and its PyTorch reference), ``advantages``, 
 entropy), ``registry`` (plug in your own estimators), ``answers`` and ``rewards`` (compiled answer hashing,
 grading), ``kernels`` (fused Triton paths), ``trainer``/``train`` (DeepSpeed ZeRO-3 trainer), ``evaluate``.
 """
+from . import gcpo as _gcpo  # noqa: F401  (registers gcpo_cd, gcpo_bot, gcpo_calibrated, kle)
 from . import uncertainty as _uncertainty  # noqa: F401  (registers se_discrete, se_rao, se_mc)
 from .advantages import compute_advantages
 from .loss import PRESETS, SeedGRPOLoss, seed_grpo_loss
@@ -44,7 +45,7 @@ __all__ = [
 
 def __getattr__(name):
     # answers/rewards load the compiled extension and the grader: import them on first use only.
-    if name in ("answers", "rewards", "kernels", "evaluate", "trainer"):
+    if name in ("answers", "rewards", "kernels", "evaluate", "trainer", "embeddings", "clustering", "gcpo"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -301,7 +301,7 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
     group_factor = None
     if advantages is None:
         if (seq_logprobs is None and cluster_ids is not None and alpha > 0
-                and uncertainty in ("se_rao", "se_mc")):
+                and uncertainty in ("se_rao", "se_mc", "gcpo_bot")):
             seq_logprobs = _derive_seq_logprobs(logp, old_logprobs, logits, hidden, weight, completion_ids,
                                                 completion_mask, temperature, impl)
         ctx = GroupContext(rewards=rewards, group_size=group_size, cluster_ids=cluster_ids,
