@@ -19,8 +19,8 @@ import torch
 
 from .registry import GroupContext, get_advantage, get_uncertainty, register_advantage
 
-__all__ = ["compute_advantages", "seed_advantages", "base_advantages", "scale_factor", "AdvantageResult", "SCALE_FNS",
-           "SCALE_REWARDS", "STD_EPS", "FOCAL_GAMMA"]
+__all__ = ["compute_advantages", "seed_advantages", "base_advantages", "scale_factor", "AdvantageResult",
+           "SCALE_FNS", "SCALE_REWARDS", "STD_EPS", "FOCAL_GAMMA"]
 
 STD_EPS = 1e-4  # TRL's epsilon in (r - mean) / (std + eps): keeps all-equal groups at advantage 0
 FOCAL_GAMMA = 2.0  # the focal exponent the design fixes
