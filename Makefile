@@ -30,5 +30,9 @@ demo: build
 test: build
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
+# On a CUDA machine: GPU tests + kernel benchmarks in one call, logs under $$OUT (or ./gpu-check-out).
+gpu-check:
+	bash scripts/gpu-check.sh
+
 clean:
 	rm -rf build *.egg-info seedgrpo/*.so

@@ -1,0 +1,218 @@
+"""GRPO / SEED-GRPO loss from the last hidden states and the lm_head weight, never holding the full
+[tokens x vocab] logits: the loss of a Qwen-size vocabulary (151,936) without its memory.
+
+The unmasked tokens are packed (padding costs no matmul) and taken ``chunk`` at a time:
+
+    logits = hidden_chunk @ weight.T (+ bias)                    # [chunk, V], the only vocab-sized buffer
+    grpo loss kernel, in place: logits <- w * dloss/dlogits      # seedgrpo/kernels/grpo_loss.py
+    grad_hidden[chunk] = dlogits @ weight
+    grad_weight += dlogits.T @ hidden_chunk                      # accumulated in float32
+    grad_bias   += dlogits.sum(0)
+
+so the gradients are ready when the forward returns and backward only scales them by grad_output. The
+``backend="torch"`` path is the same algorithm in chunked PyTorch (float32 per chunk: log-softmax, the
+reference per-token loss of seedgrpo.loss with its gradient w.r.t. the chunk's log-probs, then the analytic
+d logp / d logits), which keeps CPU training memory-light too.
+
+    loss, metrics = fused_linear_grpo_loss(hidden, model.lm_head.weight, ids, mask, advantages=adv,
+                                           normalizer=mask.sum(), loss_type="dapo")
+
+DeepSpeed ZeRO-3 partitions lm_head.weight; gather it around the call (the backward needs no weight):
+
+    with deepspeed.zero.GatheredParameters([lm_head.weight], modifier_rank=None):
+        loss, metrics = fused_linear_grpo_loss(hidden, lm_head.weight, ids, mask, ...)
+    engine.backward(loss)   # the full [V, H] gradient reaches lm_head.weight like any autograd leaf's
+
+Tests: ``pytest tests/test_kernels_fused_linear.py``; benchmark: ``python benchmarks/bench_loss.py``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ._utils import LossConfig, TokenInputs, check_linear, check_triton_device, chunk_rows, masked_metrics
+from .grpo_loss import launch_grpo_loss
+
+__all__ = ["fused_linear_grpo_loss", "FusedLinearGRPOLoss"]
+
+BACKENDS = ("triton", "torch")
+_STAT_NAMES = ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")
+_fp32_out_addmm: dict = {}  # device type -> whether addmm(..., out_dtype=float32, out=acc) works in place
+
+
+def _accumulate_weight_grad(acc: torch.Tensor, grad_logits: torch.Tensor, x: torch.Tensor) -> None:
+    """acc [V, H] float32 += grad_logits.T @ x, without a [V, H] temporary when the inputs are bf16/fp16 on
+    CUDA (cuBLAS accumulates the low-precision product straight into the float32 buffer)."""
+    if grad_logits.dtype == torch.float32:
+        acc.addmm_(grad_logits.t(), x.float())
+        return
+    if acc.is_cuda and _supports_fp32_out_addmm(acc.device):
+        torch.addmm(acc, grad_logits.t(), x, out_dtype=torch.float32, out=acc)
+        return
+    acc.add_(grad_logits.t() @ x)  # product rounded to the input dtype once per chunk, summed in float32
+
+
+def _supports_fp32_out_addmm(device: torch.device) -> bool:
+    """Probe once whether this torch build has addmm with out_dtype (torch >= 2.8 on CUDA) and accumulates in
+    place through out=; otherwise fall back to a rounded product."""
+    if device.type not in _fp32_out_addmm:
+        a = torch.randn(8, 16, device=device, dtype=torch.bfloat16)
+        b = torch.randn(16, 4, device=device, dtype=torch.bfloat16)
+        acc = torch.ones(8, 4, device=device, dtype=torch.float32)
+        try:
+            torch.addmm(acc, a, b, out_dtype=torch.float32, out=acc)
+            ok = torch.allclose(acc, 1.0 + a.float() @ b.float(), rtol=1e-3, atol=1e-3)
+        except (RuntimeError, TypeError):
+            ok = False
+        _fp32_out_addmm[device.type] = ok
+    return _fp32_out_addmm[device.type]
+
+
+def _torch_chunk(logits: torch.Tensor, token_index: torch.Tensor, tokens: TokenInputs, config: LossConfig,
+                 row_advantages: torch.Tensor, outputs: dict, want_grad: bool) -> Optional[torch.Tensor]:
+    """The torch backend on one chunk of logits [c, V] (ours to overwrite) scoring flattened tokens
+    ``token_index``: writes the per-token outputs, returns d(weighted loss)/d(logits) [c, V] float32."""
+    from ..loss import per_token_loss  # lazy: seedgrpo.loss imports this package to dispatch
+
+    z = logits.float()  # a float32 copy of bf16/fp16 logits; fp32 logits are our own chunk already
+    if config.temperature != 1.0:
+        z.div_(config.temperature)
+    lse = torch.logsumexp(z, dim=-1, keepdim=True)
+    log_p = z.sub_(lse)
+    ids = tokens.ids.view(-1)[token_index]
+    logp = log_p.gather(1, ids.unsqueeze(1))  # [c, 1]: the reference's per-token math broadcasts per row
+    probs = torch.exp(log_p)
+    entropy = -torch.bmm(probs.unsqueeze(1), log_p.unsqueeze(2)).view(-1)
+    del log_p, z
+
+    def per_token(name):
+        t = getattr(tokens, name)
+        return None if t is None else t.view(-1)[token_index].unsqueeze(1)
+
+    with torch.enable_grad():
+        logp = logp.detach().requires_grad_(want_grad)
+        old = logp.detach() if tokens.old_logprobs is None else per_token("old_logprobs")
+        adv = row_advantages[token_index // tokens.T]
+        loss, is_low, is_high, kl = per_token_loss(
+            logp, old, adv, per_token("ref_logprobs"), epsilon_low=config.epsilon_low,
+            epsilon_high=config.epsilon_high, delta=config.delta, beta=config.beta)
+        if want_grad:
+            weighted = (loss.view(-1) * tokens.weights.view(-1)[token_index]).sum()
+            (d_logp,) = torch.autograd.grad(weighted, logp)
+    for name, value in (("loss", loss), ("kl", kl), ("entropy", entropy), ("clip_low", is_low),
+                        ("clip_high", is_high)):
+        outputs[name][token_index] = value.detach().view(-1).float()
+    if not want_grad:
+        return None
+    # d logp / d logits = (onehot - softmax) / T, written over the probabilities.
+    coef = d_logp / config.temperature  # [c, 1]
+    return probs.mul_(-coef).scatter_add_(1, ids.unsqueeze(1), coef)
+
+
+class FusedLinearGRPOLoss(torch.autograd.Function):
+    """loss(hidden @ weight.T + bias) with every gradient computed chunk by chunk in the forward."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, tokens: TokenInputs, config: LossConfig, rows_per_chunk: int,
+                backend: str):
+        need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
+        want_grad = need_hidden or need_weight or need_bias
+        n, H = tokens.B * tokens.T, hidden.shape[-1]
+        x = hidden.reshape(n, H)
+        device = hidden.device
+        outputs = {k: torch.zeros(n, device=device, dtype=torch.float32)
+                   for k in ("loss", "kl", "entropy", "clip_low", "clip_high")}
+        grad_hidden = torch.zeros_like(x) if need_hidden else None
+        grad_weight = torch.zeros(weight.shape, device=device, dtype=torch.float32) if need_weight else None
+        grad_bias = torch.zeros(weight.shape[0], device=device, dtype=torch.float32) if need_bias else None
+        # Only unmasked tokens cost a matmul; masked ones keep zero outputs and zero gradients.
+        active = tokens.weights.view(-1).nonzero().view(-1)
+        row_advantages = tokens.row_advantages() if backend == "torch" else None
+        for start in range(0, active.numel(), rows_per_chunk):
+            index = active[start:start + rows_per_chunk]
+            x_chunk = x.index_select(0, index)
+            logits = F.linear(x_chunk, weight, bias)
+            if backend == "triton":
+                launch_grpo_loss(logits, tokens, config, grad=logits if want_grad else None,
+                                 token_offset=start, token_index=active, outputs=outputs)
+                grad_logits = logits
+            else:
+                grad_logits = _torch_chunk(logits, index, tokens, config, row_advantages, outputs, want_grad)
+            del logits
+            if need_hidden:
+                grad_hidden.index_copy_(0, index, (grad_logits.to(weight.dtype) @ weight).to(x.dtype))
+            if need_weight:
+                _accumulate_weight_grad(grad_weight, grad_logits, x_chunk)
+            if need_bias:
+                grad_bias += grad_logits.sum(0, dtype=torch.float32)
+            del grad_logits
+        loss = (tokens.weights.view(-1) * outputs["loss"]).sum()
+        metrics = masked_metrics(tokens.mask, outputs["kl"], outputs["entropy"], outputs["clip_low"],
+                                 outputs["clip_high"])
+        stats = torch.stack([metrics[k] for k in _STAT_NAMES])
+        ctx.mark_non_differentiable(stats)
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        ctx.shapes = (hidden.shape, weight.dtype, None if bias is None else bias.dtype)
+        ctx.backward_done = False
+        return loss, stats
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_loss, _grad_stats):
+        if ctx.backward_done:
+            raise RuntimeError("FusedLinearGRPOLoss.backward runs once: its gradients are scaled in place")
+        ctx.backward_done = True
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
+        hidden_shape, weight_dtype, bias_dtype = ctx.shapes
+        scale = None if not grad_loss.ne(1.0).item() else grad_loss  # loss.backward() passes exactly 1.0
+        if grad_hidden is not None:
+            if scale is not None:
+                grad_hidden.mul_(scale.to(grad_hidden.dtype))
+            grad_hidden = grad_hidden.view(hidden_shape)
+        if grad_weight is not None:
+            if scale is not None:
+                grad_weight.mul_(scale)
+            grad_weight = grad_weight.to(weight_dtype)
+        if grad_bias is not None:
+            if scale is not None:
+                grad_bias.mul_(scale)
+            grad_bias = grad_bias.to(bias_dtype)
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None
+
+
+def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.Tensor,
+                           completion_mask: torch.Tensor, *, bias: Optional[torch.Tensor] = None,
+                           advantages: Optional[torch.Tensor] = None, rewards: Optional[torch.Tensor] = None,
+                           group_size: Optional[int] = None, group_factor: Optional[torch.Tensor] = None,
+                           scale_rewards: str = "none", old_logprobs: Optional[torch.Tensor] = None,
+                           ref_logprobs: Optional[torch.Tensor] = None, loss_type: str = "dr_grpo", normalizer,
+                           epsilon_low: float = 0.2, epsilon_high: float = 0.2, delta: Optional[float] = None,
+                           beta: float = 0.0, temperature: float = 1.0, chunk_size: Optional[int] = None,
+                           max_chunk_bytes: Optional[int] = None, backend: str = "triton"):
+    """GRPO / SEED-GRPO loss of ``hidden`` [B, T, H] through ``weight`` [V, H] (+ ``bias`` [V]) without the
+    full logits: ``(hidden @ weight.T)[b, t]`` scores ``completion_ids[b, t]``.
+
+    Same keywords as :func:`seedgrpo.kernels.grpo_loss.grpo_loss_from_logits`. ``chunk_size`` tokens are
+    processed at a time (default: as many as fit ``max_chunk_bytes`` of float32 logits: 256 MiB on CUDA, 32 MiB
+    on the CPU). ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any
+    device). The weight (and bias) gradient is accumulated in float32 and cast to the weight's dtype.
+    Returns (loss, metrics) as the from-logits function does.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not one of {BACKENDS}")
+    if not isinstance(completion_ids, torch.Tensor) or completion_ids.dim() != 2:
+        raise ValueError(f"completion_ids must be a [B, T] integer tensor, got "
+                         f"{type(completion_ids).__name__} of shape {tuple(getattr(completion_ids, 'shape', ()))}")
+    check_linear(hidden, weight, bias, completion_ids.shape)
+    if backend == "triton":
+        check_triton_device(hidden, "hidden", "backend='torch'")
+    config = LossConfig(loss_type=loss_type, normalizer=normalizer, epsilon_low=epsilon_low,
+                        epsilon_high=epsilon_high, delta=delta, beta=beta, temperature=temperature)
+    tokens = TokenInputs(completion_ids, completion_mask, advantages=advantages, rewards=rewards,
+                         group_size=group_size, group_factor=group_factor, scale_rewards=scale_rewards,
+                         old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, config=config, device=hidden.device)
+    rows = chunk_rows(max(1, tokens.B * tokens.T), weight.shape[0], hidden.device, chunk_size, max_chunk_bytes)
+    loss, stats = FusedLinearGRPOLoss.apply(hidden, weight, bias, tokens, config, rows, backend)
+    return loss, {name: stats[i] for i, name in enumerate(_STAT_NAMES)}
