@@ -110,7 +110,8 @@ PYBIND11_MODULE(_C, m) {
           std::vector<py::object> encoded;
           return to_str(seedgrpo::canonicalize(one_view(answer, encoded, "answer"), flags));
         },
-        py::arg("answer"), py::arg("flags") = seedgrpo::kAllOptions, "Canonical form of one extracted answer.");
+        py::arg("answer"), py::arg("flags") = seedgrpo::kAllOptions,
+        "Canonical form of one extracted answer.");
 
   // Raw-bytes entry points for the fuzzer and AddressSanitizer runs (any bytes, not only UTF-8).
   m.def("extract_answer_bytes",
@@ -131,8 +132,9 @@ PYBIND11_MODULE(_C, m) {
           check_flags(flags);
           const TextViews input = collect_texts(texts);
           const py::buffer_info info = out.request(/*writable=*/true);
-          if (info.ndim != 1 || info.itemsize != 8 || info.shape[0] != static_cast<py::ssize_t>(input.views.size()) ||
-              info.strides[0] != 8 || (info.format != "l" && info.format != "q")) {
+          const auto n = static_cast<py::ssize_t>(input.views.size());
+          if (info.ndim != 1 || info.itemsize != 8 || info.shape[0] != n || info.strides[0] != 8 ||
+              (info.format != "l" && info.format != "q")) {
             throw py::value_error("out must be a contiguous int64 buffer of len(texts) = " +
                                   std::to_string(input.views.size()) + " items");
           }

@@ -1,0 +1,266 @@
+"""Answer-pipeline benchmark: throughput of extract + canonicalize + hash, and grading quality on real data.
+
+    .venv/bin/python benchmarks/bench_answers.py                 # throughput + quality -> RESULTS-answers.md
+    .venv/bin/python benchmarks/bench_answers.py --no-quality    # throughput only
+    .venv/bin/python benchmarks/bench_answers.py --strings 20000 --python-strings 2000 --mv-strings 300
+
+Throughput: the solutions of MATH500 + Minerva + OlympiadBench (full worked solutions, ~1 KB each),
+repeated to `--strings`, through `answers.answer_hashes` (c: 1 thread and all threads; python: the
+reference, fewer strings) and through math-verify's `parse` + `verify` against the parsed gold (fewer
+strings). Each provider runs `--repeats` times; the table gives the median and the best run.
+
+Quality: for each of the five benchmarks, a completion "… so the answer is \\boxed{<gold>}." is graded by
+`rewards.math_reward` against its own gold (should be correct) and against the gold of the next problem
+whose gold is written differently (should be wrong), and the same pairs are graded by math-verify.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "RESULTS-answers.md"
+THROUGHPUT_SETS = ["math500", "minerva_math", "olympiadbench"]
+QUALITY_SETS = ["aime24", "amc23", "math500", "minerva_math", "olympiadbench"]
+
+sys.path.insert(0, str(ROOT))
+from seedgrpo import answers, grader  # noqa: E402
+from seedgrpo.rewards import math_reward  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--strings", type=int, default=100_000, help="strings for the c provider")
+    p.add_argument("--python-strings", type=int, default=5_000, help="strings for the python reference")
+    p.add_argument("--mv-strings", type=int, default=1_000, help="strings for math-verify")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-quality", action="store_true")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    return p.parse_args()
+
+
+def load_records(name: str) -> list[dict]:
+    with open(DATA / name / "test.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def solution_text(record: dict) -> str:
+    solution = record["solution"]
+    return "\n".join(solution) if isinstance(solution, list) else solution
+
+
+def gold_of(name: str, record: dict):
+    if name == "olympiadbench":
+        return record["final_answer"]
+    if name == "minerva_math":  # no answer field: the reference is the last \boxed{} of the solution
+        return answers.extract_answer(record["solution"])
+    return record["answer"]
+
+
+def gold_text(gold) -> str:
+    return gold[0] if isinstance(gold, list) else repr(gold) if isinstance(gold, float) else gold
+
+
+def repeat_to(items: list, n: int) -> list:
+    return (items * (n // len(items) + 1))[:n]
+
+
+def time_runs(fns: list, repeats: int) -> list[tuple[list[float], list[float]]]:
+    """(wall seconds, process CPU seconds) of each run of each fn; the fns take turns, so that a change in
+    the machine's load hits all of them alike. CPU time counts all threads: on a shared machine it shows
+    whether a second thread got a second core."""
+    timings = [([], []) for _ in fns]
+    for _ in range(repeats):
+        for fn, (wall, cpu) in zip(fns, timings):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+    return timings
+
+
+# ------------------------------------------------------------------------------------- throughput
+def throughput(args) -> list[dict]:
+    pairs = [(solution_text(r), gold_of(name, r)) for name in THROUGHPUT_SETS for r in load_records(name)]
+    texts = [t for t, _ in pairs]
+    rows = []
+
+    def add(provider: str, n: int, timing: tuple[list[float], list[float]]) -> None:
+        wall, cpu = timing
+        median, best = statistics.median(wall), min(wall)
+        per_cpu_s, cores = n / statistics.median(cpu), sum(cpu) / sum(wall)
+        rows.append(dict(provider=provider, strings=n, per_s_median=n / median, per_s_best=n / best,
+                         per_cpu_s=per_cpu_s, cores=cores))
+        print(f"{provider:28s} {n:>8d} strings  median {n / median:>12,.0f}/s  best {n / best:>12,.0f}/s  "
+              f"per CPU-s {per_cpu_s:>12,.0f}  cores used {cores:.2f}", flush=True)
+
+    big = repeat_to(texts, args.strings)
+    answers.answer_hashes(big[:1000])  # warm-up: page in the extension
+    one, two = time_runs([lambda: answers.answer_hashes(big, threads=1),
+                          lambda: answers.answer_hashes(big, threads=2)], args.repeats)
+    add("c, threads=1", len(big), one)
+    add("c, threads=2", len(big), two)
+    empty = [""] * len(big)
+    add("c, conversion floor (\"\")", len(big),
+        time_runs([lambda: answers.answer_hashes(empty, threads=1)], args.repeats)[0])
+    small = repeat_to(texts, args.python_strings)
+    add("python reference", len(small),
+        time_runs([lambda: answers.answer_hashes(small, backend="python")], max(1, args.repeats // 2))[0])
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        print("math-verify is not installed: skipped")
+        return rows
+    if args.mv_strings <= 0:
+        return rows
+    mv = repeat_to(pairs, args.mv_strings)
+    parsed_golds = {id(g): parse("$" + gold_text(g) + "$") for _, g in pairs if g is not None}
+
+    def run_math_verify():
+        for text, gold in mv:
+            verify(parsed_golds.get(id(gold), []), parse(text))
+
+    add("math-verify parse+verify", len(mv), time_runs([run_math_verify], 1)[0])
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- quality
+def quality() -> list[dict]:
+    from math_verify import parse, verify
+
+    rows = []
+    for name in QUALITY_SETS:
+        golds = [gold_of(name, r) for r in load_records(name)]
+        n = len(golds)
+
+        def written(g):
+            return gold_text(g).replace("$", "").replace(" ", "")
+
+        others = []
+        for i in range(n):
+            j = (i + 1) % n
+            while written(golds[j]) == written(golds[i]):
+                j = (j + 1) % n
+            others.append(golds[j])
+        completions = [f"Reasoning...\nso the answer is \\boxed{{{gold_text(g)}}}." for g in golds]
+        start = time.perf_counter()
+        own = math_reward(completions, golds)
+        other = math_reward(completions, others)
+        seconds = time.perf_counter() - start
+        mv_own = [verify(parse("$" + gold_text(g) + "$"), parse(c)) for g, c in zip(golds, completions)]
+        mv_other = [verify(parse("$" + gold_text(g) + "$"), parse(c)) for g, c in zip(others, completions)]
+        agree = sum((a == 1.0) == bool(b) for a, b in zip(own + other, mv_own + mv_other))
+        ours, theirs = own + other, [bool(v) for v in mv_own + mv_other]
+        disagreements = [("own" if k < n else "other", gold_text(golds[k % n]),
+                          gold_text((golds if k < n else others)[k % n]), ours[k], theirs[k])
+                         for k in range(2 * n) if (ours[k] == 1.0) != theirs[k]]
+        row = dict(benchmark=name, problems=n, own_correct=sum(own) / n, other_correct=sum(other) / n,
+                   mv_own_correct=sum(map(bool, mv_own)) / n, mv_other_correct=sum(map(bool, mv_other)) / n,
+                   agreement=agree / (2 * n), seconds=seconds, disagreements=disagreements,
+                   other_matches=[(gold_text(golds[i]), gold_text(others[i]))
+                                  for i in range(n) if other[i] > 0],
+                   own_misses=[gold_text(golds[i]) for i in range(n) if own[i] < 1])
+        rows.append(row)
+        print(f"{name:14s} own {row['own_correct']:.4f} other {row['other_correct']:.4f} "
+              f"math-verify own {row['mv_own_correct']:.4f} other {row['mv_other_correct']:.4f} "
+              f"agreement {row['agreement']:.4f} ({seconds:.1f} s)", flush=True)
+    grader.shutdown()
+    return rows
+
+
+def write_results(path: Path, args, perf: list[dict], qual: list[dict] | None) -> None:
+    import torch
+
+    c1 = next(r for r in perf if r["provider"] == "c, threads=1")
+    c2 = next(r for r in perf if r["provider"] == "c, threads=2")
+    py = next(r for r in perf if r["provider"] == "python reference")
+    mv = next((r for r in perf if r["provider"].startswith("math-verify")), None)
+    lines = [
+        "# Answer pipeline: throughput and grading quality",
+        "",
+        f"Date: {datetime.date.today().isoformat()}. Machine: 2-core x86_64 CPU (AMD EPYC), 24 GiB, "
+        f"shared with other jobs (load average at the end of the run: {_load()}). "
+        f"Python {platform.python_version()}, torch {torch.__version__}.",
+        "",
+        "Command: `" + " ".join([".venv/bin/python benchmarks/bench_answers.py", *sys.argv[1:]]) + "`",
+        "",
+        "## Throughput (extract + canonicalize + hash, `answers.answer_hashes`)",
+        "",
+        "Inputs: the full solutions of MATH500 + Minerva + OlympiadBench (1,447 texts), repeated. "
+        "math-verify: `parse(solution)` + `verify(parsed gold, parsed solution)`, signal timeouts on "
+        "(main thread). Wall-clock rates depend on what else ran; *answers per CPU-second* (process CPU "
+        "time, all threads) depends much less on it for single-threaded providers. *cores used* = CPU time / wall "
+        "time: it shows how much of a second core the 2-thread run actually got. The two c runs take turns.",
+        "",
+        "| provider | strings | median answers/s | best answers/s | answers per CPU-second | cores used |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in perf:
+        lines.append(f"| {r['provider']} | {r['strings']:,} | {r['per_s_median']:,.0f} | "
+                     f"{r['per_s_best']:,.0f} | {r['per_cpu_s']:,.0f} | {r['cores']:.2f} |")
+    lines += [
+        "",
+        f"- c (1 thread) / python: **{c1['per_cpu_s'] / py['per_cpu_s']:.0f}×** per CPU-second, "
+        f"{c1['per_s_median'] / py['per_s_median']:.0f}× wall-clock (median).",
+        f"- c, 2 threads / 1 thread: **{c2['per_s_median'] / c1['per_s_median']:.2f}×** (median), "
+        f"{c2['per_s_best'] / c1['per_s_best']:.2f}× (best); the 2-thread runs got {c2['cores']:.2f} cores "
+        f"(the 1-thread runs {c1['cores']:.2f}).",
+    ]
+    if mv:
+        lines.append(f"- c (1 thread) / math-verify: **{c1['per_cpu_s'] / mv['per_cpu_s']:,.0f}×** per "
+                     f"CPU-second, {c1['per_s_median'] / mv['per_s_median']:,.0f}× wall-clock.")
+    if qual:
+        lines += [
+            "",
+            "## Grading quality (`rewards.math_reward`, 1 s sympy budget per pair)",
+            "",
+            "Completion = `Reasoning...\\nso the answer is \\boxed{<gold>}.`; *own* = graded against its own "
+            "gold (want 1.0), *other* = against the gold of the next problem whose gold is written "
+            "differently (want 0.0). math-verify: `verify(parse('$'+gold+'$'), parse(completion))` on the "
+            "same pairs; agreement = fraction of all 2n pairs where both graders give the same verdict.",
+            "",
+            "| benchmark | problems | own correct | other correct | math-verify own | math-verify other "
+            "| agreement | time |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in qual:
+            lines.append(f"| {r['benchmark']} | {r['problems']} | {r['own_correct']:.4f} | "
+                         f"{r['other_correct']:.4f} | {r['mv_own_correct']:.4f} | "
+                         f"{r['mv_other_correct']:.4f} | {r['agreement']:.4f} | {r['seconds']:.1f} s |")
+        lines += ["", "Cases behind the figures:", ""]
+        for r in qual:
+            for gold in r["own_misses"]:
+                lines.append(f"- {r['benchmark']}: own gold not matched: `{gold}`")
+            for a, b in r["other_matches"]:
+                lines.append(f"- {r['benchmark']}: other gold matched: `{a}` vs `{b}`")
+            for kind, completion_gold, gold, ours, theirs in r["disagreements"]:
+                lines.append(f"- {r['benchmark']} ({kind}): completion `{completion_gold}` vs gold `{gold}`: "
+                             f"ours {'correct' if ours else 'wrong'}, "
+                             f"math-verify {'correct' if theirs else 'wrong'}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def _load() -> str:
+    try:
+        return ", ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    args = parse_args()
+    perf = throughput(args)
+    qual = None if args.no_quality else quality()
+    write_results(args.out, args, perf, qual)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Rule-based math reward: 1.0 when a completion's final answer is equivalent to the reference, else 0.0.
+
+    from seedgrpo.rewards import math_reward
+    math_reward(["... so \\boxed{0.5}", "I think 3"], ["\\frac12", 27.0])      # [1.0, 0.0]
+
+Answers are extracted and canonicalized in one threaded C++ batch (seedgrpo.answers); a completion whose
+canonical answer equals a canonical gold is correct at once (the exact-hash fast path), two different
+exact rationals are wrong at once, and only the remaining distinct pairs go to the sympy worker pool
+(seedgrpo.grader, `timeout_s` per pair). A batch that needs no sympy starts no process.
+
+Golds: a number (AMC's 27.0), a string (a `\\boxed{}` inside it is extracted first), or a list of strings
+holding *alternatives* (correct if any matches; OlympiadBench's `final_answer`). Several answers inside
+one string (`$69$,$84$`) form one multi-part answer: all parts must match, in any order (docs/answers.md §4).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from seedgrpo import answers, grader
+
+__all__ = ["math_reward", "gold_answers"]
+
+
+def gold_answers(gold: object) -> list[str]:
+    """The canonical forms a completion may match: one per alternative."""
+    if isinstance(gold, (list, tuple)):
+        if not gold:
+            raise ValueError("a gold answer list must hold at least one answer, got []")
+        return [grader.answer_to_canonical(g, "gold") for g in gold]
+    return [grader.answer_to_canonical(gold, "gold")]
+
+
+def math_reward(completions: Sequence[str], golds: Sequence[object], *, timeout_s: float = 1.0,
+                threads: int = 0) -> list[float]:
+    """1.0 for each completion whose final answer is equivalent to its gold, else 0.0 (no answer: 0.0)."""
+    if isinstance(completions, str):
+        raise ValueError("completions must be a list of str, got a single str: wrap it in a list")
+    if len(completions) != len(golds):
+        raise ValueError(f"completions and golds must have the same length, got {len(completions)} and "
+                         f"{len(golds)}: pass one gold per completion (repeat it for each of the G samples)")
+    predicted = answers.extract_and_canonicalize(completions, threads=threads)
+    rewards = [0.0] * len(completions)
+    candidates: list[tuple[int, str, str]] = []  # (row, prediction, gold alternative) left for the grader
+    gold_cache: dict[tuple[str, str], list[str]] = {}  # G rows share each gold: canonicalize it once
+    for row, (pred, gold) in enumerate(zip(predicted, golds)):
+        if pred is None:
+            continue
+        key = (type(gold).__name__, repr(gold))
+        alternatives = gold_cache.get(key)
+        if alternatives is None:
+            alternatives = gold_cache[key] = gold_answers(gold)
+        if pred in alternatives:
+            rewards[row] = 1.0
+        else:
+            candidates.extend((row, pred, alt) for alt in alternatives)
+    if candidates:
+        verdicts = grader.check_canonical_pairs([(p, g) for _, p, g in candidates], timeout_s=timeout_s)
+        for (row, _, _), ok in zip(candidates, verdicts):
+            if ok:
+                rewards[row] = 1.0
+    return rewards
+

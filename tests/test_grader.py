@@ -1,0 +1,91 @@
+"""seedgrpo.grader: canonical fast paths, the sympy worker pool, its time budget, cache and shutdown."""
+import threading
+import time
+
+import pytest
+
+from seedgrpo import answers, grader
+
+
+@pytest.fixture
+def fresh_pool():
+    grader.shutdown()
+    grader._CACHE.clear()
+    yield
+    grader.shutdown()
+
+
+def test_fast_paths_start_no_process(fresh_pool):
+    assert grader.is_equivalent("0.5", "\\frac12")
+    assert grader.is_equivalent(27.0, "27")
+    assert grader.is_equivalent("x = 5", "\\boxed{5}")
+    assert not grader.is_equivalent("1/3", "0.333")  # two different exact rationals
+    assert not grader.is_equivalent("-2", 2)
+    assert not grader.pool_started()
+
+
+def test_symbolic_comparison_in_process():
+    # The worker's comparison, called directly (no pool, no budget): structure first, then sympy.
+    equal = [
+        ("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt{3}}"), ("x+1", "1+x"), ("1,2", "2,1"),
+        ("\\{1,2\\}", "\\{2,1\\}"), ("2n", "n+n"), ("\\frac{1}{10}x", "0.1x"),
+        ("5x-7y+11z+4=0", "-10x+14y-22z-8=0"), ("k\\geq2", "2\\leq k"),
+        ("(0,9)\\cup(9,36)", "(9,36)\\cup(0,9)"), ("2^{1009}", "2\\cdot2^{1008}"), ("(1,\\sqrt{4})", "(1,2)"),
+    ]
+    different = [
+        ("(1,2)", "(2,1)"), ("[1,2)", "(1,2)"), ("Evelyn", "Evenly"), ("\\pi", "3.14159265"), ("B", "C"),
+        ("\\sqrt{2}", "1.41421356"), ("x+1", "y+1"), ("\\frac{100!}{2^{50}}", "\\frac{100!}{2^{49}}"),
+        ("1,2", "1,2,3"), ("(1,2)", "1,2"),
+        ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}2\\\\1\\end{pmatrix}"),
+    ]
+    for a, b in equal:
+        assert grader.symbolic_equal(a, b) and grader.symbolic_equal(b, a), (a, b)
+    for a, b in different:
+        assert not grader.symbolic_equal(a, b) and not grader.symbolic_equal(b, a), (a, b)
+
+
+@pytest.mark.slow
+def test_pool_grades_and_caches(fresh_pool):
+    assert grader.is_equivalent("\\frac{\\sqrt3}{3}", "\\dfrac{1}{\\sqrt{3}}")
+    assert grader.pool_started()
+    assert not grader.is_equivalent("x^2", "x^3")
+    key = grader._pair_key(answers.canonicalize("x^2"), answers.canonicalize("x^3"))
+    assert grader._CACHE.get(key) is False
+    pairs = [("x+1", "1+x"), ("2x", "x+x"), ("x", "y"), ("x+1", "1+x")]
+    assert grader.check_canonical_pairs(pairs) == [True, True, False, True]
+
+
+@pytest.mark.slow
+def test_time_budget_holds_from_any_thread(fresh_pool):
+    assert grader.is_equivalent("x+1", "1+x")  # pool started and warm
+    slow = ("10^{10^{10^{10}}}", "3")  # sympy evaluates this for far longer than the budget
+    verdicts = {}
+
+    def grade():
+        start = time.monotonic()
+        verdicts["value"] = grader.is_equivalent(*slow, timeout_s=0.5)
+        verdicts["seconds"] = time.monotonic() - start
+
+    thread = threading.Thread(target=grade)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert verdicts["value"] is False
+    assert verdicts["seconds"] < 5.0, verdicts  # the 0.5 s budget plus process overhead, not sympy's minutes
+    assert grader.is_equivalent("2x", "x+x")  # the killed worker was replaced
+
+
+@pytest.mark.slow
+def test_shutdown_stops_the_workers(fresh_pool):
+    assert grader.is_equivalent("x+1", "1+x")
+    processes = [w.proc for w in grader._POOL._workers]
+    grader.shutdown()
+    assert not grader.pool_started()
+    assert all(p.poll() is not None for p in processes)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="pred must be a str or a number"):
+        grader.is_equivalent(None, "1")
+    with pytest.raises(ValueError, match="timeout_s"):
+        grader.check_canonical_pairs([("x", "y")], timeout_s=0)

@@ -1,0 +1,78 @@
+"""seedgrpo.rewards.math_reward: gold types, multi-part answers, the fast path, and quality on real data."""
+import json
+from pathlib import Path
+
+import pytest
+
+from seedgrpo import answers, grader
+from seedgrpo.rewards import math_reward
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_gold_types_and_fast_path():
+    grader.shutdown()
+    grader._CACHE.clear()
+    completions = ["... so \\boxed{27}", "the answer is 0.5", "\\boxed{B}", "no answer", "\\boxed{7}",
+                   "\\boxed{8}"]
+    golds = [27.0, "$\\frac{1}{2}$", "\\text{(B)}", "5", ["6", "7"], ["6", "7"]]
+    assert math_reward(completions, golds) == [1.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+    assert not grader.pool_started()  # every decision above was exact
+
+
+@pytest.mark.slow
+def test_multi_part_answers_must_all_match_in_any_order():
+    gold = "$69$,$84$"
+    completions = ["\\boxed{84, 69}", "\\boxed{69,84}", "\\boxed{69}", "\\boxed{69, 84, 1}",
+                   "\\boxed{(69, 84)}"]
+    assert math_reward(completions, [gold] * 5) == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert math_reward(["\\boxed{\\frac{1}{\\sqrt3}}"], ["\\frac{\\sqrt{3}}{3}"]) == [1.0]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="same length"):
+        math_reward(["a", "b"], ["1"])
+    with pytest.raises(ValueError, match="wrap it in a list"):
+        math_reward("\\boxed{1}", ["1"])
+    with pytest.raises(ValueError, match="at least one answer"):
+        math_reward(["\\boxed{1}"], [[]])
+
+
+def benchmark_golds(name: str) -> list:
+    records = [json.loads(line) for line in open(DATA / name / "test.jsonl", encoding="utf-8")]
+    if name == "olympiadbench":
+        return [r["final_answer"] for r in records]
+    if name == "minerva_math":  # no answer field: the reference is the last \boxed{} of the solution
+        return [answers.extract_answer(r["solution"]) for r in records]
+    return [r["answer"] for r in records]
+
+
+def gold_text(gold) -> str:
+    return gold[0] if isinstance(gold, list) else repr(gold) if isinstance(gold, float) else gold
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not present")
+@pytest.mark.parametrize("name", ["aime24", "amc23", "math500", "minerva_math", "olympiadbench"])
+def test_reference_answers_grade_right_against_their_gold_and_wrong_against_others(name):
+    # A sample of each benchmark (benchmarks/bench_answers.py --quality runs all of it).
+    golds = benchmark_golds(name)
+    sample = list(range(0, len(golds), max(1, len(golds) // 25)))
+    completions = [f"Reasoning...\nso the answer is \\boxed{{{gold_text(golds[i])}}}." for i in sample]
+
+    def written(gold) -> str:
+        return gold_text(gold).replace("$", "").replace(" ", "")
+
+    def differs(j, i):  # another problem whose gold is written differently
+        return written(golds[j]) != written(golds[i])
+
+    others = []
+    for i in sample:
+        j = (i + 1) % len(golds)
+        while not differs(j, i):
+            j = (j + 1) % len(golds)
+        others.append(golds[j])
+    own = math_reward(completions, [golds[i] for i in sample])
+    other = math_reward(completions, others)
+    assert sum(own) / len(sample) >= 0.99, [gold_text(golds[i]) for i, r in zip(sample, own) if r < 1]
+    assert sum(other) / len(sample) <= 0.01, [gold_text(g) for g, r in zip(others, other) if r > 0]
