@@ -388,14 +388,16 @@ def test_seed_grpo_loss_passes_embeddings_through(name):
     r = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0])
     cluster = torch.tensor([0, 1, 2, 0, 0, 0, 1, 0])
     e = torch.randn(b, 6, dtype=torch.float64)
+    # explicit sequence log-probs, so that gcpo_bot's Rao masses are the same on both sides
+    seq = -torch.rand(b, dtype=torch.float64)
     loss, metrics = seed_grpo_loss(logits, completion_ids=ids, completion_mask=mask, rewards=r, group_size=g,
-                                   cluster_ids=cluster, embeddings=e, uncertainty=name, alpha=1.0,
-                                   impl="torch")
-    u = get_uncertainty(name)(ctx_of(e, r, g, cluster, None, mask.bool().any(-1)))
+                                   cluster_ids=cluster, seq_logprobs=seq, embeddings=e, uncertainty=name,
+                                   alpha=1.0, impl="torch")
+    u = get_uncertainty(name)(ctx_of(e, r, g, cluster, seq, mask.bool().any(-1)))
     torch.testing.assert_close(metrics["semantic_entropy"].double(), u.mean(), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(metrics["advantage_scale"].double(), (1 / (1 + u)).mean(),
                                rtol=1e-6, atol=1e-7)
-    adv = compute_advantages(r, g, cluster, embeddings=e, uncertainty=name, alpha=1.0)
+    adv = compute_advantages(r, g, cluster, seq, embeddings=e, uncertainty=name, alpha=1.0)
     ref, _ = seed_grpo_loss(logits, completion_ids=ids, completion_mask=mask, advantages=adv, impl="torch")
     torch.testing.assert_close(loss, ref)
 

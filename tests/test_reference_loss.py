@@ -252,3 +252,20 @@ def test_triton_impl_on_cpu_without_interpreter_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(ValueError, match="impl='triton' needs CUDA"):
         seedgrpo.seed_grpo_loss(**{**_good(), "impl": "triton"})
+
+
+@pytest.mark.parametrize("uncertainty", ["se_rao", "se_mc", "gcpo_bot"])
+def test_seq_logprobs_default_to_the_old_policy_mean(uncertainty):
+    logits, ids, mask, old, _, _ = make_batch(B=8, seed=12, masked_row=False)
+    rewards = torch.tensor([1.0, 0, 0, 1, 1, 1, 0, 1], dtype=torch.float64)
+    clusters = torch.tensor([0, 1, 1, 0, 0, 2, 1, 2])
+    emb = torch.randn(8, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    common = dict(completion_ids=ids, completion_mask=mask, rewards=rewards, group_size=4, cluster_ids=clusters,
+                  embeddings=emb, old_logprobs=old, alpha=1.0, uncertainty=uncertainty, impl="torch")
+    implicit, m1 = seedgrpo.seed_grpo_loss(logits, **common)
+    seq = (old * mask).sum(-1) / mask.sum(-1)
+    explicit, m2 = seedgrpo.seed_grpo_loss(logits, seq_logprobs=seq, **common)
+    counts, m3 = seedgrpo.seed_grpo_loss(logits, seq_logprobs=torch.zeros(8, dtype=torch.float64), **common)
+    assert implicit.item() == explicit.item()
+    assert m1["semantic_entropy"].item() == m2["semantic_entropy"].item()
+    assert m1["semantic_entropy"].item() != m3["semantic_entropy"].item()  # the masses matter
