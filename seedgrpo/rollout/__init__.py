@@ -1,0 +1,7 @@
+"""Rollout engines: G completions per prompt from the current policy (`hf` default, `vllm` on GPUs).
+
+See base.py for the interface, hf.py and vllm.py for the engines, scoring.py for the log-prob forward pass.
+"""
+from .base import RolloutBatch, RolloutEngine, SamplingSettings, make_rollout_engine, row_seeds
+
+__all__ = ["RolloutBatch", "RolloutEngine", "SamplingSettings", "make_rollout_engine", "row_seeds"]

@@ -1,0 +1,211 @@
+"""End-to-end RL step time and peak memory: seedgrpo's Trainer vs TRL's GRPOTrainer, same model/data/settings.
+
+    .venv/bin/python benchmarks/bench_e2e.py                      # defaults below, CPU
+    .venv/bin/python benchmarks/bench_e2e.py --steps 12 --prompts 16 --providers ours trl
+
+Both trainers get the same locally built tiny Qwen2 (seedgrpo.toy, saved once and loaded by both), the same
+toy arithmetic prompts, the same reward (seedgrpo.rewards.math_reward), G samples per prompt, temperature 1,
+one optimizer step per rollout, Dr. GRPO loss without KL, AdamW. Each provider runs in its own process
+(so its peak RSS is its own): the wall time between consecutive step-end callbacks is a step (rollout,
+scoring, update, logging); the first `--warmup` steps are dropped and the median of the rest is reported.
+Providers: `ours` (plain torch, one process, the configuration TRL runs here), `ours_zero3` (DeepSpeed
+ZeRO-3 on the CPU accelerator, one rank), `trl`. The providers run in turn, `--rounds` times, because a
+shared machine's load drifts. Rows are appended to benchmarks/out/e2e.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "out" / "e2e.csv"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps per provider (one rollout each)")
+    p.add_argument("--warmup", type=int, default=2, help="first steps left out of the median")
+    p.add_argument("--prompts", type=int, default=16, help="prompts per step")
+    p.add_argument("--generations", type=int, default=8, help="G, completions per prompt")
+    p.add_argument("--completion_tokens", type=int, default=16)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--providers", nargs="+", default=["trl", "ours", "ours_zero3"],
+                   choices=["ours", "ours_zero3", "trl"])
+    p.add_argument("--rounds", type=int, default=2,
+                   help="run the providers in turn this many times (a shared machine's load drifts); the "
+                        "median is over the steps of all rounds")
+    p.add_argument("--worker", choices=["ours", "ours_zero3", "trl"], help=argparse.SUPPRESS)
+    p.add_argument("--model_dir", help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------------- shared inputs
+def problems(args):
+    from seedgrpo import toy
+
+    return toy.arithmetic_problems(args.prompts * args.steps, seed=0)
+
+
+def build_model_dir(args, directory: Path) -> Path:
+    from seedgrpo import toy
+
+    tokenizer = toy.make_tokenizer(directory)
+    toy.make_model(tokenizer, layers=args.layers, hidden=args.hidden, seed=0).save_pretrained(directory)
+    return directory
+
+
+def reward(completions, golds):
+    from seedgrpo.rewards import math_reward
+
+    return math_reward(completions, golds)
+
+
+# -------------------------------------------------------------------------------------- workers
+def run_ours(args, zero3: bool) -> list[float]:
+    from seedgrpo.config import load_config
+    from seedgrpo.trainer import Trainer
+
+    work = Path(tempfile.mkdtemp(prefix="bench-e2e-ours-"))
+    data = work / "train.jsonl"
+    rows_json = (json.dumps({"problem": p.problem, "answer": p.answer}) for p in problems(args))
+    data.write_text("".join(row + "\n" for row in rows_json))
+    rows = args.prompts * args.generations
+    config = load_config(None, {
+        "model": args.model_dir, "data.path": str(data), "data.shuffle": False, "prompt_template": "none",
+        "prompts_per_step": args.prompts, "num_generations": args.generations, "max_prompt_length": 32,
+        "max_completion_length": args.completion_tokens, "temperature": 1.0, "learning_rate": 1e-4,
+        "beta": 0.0, "loss_type": "dr_grpo", "scale_rewards": "none", "per_device_train_batch_size": rows,
+        "max_steps": args.steps, "output_dir": str(work / "run"), "save_final_model": False,
+        "progress": False, "tensorboard": False, "sample_log_steps": 0,
+        "deepspeed_config": str(REPO / "configs" / "ds_zero3_cpu.json") if zero3 else None,
+    })
+    stamps = []
+    trainer = Trainer(config, reward_fn=lambda completions, ps: reward(completions, [p.answer for p in ps]),
+                      callbacks=[lambda trainer, step, metrics: stamps.append(time.perf_counter())])
+    start = time.perf_counter()
+    trainer.train()
+    return _step_times(start, stamps)
+
+
+def run_trl(args) -> list[float]:
+    from datasets import Dataset
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    stamps = []
+
+    class StepClock(TrainerCallback):
+        def on_step_end(self, *_, **__):
+            stamps.append(time.perf_counter())
+
+    data = Dataset.from_list([{"prompt": p.problem, "answer": p.answer} for p in problems(args)])
+
+    def trl_reward(prompts, completions, answer, **_):
+        return reward(completions, answer)
+
+    rows = args.prompts * args.generations
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="bench-e2e-trl-"), per_device_train_batch_size=rows,
+        gradient_accumulation_steps=1, num_generations=args.generations,
+        max_completion_length=args.completion_tokens, temperature=1.0, learning_rate=1e-4, beta=0.0,
+        loss_type="dr_grpo", scale_rewards="none", num_iterations=1, max_steps=args.steps, logging_steps=1,
+        report_to="none", save_strategy="no", use_cpu=True, bf16=False, seed=0, shuffle_dataset=False,
+        lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    trainer = GRPOTrainer(model=args.model_dir, reward_funcs=trl_reward, args=config, train_dataset=data,
+                          processing_class=tokenizer, callbacks=[StepClock()])
+    start = time.perf_counter()
+    trainer.train()
+    return _step_times(start, stamps)
+
+
+def _step_times(start, stamps):
+    edges = [start] + stamps
+    return [b - a for a, b in zip(edges, edges[1:])]
+
+
+def worker(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    times = run_trl(args) if args.worker == "trl" else run_ours(args, zero3=args.worker == "ours_zero3")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    Path(args.result).write_text(json.dumps({"step_times": times, "peak_rss_mb": peak_mb}))
+
+
+# ----------------------------------------------------------------------------------------- driver
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        return worker(args)
+    import torch
+    import trl
+
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        model_dir = build_model_dir(args, Path(tmp) / "model")
+        results = {}
+        for round_index, provider in [(r, p) for r in range(args.rounds) for p in args.providers]:
+            result_file = Path(tmp) / f"{provider}-{round_index}.json"
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), DS_ACCELERATOR="cpu",
+                       TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR",
+                                                           os.path.expanduser("~/.cache/torch_extensions")))
+            command = [sys.executable, __file__, "--worker", provider, "--model_dir", str(model_dir),
+                       "--result", str(result_file)] + (argv if argv is not None else sys.argv[1:])
+            done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"{provider} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+            result = json.loads(result_file.read_text())
+            merged = results.setdefault(provider, {"step_times": [], "peak_rss_mb": 0.0})
+            merged["step_times"] += result["step_times"][args.warmup:]  # each round's warm-up left out
+            merged["peak_rss_mb"] = max(merged["peak_rss_mb"], result["peak_rss_mb"])
+
+    date = datetime.date.today().isoformat()
+    shape = (f"P={args.prompts} G={args.generations} T={args.completion_tokens} L={args.layers} "
+             f"H={args.hidden}")
+    kept = args.steps - args.warmup
+    print(f"\n{shape}, {args.rounds} rounds x {args.steps} steps (median of the last {kept} "
+          f"of each round), {args.threads} threads, load average {os.getloadavg()[0]:.1f}, "
+          f"torch {torch.__version__}, trl {trl.__version__}, {date}")
+    print("| provider | step p50 (s) | p20 | p80 | peak RSS (MB) | vs trl |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    new_file = not OUT.exists()
+    trl_p50 = statistics.median(results["trl"]["step_times"]) if "trl" in results else None
+    with OUT.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new_file:
+            writer.writerow(["provider", "shape", "steps", "p50_s", "p20_s", "p80_s", "peak_rss_mb",
+                             "machine", "torch", "trl", "date"])
+        for provider, result in results.items():
+            times = sorted(result["step_times"])
+            p50, p20, p80 = statistics.median(times), _quantile(times, 0.2), _quantile(times, 0.8)
+            ratio = f"{p50 / trl_p50:.2f}x" if trl_p50 else "-"
+            peak = result["peak_rss_mb"]
+            print(f"| {provider} | {p50:.3f} | {p20:.3f} | {p80:.3f} | {peak:.0f} | {ratio} |")
+            writer.writerow([provider, shape, args.rounds * args.steps, f"{p50:.4f}", f"{p20:.4f}",
+                             f"{p80:.4f}", f"{peak:.0f}", platform.machine(), torch.__version__, trl.__version__,
+                             date])
+
+
+def _quantile(sorted_values, q):
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+if __name__ == "__main__":
+    main()

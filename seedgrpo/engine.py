@@ -1,0 +1,338 @@
+"""The policy and reference models: loading, and the optimizer engine around them (DeepSpeed or plain torch).
+
+    tokenizer = load_tokenizer(config)
+    policy = build_policy(config, tokenizer, world_size=2)     # DeepSpeedPolicy or TorchPolicy
+    policy.backward(loss); policy.step()                       # one micro-batch
+    reference = build_reference(config, tokenizer, policy)      # only when beta > 0
+
+Both policies expose the same small surface (`model`, `backward`, `step`, `save`, `load`,
+`consolidated_state_dict`), so the trainer has no DeepSpeed branches. The loss the trainer passes to
+`backward` is its micro-batch's share of the *global* loss (global normalizer): DeepSpeed's division by the
+accumulation steps is turned off and its data-parallel averaging is undone, so the accumulated gradient is
+the gradient of the global loss whatever the number of ranks and micro-batches.
+
+DeepSpeed pitfalls handled here (../shared/ENVIRONMENT.md): "auto" fields are filled from the trainer
+config; a real model is built under `HfDeepSpeedConfig` (so `from_pretrained` partitions it while loading,
+with the right init), and that object is dropped right after, because a later `from_pretrained` with it
+alive hangs on rank 0.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from . import dist
+from .config import TrainConfig
+
+
+# ----------------------------------------------------------------------------------------------- models
+def load_tokenizer(config: TrainConfig):
+    if config.model == "toy" and config.tokenizer is None:
+        from . import toy
+
+        return toy.make_tokenizer()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or config.model)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def model_dtype(config: TrainConfig) -> torch.dtype:
+    if config.dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return getattr(torch, config.dtype)
+
+
+def attn_implementation(config: TrainConfig) -> str:
+    if config.attn_implementation != "auto":
+        return config.attn_implementation
+    if torch.cuda.is_available():
+        try:
+            import flash_attn  # noqa: F401
+
+            return "flash_attention_2"
+        except ImportError:
+            pass
+    return "sdpa"
+
+
+def load_model(config: TrainConfig, tokenizer, ds_config: dict | None = None):
+    """The policy (or reference) model; under ZeRO-3 a hub/local model is partitioned while it loads."""
+    if config.model == "toy":
+        from . import toy
+
+        # Built whole on every rank from the same seed; deepspeed.initialize partitions it afterwards.
+        model = toy.make_model(tokenizer, layers=config.toy.layers, hidden=config.toy.hidden,
+                               seed=config.seed)
+        return model.to(model_dtype(config))
+    from transformers import AutoModelForCausalLM
+
+    hf_ds_config = None
+    if ds_config is not None and ds_config.get("zero_optimization", {}).get("stage") == 3:
+        from transformers.integrations import HfDeepSpeedConfig
+
+        hf_ds_config = HfDeepSpeedConfig(ds_config)  # noqa: F841  (its existence switches on zero.Init)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=model_dtype(config),
+                                                     attn_implementation=attn_implementation(config))
+    finally:
+        del hf_ds_config
+        if ds_config is not None:
+            from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+            unset_hf_deepspeed_config()
+    return model
+
+
+# ------------------------------------------------------------------------------------ batch arithmetic
+def batch_layout(config: TrainConfig, world_size: int) -> tuple[int, int]:
+    """(rows per rank per rollout, gradient accumulation steps), checked for divisibility."""
+    if config.prompts_per_step % world_size:
+        raise ValueError(f"prompts_per_step={config.prompts_per_step} must be divisible by the number of "
+                         f"ranks ({world_size}): every rank generates whole groups")
+    rows = config.prompts_per_step // world_size * config.num_generations
+    micro = config.per_device_train_batch_size
+    if rows % micro:
+        raise ValueError(f"per_device_train_batch_size={micro} must divide the {rows} completions per rank "
+                         f"(prompts_per_step / ranks * num_generations)")
+    gas = config.gradient_accumulation_steps
+    if gas == "auto":
+        gas = rows // micro  # one optimizer step per pass over the rollout: on-policy when num_iterations=1
+    elif rows % (micro * gas):
+        raise ValueError(f"gradient_accumulation_steps={gas} x per_device_train_batch_size={micro} must "
+                         f"divide the {rows} completions per rank; use 'auto' for one optimizer step per "
+                         "rollout")
+    return rows, gas
+
+
+def lr_lambda(config: TrainConfig, total_optimizer_steps: int):
+    warmup, kind = config.warmup_steps, config.lr_scheduler_type
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_optimizer_steps - warmup)
+        if kind == "linear":
+            return max(0.0, 1.0 - progress)
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    return factor
+
+
+# --------------------------------------------------------------------------------------- DeepSpeed config
+def resolve_deepspeed_config(path: str, config: TrainConfig, world_size: int, gas: int,
+                             hidden_size: int) -> dict:
+    """Load the JSON and fill its "auto" fields from the trainer config; explicit conflicts are errors."""
+    ds = json.loads(Path(path).read_text())
+    micro = config.per_device_train_batch_size
+    wanted = {"train_micro_batch_size_per_gpu": micro, "gradient_accumulation_steps": gas,
+              "train_batch_size": micro * gas * world_size, "gradient_clipping": config.max_grad_norm}
+    for key, value in wanted.items():
+        if ds.get(key, "auto") == "auto":
+            ds[key] = value
+        elif ds[key] != value:
+            raise ValueError(f"{path}: {key}={ds[key]!r} conflicts with the trainer config ({value!r}); "
+                             "set it to \"auto\" in the JSON")
+    optimizer = ds.setdefault("optimizer", {"type": "AdamW", "params": {"torch_adam": True}})
+    params = optimizer.setdefault("params", {})
+    for key, value in (("lr", config.learning_rate), ("betas", [config.adam_beta1, config.adam_beta2]),
+                       ("eps", config.adam_epsilon), ("weight_decay", config.weight_decay)):
+        if params.get(key, "auto") == "auto":
+            params[key] = value
+    for precision, enabled in (("bf16", torch.cuda.is_available()), ("fp16", False)):
+        section = ds.get(precision)
+        if isinstance(section, dict) and section.get("enabled") == "auto":
+            section["enabled"] = enabled
+    zero = ds.get("zero_optimization", {})
+    for key, value in (("reduce_bucket_size", hidden_size * hidden_size),
+                       ("stage3_prefetch_bucket_size", int(0.9 * hidden_size * hidden_size)),
+                       ("stage3_param_persistence_threshold", 10 * hidden_size)):
+        if zero.get(key) == "auto":
+            zero[key] = value
+    ds.setdefault("steps_per_print", 10 ** 9)  # the trainer logs; keep DeepSpeed quiet
+    return ds
+
+
+# ------------------------------------------------------------------------------------------- policies
+class TorchPolicy:
+    """One process, plain PyTorch: AdamW, LambdaLR, gradient clipping at accumulation boundaries."""
+
+    is_deepspeed = False
+
+    def __init__(self, model, config: TrainConfig, gas: int, total_optimizer_steps: int):
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(device)
+        self.model.train()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+                                           betas=(config.adam_beta1, config.adam_beta2),
+                                           eps=config.adam_epsilon, weight_decay=config.weight_decay)
+        schedule = lr_lambda(config, total_optimizer_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.gas, self.max_grad_norm = gas, config.max_grad_norm
+        self.micro_steps, self.grad_norm = 0, float("nan")
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self) -> bool:
+        """Count one micro-batch; at an accumulation boundary clip, step and return True."""
+        self.micro_steps += 1
+        if self.micro_steps % self.gas:
+            return False
+        if self.max_grad_norm > 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+            self.grad_norm = float(norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return True
+
+    def lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+    def save(self, directory: Path, tag: str) -> None:
+        path = Path(directory) / tag
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(), "micro_steps": self.micro_steps},
+                   path / "policy.pt")
+
+    def load(self, directory: Path, tag: str) -> None:
+        state = torch.load(Path(directory) / tag / "policy.pt", map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.micro_steps = state["micro_steps"]
+
+    def consolidated_state_dict(self) -> dict:
+        return self.model.state_dict()
+
+
+class DeepSpeedPolicy:
+    """A DeepSpeed engine (ZeRO stage from the JSON); see the module docstring for the loss scaling."""
+
+    is_deepspeed = True
+
+    def __init__(self, model, config: TrainConfig, ds_config: dict, total_optimizer_steps: int):
+        import deepspeed
+
+        self.ds_config = ds_config
+        schedule = lr_lambda(config, total_optimizer_steps)
+        self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+            config=ds_config,
+            lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))
+        self.model.train()
+        self.grad_norm = float("nan")
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def backward(self, loss: torch.Tensor) -> None:
+        # DeepSpeed averages gradients over data-parallel ranks; our per-rank losses already sum to the
+        # global loss, so scale by the world size, and do not divide by the accumulation steps either.
+        self.model.backward(loss * self.model.dp_world_size, scale_wrt_gas=False)
+
+    def step(self) -> bool:
+        boundary = self.model.is_gradient_accumulation_boundary()
+        self.model.step()
+        if boundary:
+            norm = self.model.get_global_grad_norm()
+            self.grad_norm = float(norm) if norm is not None else float("nan")
+        return boundary
+
+    def lr(self) -> float:
+        return self.model.get_lr()[0]
+
+    def save(self, directory: Path, tag: str) -> None:
+        self.model.save_checkpoint(str(directory), tag=tag, save_latest=False)
+
+    def load(self, directory: Path, tag: str) -> None:
+        path, _ = self.model.load_checkpoint(str(directory), tag=tag, load_optimizer_states=True,
+                                             load_lr_scheduler_states=True)
+        if path is None:
+            raise ValueError(f"DeepSpeed found no checkpoint {tag!r} in {directory}")
+
+    def consolidated_state_dict(self) -> dict:
+        """The full state dict on rank 0 (collective: every rank must call it)."""
+        if self.model.zero_optimization_partition_weights():
+            return self.model._zero3_consolidated_16bit_state_dict()
+        return self.model.module.state_dict()
+
+
+def build_policy(config: TrainConfig, tokenizer, *, world_size: int, total_optimizer_steps: int):
+    _, gas = batch_layout(config, world_size)
+    if config.deepspeed_config is None:
+        if world_size > 1:
+            raise ValueError(f"deepspeed_config=None runs in one process, but WORLD_SIZE={world_size}: pass "
+                             "--deepspeed_config configs/ds_zero3.json (or ds_zero3_cpu.json on CPU)")
+        model = load_model(config, tokenizer)
+        _maybe_checkpointing(model, config)
+        return TorchPolicy(model, config, gas, total_optimizer_steps)
+    hidden = _hidden_size(config)
+    ds_config = resolve_deepspeed_config(config.deepspeed_config, config, world_size, gas, hidden)
+    model = load_model(config, tokenizer, ds_config)
+    _maybe_checkpointing(model, config)
+    return DeepSpeedPolicy(model, config, ds_config, total_optimizer_steps)
+
+
+def build_reference(config: TrainConfig, tokenizer, policy):
+    """A frozen copy of the initial policy for the KL term (beta > 0): a ZeRO-3 inference engine under
+    DeepSpeed (no optimizer), a plain module otherwise."""
+    model = load_model(config, tokenizer, getattr(policy, "ds_config", None))
+    model.eval().requires_grad_(False)
+    if not policy.is_deepspeed:
+        return model.to(policy.device)
+    import deepspeed
+
+    ds = copy.deepcopy(policy.ds_config)
+    for key in ("optimizer", "scheduler"):
+        ds.pop(key, None)
+    if ds.get("zero_optimization", {}).get("stage") != 3:
+        ds["zero_optimization"] = {"stage": 0}  # stages 1-2 shard optimizer state only: nothing to shard here
+    engine, *_ = deepspeed.initialize(model=model, config=ds)
+    engine.eval()
+    return engine
+
+
+def _hidden_size(config: TrainConfig) -> int:
+    if config.model == "toy":
+        return config.toy.hidden
+    from transformers import AutoConfig
+
+    model_config = AutoConfig.from_pretrained(config.model)
+    return getattr(model_config, "hidden_size", 4096)
+
+
+def _maybe_checkpointing(model, config: TrainConfig) -> None:
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+
+
+def init_distributed(config: TrainConfig) -> None:
+    """Start the process group (DeepSpeed's helper: NCCL on GPUs, gloo on CPU) when DeepSpeed is used."""
+    dist.set_launcher_defaults()
+    if config.deepspeed_config is None:
+        return
+    import deepspeed
+
+    if not dist.is_initialized():
+        deepspeed.init_distributed(dist_init_required=True)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))

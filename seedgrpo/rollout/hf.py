@@ -1,0 +1,240 @@
+"""Rollout with transformers' `generate` (the default engine; runs on CPU and GPU, under ZeRO-3 or not).
+
+    engine = HFRolloutEngine(model=ds_engine_or_module, tokenizer=tok, sampling=SamplingSettings(64, 256))
+    batch = engine.generate(prompts, num_generations=8, row_seeds=seeds)
+
+Sampling is done by a logits processor that adds seeded Gumbel noise to the (temperature-scaled, top-k/top-p
+filtered) logits and lets greedy decoding take the arg-max: the Gumbel-max trick draws exactly from the
+softmax, and the noise is a hash of (row seed, step, token id), so a row's sample does not depend on the
+other rows of the batch, on the rank that generated it, or on any RNG state.
+
+The same processor records, at each step, the log-prob of the token it picks under softmax(logits /
+temperature) (not the filtered distribution: the loss uses the same definition), so no second forward pass
+is needed. These come from generation's KV-cached forward, equal to the training forward up to kernel
+rounding; the trainer recomputes them with the training forward when the loss needs old log-probs
+(`exact_logprobs = False`). With `with_hidden`, one full forward pass gives the hidden states and the
+log-probs together.
+
+Under ZeRO-3 the weights are gathered for generation when they fit (`gather_for_generation`), with ZeRO's
+module hooks removed meanwhile (the full parameters are already there); otherwise every rank generates
+with sharded weights and `synced_gpus=True`, which keeps the ranks' forward passes in lock-step.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
+                   decode_completions, eos_token_ids, pad_token_id, tokenize_prompts)
+from .scoring import full_numel, is_zero3_param, score_completions, unwrap
+
+# Gather the policy for generation when its full weights take less than this share of free GPU memory.
+_GATHER_MEMORY_SHARE = 0.5
+_MASK64 = (1 << 64) - 1
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GOLDEN, _MIX1, _MIX2 = (_signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic on negative values)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _splitmix64(x: torch.Tensor) -> torch.Tensor:
+    x = x + _GOLDEN  # int64 arithmetic wraps around, as the hash wants
+    x = (x ^ _shift_right(x, 30)) * _MIX1
+    x = (x ^ _shift_right(x, 27)) * _MIX2
+    return x ^ _shift_right(x, 31)
+
+
+def gumbel_noise(row_keys: torch.Tensor, step: int, vocab_size: int) -> torch.Tensor:
+    """Standard Gumbel noise [B, V], a pure function of (row key, step, token id); float32."""
+    tokens = torch.arange(vocab_size, device=row_keys.device, dtype=torch.int64)
+    x = _splitmix64(_splitmix64(row_keys * 0x100000001B3 + step)[:, None] ^ tokens[None, :])
+    uniform = (_shift_right(x, 11).to(torch.float64) + 0.5) * 2.0 ** -53  # in (0, 1), 53 random bits
+    return (-torch.log(-torch.log(uniform))).to(torch.float32)
+
+
+def filter_logits(logits: torch.Tensor, top_k, top_p: float) -> torch.Tensor:
+    """Top-k then top-p (nucleus) filtering with transformers' conventions; removed tokens get -inf."""
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1)  # ascending
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        remove_sorted = cumulative <= 1.0 - top_p
+        remove_sorted[:, -1] = False  # always keep the most likely token
+        remove = remove_sorted.scatter(1, order, remove_sorted)
+        logits = logits.masked_fill(remove, float("-inf"))
+    return logits
+
+
+class SeededGumbelSampler:
+    """A `LogitsProcessor`: returns filtered logits / T + Gumbel noise, so greedy decoding samples; keeps the
+    log-prob of each picked token under softmax(logits / T) in `logprobs` (one [B] tensor per step)."""
+
+    def __init__(self, row_seeds: list[int], prompt_length: int, sampling: SamplingSettings):
+        self.row_keys = torch.tensor(row_seeds, dtype=torch.int64)
+        self.prompt_length = prompt_length
+        self.sampling = sampling
+        self.logprobs: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        step = input_ids.shape[1] - self.prompt_length
+        logits = scores.float() / self.sampling.temperature
+        noisy = filter_logits(logits, self.sampling.top_k, self.sampling.top_p)
+        noisy = noisy + gumbel_noise(self.row_keys.to(scores.device), step, logits.shape[-1])
+        picked = noisy.argmax(-1, keepdim=True)  # what greedy decoding will take from the returned scores
+        self.logprobs.append((logits.gather(-1, picked) - torch.logsumexp(logits, -1, keepdim=True))[:, 0])
+        return noisy
+
+
+class HFRolloutEngine(RolloutEngine):
+    exact_logprobs = False  # recorded during (KV-cached) generation; see the module docstring
+
+    def __init__(self, *, model, tokenizer, sampling: SamplingSettings, gather_for_generation="auto",
+                 generation_batch_size: int | None = None):
+        self.model = model  # a DeepSpeed engine or a plain module: always the live training weights
+        self.tokenizer = tokenizer
+        self.sampling = sampling
+        self.gather_for_generation = gather_for_generation
+        self.generation_batch_size = generation_batch_size
+        self.eos_ids = eos_token_ids(tokenizer, unwrap(model))
+        self.pad_id = pad_token_id(tokenizer)
+
+    # ------------------------------------------------------------------------------------------ generate
+    @torch.no_grad()
+    def generate(self, prompts, *, num_generations, row_seeds, with_hidden=False,
+                 progress=None) -> RolloutBatch:
+        rows = [p for p in prompts for _ in range(num_generations)]
+        if len(row_seeds) != len(rows):
+            raise ValueError(f"row_seeds has {len(row_seeds)} entries; expected one per row ({len(rows)})")
+        module = unwrap(self.model)
+        device = next(module.parameters()).device
+        prompt_ids, prompt_mask = tokenize_prompts(self.tokenizer, rows, self.sampling.max_prompt_length,
+                                                   device)
+        chunk = self.generation_batch_size or len(rows)
+        was_training = module.training
+        module.eval()
+        pieces = []
+        try:
+            with self._weights_for_generation() as (generator, sharded):
+                for start in range(0, len(rows), chunk):
+                    end = min(start + chunk, len(rows))
+                    part = slice(start, end)
+                    pieces.append(self._generate_chunk(generator, prompt_ids[part], prompt_mask[part],
+                                                       row_seeds[part], sharded, with_hidden))
+                    if progress is not None:
+                        progress.update(end - start)
+        finally:
+            module.train(was_training)
+        return self._concat(prompt_ids, prompt_mask, pieces)
+
+    def _generate_chunk(self, generator, prompt_ids, prompt_mask, seeds, sharded, with_hidden):
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        config = GenerationConfig(
+            max_new_tokens=self.sampling.max_completion_length, do_sample=False, num_beams=1,
+            pad_token_id=self.pad_id, eos_token_id=self.eos_ids, use_cache=True,
+            # neutral values, so that defaults in the model's generation_config cannot alter the sampling
+            temperature=1.0, top_p=1.0, repetition_penalty=1.0,
+        )
+        sampler = SeededGumbelSampler(seeds, prompt_ids.shape[1], self.sampling)
+        sequences = generator.generate(input_ids=prompt_ids, attention_mask=prompt_mask,
+                                       generation_config=config, synced_gpus=sharded,
+                                       logits_processor=LogitsProcessorList([sampler]))
+        completion_ids = sequences[:, prompt_ids.shape[1]:]
+        mask, truncated = completion_mask_after_eos(completion_ids, self.eos_ids)
+        completion_ids = completion_ids.masked_fill(mask == 0, self.pad_id)
+        if with_hidden:  # a full forward pass for the hidden states; take its log-probs too
+            logprobs, hidden = score_completions(generator, prompt_ids, prompt_mask, completion_ids, mask,
+                                                 self.sampling.temperature, with_hidden=True,
+                                                 gather_head=sharded)
+        else:
+            logprobs, hidden = torch.stack(sampler.logprobs, dim=1) * mask, None
+        return completion_ids, mask, truncated, logprobs, hidden
+
+    def _concat(self, prompt_ids, prompt_mask, pieces) -> RolloutBatch:
+        width = max(p[0].shape[1] for p in pieces)
+
+        def pad(t, value):
+            return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+        completion_ids = torch.cat([pad(p[0], self.pad_id) for p in pieces])
+        mask = torch.cat([pad(p[1], 0) for p in pieces])
+        logprobs = torch.cat([pad(p[3], 0.0) for p in pieces])
+        hidden = None
+        if pieces[0][4] is not None:
+            hidden = torch.cat([torch.nn.functional.pad(p[4], (0, 0, 0, width - p[4].shape[1]))
+                                for p in pieces])
+        return RolloutBatch(prompt_ids=prompt_ids, prompt_mask=prompt_mask, completion_ids=completion_ids,
+                            completion_mask=mask, logprobs=logprobs,
+                            texts=decode_completions(self.tokenizer, completion_ids, mask),
+                            is_truncated=torch.cat([p[2] for p in pieces]), hidden=hidden)
+
+    # ------------------------------------------------------------------------------------ ZeRO-3 weights
+    @contextlib.contextmanager
+    def _weights_for_generation(self):
+        """Yields (module to generate with, whether generation is sharded across ranks)."""
+        module = unwrap(self.model)
+        params = list(module.parameters())
+        if not any(is_zero3_param(p) for p in params):
+            yield module, False
+            return
+        if not self._should_gather(params):
+            yield module, True  # ZeRO's hooks fetch each layer's shards as generation reaches it
+            return
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            _remove_zero3_hooks(self.model)
+            try:
+                yield module, False
+            finally:
+                _restore_zero3_hooks(self.model)
+
+    def _should_gather(self, params) -> bool:
+        if self.gather_for_generation in (True, False):
+            return self.gather_for_generation
+        if not torch.cuda.is_available():
+            return True
+        full_bytes = sum(full_numel(p) * p.element_size() for p in params)
+        free_bytes, _ = torch.cuda.mem_get_info()
+        return full_bytes < _GATHER_MEMORY_SHARE * free_bytes
+
+
+def _parameter_offload(engine):
+    optimizer = getattr(engine, "optimizer", None)
+    if optimizer is None:
+        return None
+    return getattr(optimizer, "parameter_offload", optimizer)
+
+
+def _remove_zero3_hooks(engine) -> None:
+    """Detach ZeRO-3's fetch/release module hooks while the full weights are gathered: otherwise every
+    layer would release its (gathered) parameters after its forward and generation would re-fetch them."""
+    offload = _parameter_offload(engine)
+    if offload is None or not hasattr(offload, "forward_hooks"):
+        return
+    for param in offload.module.parameters(recurse=True):
+        param.ds_active_sub_modules.clear()
+    for hook in offload.forward_hooks + offload.backward_hooks:
+        hook.remove()
+    offload.forward_hooks, offload.backward_hooks = [], []
+
+
+def _restore_zero3_hooks(engine) -> None:
+    offload = _parameter_offload(engine)
+    if offload is None or not hasattr(offload, "forward_hooks"):
+        return
+    coordinator = getattr(offload, "param_coordinator", None)
+    if coordinator is not None and not coordinator.is_invalid_trace():
+        coordinator._invalidate_trace()  # the recorded prefetch order no longer matches: record it afresh
+    offload._register_deepspeed_module(offload.module)

@@ -1,0 +1,111 @@
+"""Scoring completions under a causal LM without materialising [B, T, V] logits.
+
+    hidden = forward_hidden(model, input_ids, attention_mask)          # [B, L, H], final-norm output
+    logp = completion_logprobs(hidden[:, P - 1:-1], lm_head_weight(model), completion_ids, temperature)
+
+`forward_hidden` runs the *whole* model (a DeepSpeed engine or a plain module) with `logits_to_keep=1` and
+reads the last hidden state, rather than calling `model.model` directly: under ZeRO-3 the root module's
+forward hooks reset the parameter-prefetch trace, and skipping them leaves the coordinator out of step.
+Only one logit row per sequence is computed. Position ids follow the attention mask, so a left-padded row
+gets the same positions whatever the padding of the batch it sits in (generation does the same).
+
+`completion_logprobs` projects onto the vocabulary a chunk of rows at a time, in float32, with the
+temperature applied: the log-probs of the distribution that was sampled from (DESIGN.md §2).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+# Rows of hidden states projected at once: bounds the float32 logits chunk to ~chunk * V * 4 bytes
+# (4096 rows x 152k vocabulary = 2.5 GB on a GPU; a few MB for the toy model).
+_LOGPROB_CHUNK_ELEMENTS = 1 << 28
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def forward_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Final hidden states [B, L, H] of a causal LM (after its last norm), with autograd when enabled."""
+    out = model(input_ids=input_ids, attention_mask=attention_mask,
+                position_ids=position_ids_from_mask(attention_mask), logits_to_keep=1,
+                output_hidden_states=True, use_cache=False)
+    return out.hidden_states[-1]
+
+
+def unwrap(model):
+    """The HF module inside a DeepSpeed engine (or the module itself)."""
+    return getattr(model, "module", model)
+
+
+def lm_head_weight(model) -> torch.Tensor:
+    head = unwrap(model).get_output_embeddings()
+    if getattr(head, "bias", None) is not None:
+        raise ValueError("the model's lm_head has a bias, which the fused-linear loss does not take; "
+                         "set fused_linear: false")
+    return head.weight
+
+
+def is_zero3_param(param: torch.Tensor) -> bool:
+    return hasattr(param, "ds_id")
+
+
+def gathered(params, *, modifier_rank=None):
+    """Context in which ZeRO-3-partitioned `params` hold their full data (a no-op for ordinary tensors).
+
+    modifier_rank=None: every rank reads, nobody writes, so nothing is broadcast back on exit; gradients
+    that flow into the parameters while gathered reach ZeRO's reduce hooks as usual.
+    """
+    params = [p for p in params if is_zero3_param(p)]
+    if not params:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=modifier_rank)
+
+
+def full_numel(param: torch.Tensor) -> int:
+    """Element count of the whole parameter: under ZeRO-3 `param.numel()` is 0 outside a gather."""
+    return int(getattr(param, "ds_numel", param.numel()))
+
+
+def full_shape(param: torch.Tensor) -> tuple:
+    return tuple(getattr(param, "ds_shape", param.shape))
+
+
+@torch.no_grad()
+def completion_logprobs(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.Tensor,
+                        temperature: float = 1.0) -> torch.Tensor:
+    """log softmax(hidden @ weightᵀ / T)[completion_ids], float32 [B, T]; `hidden[b, t]` predicts token t."""
+    rows, length, width = hidden.shape
+    flat_hidden = hidden.reshape(-1, width)
+    flat_ids = completion_ids.reshape(-1)
+    out = torch.empty(flat_ids.shape, dtype=torch.float32, device=hidden.device)
+    chunk = max(1, _LOGPROB_CHUNK_ELEMENTS // weight.shape[0])
+    for start in range(0, flat_hidden.shape[0], chunk):
+        logits = (flat_hidden[start:start + chunk] @ weight.t()).float()
+        if temperature != 1.0:
+            logits /= temperature
+        target = logits.gather(-1, flat_ids[start:start + chunk, None]).squeeze(-1)
+        out[start:start + chunk] = target - torch.logsumexp(logits, dim=-1)
+    return out.view(rows, length)
+
+
+@torch.no_grad()
+def score_completions(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float,
+                      *, with_hidden: bool = False, gather_head: bool = True):
+    """Per-token log-probs [B, T] (0 at padding) of completions after their prompts, and optionally the
+    completion tokens' own hidden states [B, T, H] (for policy embeddings). `gather_head=False` when the
+    caller already holds every ZeRO-3 parameter gathered (DeepSpeed forbids nested gathers)."""
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+    hidden = forward_hidden(model, input_ids, attention_mask)
+    prompt_len = prompt_ids.shape[1]
+    predicting = hidden[:, prompt_len - 1:-1]
+    weight = lm_head_weight(model)
+    with gathered([weight] if gather_head else []):
+        logp = completion_logprobs(predicting, weight, completion_ids, temperature)
+    logp = logp * completion_mask
+    return (logp, hidden[:, prompt_len:]) if with_hidden else (logp, None)

@@ -1,0 +1,452 @@
+"""The SEED-GRPO trainer: rollout → score → advantage → update → log, under DeepSpeed ZeRO-3 or plain torch.
+
+    from seedgrpo.config import load_config
+    from seedgrpo.trainer import Trainer
+    Trainer(load_config("configs/tiny-cpu.yaml")).train()
+
+    python -m seedgrpo.train --config configs/tiny-cpu.yaml                       # one process
+    deepspeed --num_gpus 8 --module seedgrpo.train --config configs/qwen2.5-math-7b.yaml
+
+One step: every rank takes its slice of `prompts_per_step` prompts and samples `num_generations` completions
+of each (whole groups stay on one rank, so the group statistics need no communication); the completions are
+scored (answers → hashes → clusters, rewards); advantages come from the registered estimator with the
+configured uncertainty; then `num_iterations` passes over micro-batches of `per_device_train_batch_size`
+completions run the loss and the optimizer. The loss's normalizer is global (all ranks, all micro-batches of
+one optimizer step), so the gradient does not depend on how the batch is split.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import signal
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from . import dist
+from .advantages import STD_EPS, seed_advantages
+from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import PromptSampler, format_prompt, load_problems
+from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
+from .loss import seed_grpo_loss
+from .metrics_log import RunLogger
+from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
+from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
+from .rollout.scoring import (forward_hidden, gathered, lm_head_weight, position_ids_from_mask,
+                              score_completions)
+
+# Uncertainties computed from response embeddings (seedgrpo/gcpo.py); the others need none.
+EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
+_BUILTIN_UNCERTAINTIES = ("none", "se_discrete", "se_rao", "se_mc") + EMBEDDING_UNCERTAINTIES
+
+
+class Trainer:
+    """`Trainer(config).train()`.
+
+    `reward_fn(completions, problems) -> list[float]` replaces `config.reward_fn` (default: the math reward,
+    `seedgrpo.rewards.math_reward` against each problem's reference answer). Each of `callbacks` is called
+    as `fn(trainer, step, metrics)` on every rank after each step's update; a dict it returns is merged into
+    that step's metrics row.
+    """
+
+    def __init__(self, config: TrainConfig, *, reward_fn=None, callbacks=()):
+        self.config = config
+        _check_registered_names(config)
+        # DeepSpeed 0.19 calls torch.distributed functions that torch 2.13 deprecates, once per bucket.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
+        init_distributed(config)
+        self.rank, self.world_size = dist.rank(), dist.world_size()
+        self.rows_per_rank, self.gas = batch_layout(config, self.world_size)
+        self.optimizer_steps_per_step = config.num_iterations * self.rows_per_rank // (
+            config.per_device_train_batch_size * self.gas)
+        _seed_everything(config.seed)
+
+        self.tokenizer = load_tokenizer(config)
+        self.problems = _load_training_problems(config)
+        self.sampler = PromptSampler(len(self.problems), seed=config.seed, shuffle=config.data.shuffle)
+        self.reward_fn = reward_fn or _resolve_reward_fn(config.reward_fn)
+        self.callbacks = list(callbacks)
+        self.policy = build_policy(config, self.tokenizer, world_size=self.world_size,
+                                   total_optimizer_steps=config.max_steps * self.optimizer_steps_per_step)
+        self.reference = build_reference(config, self.tokenizer, self.policy) if config.beta > 0 else None
+        self.rollout = make_rollout_engine(config.rollout_engine, **self._rollout_kwargs())
+        self.embedding_source = _embedding_source(config)
+
+        self.step = 0
+        checkpoint = find_checkpoint(config.resume, config.output_dir)
+        if checkpoint is not None:
+            state = load_checkpoint(self.policy, checkpoint)
+            self.step = state["step"]
+            self.sampler.load_state_dict(state["sampler"])
+            self.rollout.sync_weights()
+            dist.print0(f"resumed from {checkpoint} at step {self.step}")
+        self.log = RunLogger(config.output_dir, config, resume_step=self.step, tensorboard=config.tensorboard)
+        self._stop_requested = False
+
+    def _rollout_kwargs(self) -> dict:
+        c = self.config
+        sampling = SamplingSettings(max_prompt_length=c.max_prompt_length,
+                                    max_completion_length=c.max_completion_length,
+                                    temperature=c.temperature, top_p=c.top_p, top_k=c.top_k)
+        kwargs = dict(model=self.policy.model, tokenizer=self.tokenizer, sampling=sampling)
+        if c.rollout_engine == "hf":
+            kwargs.update(gather_for_generation=c.gather_for_generation,
+                          generation_batch_size=c.generation_batch_size)
+        else:
+            kwargs.update(model_path=c.model, vllm_config=c.vllm, seed=c.seed)
+        return kwargs
+
+    # ================================================================================================ loop
+    def train(self) -> dict:
+        """Run until `max_steps` (or SIGTERM, after which a checkpoint is saved); returns the last metrics."""
+        c = self.config
+        metrics = {}
+        with self._sigterm_saves_checkpoint():
+            while self.step < c.max_steps:
+                self.step += 1
+                started = time.perf_counter()
+                problems, batch_positions = self._next_problems()
+                batch = self._rollout(problems, batch_positions)                         # 1. rollout
+                scores = self._score(batch, problems)                                    # 2. score
+                advantages, adv_stats = self._advantages(batch, scores)                  # 3. advantage
+                update_stats = self._update(batch, advantages)                           # 4. update
+                self.rollout.sync_weights()  # vLLM samples the next rollout from the new weights
+                metrics = self._log(batch, scores, adv_stats, update_stats, problems, started)  # 5. log
+                stop = dist.any_rank(self._stop_requested)
+                if stop or self.step == c.max_steps or (c.save_steps and self.step % c.save_steps == 0):
+                    save_checkpoint(self.policy, c.output_dir, self.step,
+                                    {"sampler": self.sampler.state_dict()})
+                if stop:
+                    dist.print0(f"SIGTERM: saved a checkpoint at step {self.step}; resume with --resume auto")
+                    break
+        if self.step == c.max_steps and c.save_final_model:
+            export_hf(self.policy, self.tokenizer, f"{c.output_dir}/final")
+        self.rollout.close()  # vLLM's memory and temporary files; the policy stays usable
+        self.log.close()
+        return metrics
+
+    def _next_problems(self):
+        """This rank's slice of the global batch, and each prompt's position in the global batch."""
+        per_rank = self.config.prompts_per_step // self.world_size
+        indices = self.sampler.next(self.config.prompts_per_step)
+        positions = list(range(self.rank * per_rank, (self.rank + 1) * per_rank))
+        return [self.problems[indices[p]] for p in positions], positions
+
+    # ---------------------------------------------------------------------------------------- 1. rollout
+    def _rollout(self, problems, batch_positions):
+        c = self.config
+        prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+        seeds = row_seeds(c.seed, self.step, batch_positions, c.num_generations)
+        with self._progress("rollout", len(seeds)) as bar:
+            batch = self.rollout.generate(prompts, num_generations=c.num_generations, row_seeds=seeds,
+                                          with_hidden=self.embedding_source == "policy", progress=bar)
+        if c.mask_truncated_completions:
+            batch.completion_mask = batch.completion_mask * (~batch.is_truncated).long()[:, None]
+        return batch
+
+    # ------------------------------------------------------------------------------------------ 2. score
+    def _score(self, batch, problems) -> dict:
+        from . import answers
+
+        c, G = self.config, self.config.num_generations
+        row_problems = [p for p in problems for _ in range(G)]
+        rewards = torch.tensor(self.reward_fn(batch.texts, row_problems), dtype=torch.float32)
+        hashes = answers.answer_hashes(batch.texts, backend=c.answer_backend)
+        cluster_ids = answers.cluster_ids(hashes, G)
+        # Canonical answers only for estimators we do not know (ours read hashes and clusters).
+        custom = c.uncertainty not in _BUILTIN_UNCERTAINTIES or c.advantage not in ("seed_grpo", "grpo")
+        canonical = answers.extract_and_canonicalize(batch.texts) if custom else None
+        mask = batch.completion_mask.cpu()
+        seq_logprobs = (batch.logprobs.cpu() * mask).sum(1) / mask.sum(1).clamp(min=1)
+        embeddings = None
+        if self.embedding_source == "policy":
+            from .embeddings import policy_embeddings
+
+            embeddings = policy_embeddings(batch.hidden, batch.completion_mask).cpu()
+            batch.hidden = None  # [B, T, H]: large, and not needed any more
+        elif self.embedding_source == "minilm":
+            from .embeddings import minilm_embeddings
+
+            embeddings = minilm_embeddings(batch.texts)
+        return dict(rewards=rewards, hashes=hashes, cluster_ids=cluster_ids, answers=canonical,
+                    seq_logprobs=seq_logprobs, embeddings=embeddings, row_mask=mask.bool().any(1))
+
+    # -------------------------------------------------------------------------------------- 3. advantage
+    def _advantages(self, batch, scores):
+        c = self.config
+        ctx = GroupContext(rewards=scores["rewards"], group_size=c.num_generations,
+                           cluster_ids=scores["cluster_ids"], seq_logprobs=scores["seq_logprobs"],
+                           embeddings=scores["embeddings"], texts=batch.texts, answers=scores["answers"],
+                           hashes=scores["hashes"], mask=scores["row_mask"])
+        # "batch" scaling divides by the std of ALL rewards (every rank): done below, with global sums.
+        options = dict(uncertainty=c.uncertainty, scale_fn=c.scale_fn, alpha=c.alpha,
+                       scale_rewards="none" if c.scale_rewards == "batch" else c.scale_rewards)
+        factor = uncertainty = None
+        if c.advantage == "seed_grpo":
+            result = seed_advantages(ctx, **options)
+            advantages, factor, uncertainty = result.advantages, result.factor, result.uncertainty
+        else:
+            advantages = get_advantage(c.advantage)(ctx, **options)
+        if c.scale_rewards == "batch":
+            r = scores["rewards"].double()
+            n, total, squares = dist.all_reduce_sum(torch.stack([torch.tensor(float(r.numel())), r.sum(),
+                                                                  (r * r).sum()])).tolist()
+            std = math.sqrt(max(squares - total * total / n, 0.0) / max(n - 1, 1))
+            advantages = advantages / (std + STD_EPS)
+        semantic = get_uncertainty("se_rao")(ctx)  # logged whatever the configured uncertainty
+        stats = dict(semantic_entropy=semantic, advantage_scale=factor, uncertainty=uncertainty)
+        return advantages.float(), stats
+
+    # ----------------------------------------------------------------------------------------- 4. update
+    def _update(self, batch, advantages) -> dict:
+        c = self.config
+        device = self.policy.device
+        micro = c.per_device_train_batch_size
+        per_optimizer_step = micro * self.gas
+        rows = batch.completion_ids.shape[0]
+        data = dict(prompt_ids=batch.prompt_ids, prompt_mask=batch.prompt_mask,
+                    completion_ids=batch.completion_ids, completion_mask=batch.completion_mask,
+                    advantages=advantages)
+        data = {k: v.to(device) for k, v in data.items()}
+        # Old log-probs matter once the policy moves within a rollout; before that the ratio is 1 by
+        # construction and the loss uses the detached current log-probs (exactly on-policy).
+        off_policy = c.num_iterations > 1 or rows > per_optimizer_step
+        if off_policy:
+            data["old_logprobs"] = (batch.logprobs.to(device) if self.rollout.exact_logprobs
+                                    else self._score_all(self.policy.model, data))
+        if self.reference is not None:
+            data["ref_logprobs"] = self._score_all(self.reference, data)
+
+        totals = torch.zeros(6, dtype=torch.float64)  # loss, tokens, clip_low, clip_high, kl, entropy
+        grad_norms = []
+        with self._progress("update", c.num_iterations * rows // micro) as bar:
+            for _ in range(c.num_iterations):
+                for group_start in range(0, rows, per_optimizer_step):
+                    group = slice(group_start, group_start + per_optimizer_step)
+                    normalizer = self._global_normalizer(data["completion_mask"][group])
+                    for start in range(group.start, group.stop, micro):
+                        piece = {k: v[start:start + micro] for k, v in data.items()}
+                        loss, metrics = self._micro_batch_loss(piece, normalizer)
+                        tokens = float(piece["completion_mask"].sum())
+                        totals += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
+                                               ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
+                        if self.policy.step():
+                            grad_norms.append(self.policy.grad_norm)
+                        bar.update(1)
+        totals = dist.all_reduce_sum(totals)
+        tokens = max(totals[1].item(), 1.0)
+        return dict(loss=totals[0].item() / self.optimizer_steps_per_step,
+                    clip_ratio_low=totals[2].item() / tokens, clip_ratio_high=totals[3].item() / tokens,
+                    kl=totals[4].item() / tokens, entropy=totals[5].item() / tokens,
+                    grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"), lr=self.policy.lr())
+
+    def _micro_batch_loss(self, piece, normalizer):
+        """Forward, loss and backward of one micro-batch (its share of the global loss)."""
+        c = self.config
+        prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(piece)
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        loss_args = dict(completion_ids=completion_ids, completion_mask=completion_mask,
+                         advantages=piece["advantages"],
+                         old_logprobs=_trim(piece.get("old_logprobs"), completion_ids),
+                         ref_logprobs=_trim(piece.get("ref_logprobs"), completion_ids), loss_type=c.loss_type,
+                         epsilon=c.epsilon, epsilon_high=c.epsilon_high, delta=c.delta, beta=c.beta,
+                         temperature=c.temperature, normalizer=normalizer, impl=c.loss_impl)
+        prompt_len = prompt_ids.shape[1]
+        if c.fused_linear:
+            hidden = forward_hidden(self.policy.model, input_ids, attention_mask)[:, prompt_len - 1:-1]
+            weight = lm_head_weight(self.policy.model)
+            # Under ZeRO-3 the head is partitioned outside its module's forward: gather it for the loss AND
+            # its backward, so the weight gradient reaches the partitioned parameter through ZeRO's hooks.
+            with gathered([weight]):
+                loss, metrics = seed_grpo_loss(hidden=hidden, weight=weight, **loss_args)
+                self.policy.backward(loss)
+        else:
+            out = self.policy.model(input_ids=input_ids, attention_mask=attention_mask,
+                                    position_ids=position_ids_from_mask(attention_mask),
+                                    logits_to_keep=completion_ids.shape[1] + 1, use_cache=False)
+            logits = out.logits[:, :-1]
+            loss, metrics = seed_grpo_loss(logits, **loss_args)
+            self.policy.backward(loss)
+        return loss.detach(), metrics
+
+    def _global_normalizer(self, completion_mask) -> float:
+        """The loss denominator of one optimizer step over all ranks (see seedgrpo/loss.py)."""
+        c = self.config
+        rows = completion_mask.shape[0] * self.world_size
+        if c.loss_type == "grpo":
+            return float(rows)
+        if c.loss_type == "dr_grpo":
+            return float(rows * c.max_completion_length)
+        tokens = dist.all_reduce_sum(completion_mask.sum().cpu().reshape(1)).item()
+        return max(tokens, 1.0)
+
+    @torch.no_grad()
+    def _score_all(self, model, data) -> torch.Tensor:
+        """Per-token log-probs [rows, T] of the rollout's completions under `model`, one micro-batch at a
+        time."""
+        micro = self.config.per_device_train_batch_size
+        ids = data["completion_ids"]
+        out = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
+        for start in range(0, out.shape[0], micro):
+            piece = {k: v[start:start + micro] for k, v in data.items()}
+            prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(piece)
+            logp, _ = score_completions(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                        self.config.temperature)
+            out[start:start + micro, :completion_ids.shape[1]] = logp
+        return out
+
+    # -------------------------------------------------------------------------------------------- 5. log
+    def _log(self, batch, scores, adv_stats, update_stats, problems, started) -> dict:
+        c, G = self.config, self.config.num_generations
+        rewards = scores["rewards"]
+        grouped = rewards.view(-1, G)
+        lengths = batch.completion_mask.sum(1).float().cpu()
+        semantic = adv_stats["semantic_entropy"].double()
+        factor = adv_stats["advantage_scale"]
+        local = torch.tensor([
+            rewards.numel(), rewards.sum(), (rewards > 0.5).sum(),                         # 0-2
+            grouped.shape[0], (grouped.max(1).values == grouped.min(1).values).sum(),      # 3-4
+            semantic.sum(), (scores["hashes"] < 0).sum(), lengths.sum(),                   # 5-7
+            batch.is_truncated.sum(), factor.sum() if factor is not None else grouped.shape[0],  # 8-9
+        ], dtype=torch.float64)
+        total = dist.all_reduce_sum(local)
+        semantic_max = dist.all_reduce_max(semantic.max().reshape(1)).item()
+        elapsed = time.perf_counter() - started
+        n, groups = total[0].item(), total[3].item()
+        metrics = dict(
+            loss=update_stats["loss"], reward_mean=total[1].item() / n, accuracy=total[2].item() / n,
+            semantic_entropy_mean=total[5].item() / groups, semantic_entropy_max=semantic_max,
+            advantage_scale_mean=total[9].item() / groups,
+            clip_ratio_low=update_stats["clip_ratio_low"], clip_ratio_high=update_stats["clip_ratio_high"],
+            kl=update_stats["kl"], entropy=update_stats["entropy"], completion_length=total[7].item() / n,
+            tokens_per_s=total[7].item() / elapsed, step_time=elapsed,
+            zero_variance_group_frac=total[4].item() / groups, no_answer_rate=total[6].item() / n,
+            truncated_rate=total[8].item() / n, grad_norm=update_stats["grad_norm"], lr=update_stats["lr"],
+        )
+        for callback in self.callbacks:
+            metrics.update(callback(self, self.step, metrics) or {})
+        if self.step % c.logging_steps == 0 or self.step == c.max_steps:
+            self.log.metrics(self.step, metrics)
+            dist.print0(f"step {self.step}/{c.max_steps}  loss {metrics['loss']:.4f}  reward "
+                        f"{metrics['reward_mean']:.3f}  SE {metrics['semantic_entropy_mean']:.3f}  "
+                        f"len {metrics['completion_length']:.1f}  {elapsed:.2f}s")
+        if c.sample_log_steps and self.step % c.sample_log_steps == 0:
+            rows = range(min(c.num_samples_logged * G, len(batch.texts)))
+            self.log.samples(self.step, [
+                dict(problem=problems[i // G].problem, answer=problems[i // G].answer,
+                     completion=batch.texts[i], reward=float(rewards[i]),
+                     cluster=int(scores["cluster_ids"][i])) for i in rows])
+        return metrics
+
+    # --------------------------------------------------------------------------------------------- misc
+    def _progress(self, name: str, total: int):
+        if not (self.config.progress and dist.is_main()):
+            return contextlib.nullcontext(_NoBar())
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"step {self.step} {name}", leave=False, dynamic_ncols=True)
+
+    @contextlib.contextmanager
+    def _sigterm_saves_checkpoint(self):
+        def request_stop(signum, frame):
+            self._stop_requested = True
+
+        try:
+            previous = signal.signal(signal.SIGTERM, request_stop)
+        except ValueError:  # not the main thread: no handler, no checkpoint on SIGTERM
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _trim_padding(piece):
+    """Drop the prompt columns that are padding in every row and the completion columns past the longest
+    completion: positions follow the attention mask, so the result is the same, on less compute."""
+    prompt_mask, completion_mask = piece["prompt_mask"], piece["completion_mask"]
+    prompt_start = int((prompt_mask.sum(0) > 0).int().argmax()) if prompt_mask.any() else 0
+    completion_len = max(1, int(completion_mask.sum(1).max()))
+    return (piece["prompt_ids"][:, prompt_start:], prompt_mask[:, prompt_start:],
+            piece["completion_ids"][:, :completion_len], completion_mask[:, :completion_len])
+
+
+def _trim(per_token, completion_ids):
+    return None if per_token is None else per_token[:, :completion_ids.shape[1]]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _math_reward(completions, problems):
+    from .rewards import math_reward
+
+    return math_reward(completions, [p.answer for p in problems])
+
+
+def _resolve_reward_fn(name: str):
+    if name == "math":
+        return _math_reward
+    import importlib
+
+    module_name, _, function_name = name.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"reward_fn={name!r} cannot be imported ({error}); "
+                         "give 'package.module:function'") from None
+
+
+def _load_training_problems(config: TrainConfig):
+    if config.data.path == "toy":
+        from . import toy
+
+        problems = toy.arithmetic_problems(config.toy.num_problems, seed=config.seed, ops=config.toy.ops,
+                                           max_digits=config.toy.max_digits)
+        return problems[: config.data.limit] if config.data.limit else problems
+    problems = load_problems(config.data.path, problem_field=config.data.problem_field,
+                             answer_field=config.data.answer_field, limit=config.data.limit)
+    usable = [p for p in problems if p.answer not in ("", [])]
+    if len(usable) < len(problems):
+        dist.print0(f"skipping {len(problems) - len(usable)} problems without a reference answer")
+    return usable
+
+
+def _embedding_source(config: TrainConfig) -> str:
+    if config.embedding_source != "auto":
+        return config.embedding_source
+    return "policy" if config.uncertainty in EMBEDDING_UNCERTAINTIES else "none"
+
+
+def _check_registered_names(config: TrainConfig) -> None:
+    import seedgrpo.uncertainty  # noqa: F401  (registers se_*)
+
+    try:
+        import seedgrpo.gcpo  # noqa: F401  (registers gcpo_* and kle)
+    except ImportError:
+        pass
+    if config.uncertainty != "none" and config.uncertainty not in list_uncertainties():
+        raise ValueError(f"uncertainty={config.uncertainty!r} is not registered; choose one of "
+                         f"{['none'] + list_uncertainties()} or register it with "
+                         "seedgrpo.register_uncertainty")
+    if config.advantage not in list_advantages():
+        raise ValueError(f"advantage={config.advantage!r} is not registered; choose one of "
+                         f"{list_advantages()}")
+    if config.uncertainty in EMBEDDING_UNCERTAINTIES and config.embedding_source == "none":
+        raise ValueError(f"uncertainty={config.uncertainty!r} needs embeddings; set embedding_source to "
+                         "policy or minilm (or auto)")

@@ -1,0 +1,182 @@
+"""Rollout engines: seeded Gumbel-max sampling, the HF engine's outputs, helpers, and vLLM's glue (faked)."""
+import types
+
+import pytest
+import torch
+
+from seedgrpo import toy
+from seedgrpo.rollout.base import (SamplingSettings, completion_mask_after_eos, make_rollout_engine,
+                                   row_seeds, tokenize_prompts)
+from seedgrpo.rollout.hf import HFRolloutEngine, SeededGumbelSampler, filter_logits, gumbel_noise
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    tokenizer = toy.make_tokenizer()
+    return toy.make_model(tokenizer, layers=2, hidden=64, seed=0).eval(), tokenizer
+
+
+def _frequencies(logits, sampling, rows=40000):
+    sampler = SeededGumbelSampler(list(range(rows)), prompt_length=0, sampling=sampling)
+    scores = sampler(torch.zeros(rows, 0, dtype=torch.long), logits.expand(rows, -1))
+    return torch.bincount(scores.argmax(-1), minlength=logits.shape[-1]).double() / rows
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_gumbel_max_samples_the_temperature_softmax(temperature):
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0, 0.0]])
+    expected = torch.softmax(logits[0].double() / temperature, -1)
+    observed = _frequencies(logits, SamplingSettings(4, 4, temperature=temperature))
+    sigma = (expected * (1 - expected) / 40000).sqrt()
+    assert ((observed - expected).abs() <= 5 * sigma + 1e-12).all(), (observed, expected)
+
+
+def test_top_p_and_top_k_sample_from_the_truncated_distribution():
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0, 0.0]])
+    observed = _frequencies(logits, SamplingSettings(4, 4, top_p=0.8))
+    probs = torch.softmax(logits[0].double(), -1)  # 0.57, 0.21, 0.13, 0.03, 0.05: nucleus {0, 1, 2}
+    kept = torch.tensor([True, True, True, False, False])
+    assert observed[~kept].sum() == 0
+    expected = torch.where(kept, probs, 0) / probs[kept].sum()
+    assert (observed - expected).abs().max() < 0.015
+    assert torch.isinf(filter_logits(logits, top_k=2, top_p=1.0)).sum() == 3
+
+
+def test_noise_depends_only_on_row_key_step_and_token():
+    keys = torch.tensor([5, 9, 11])
+    noise = gumbel_noise(keys, 3, 7)
+    assert torch.equal(gumbel_noise(keys.flip(0), 3, 7), noise.flip(0))
+    assert torch.equal(gumbel_noise(keys[1:2], 3, 7), noise[1:2])
+    assert not torch.equal(gumbel_noise(keys, 4, 7), noise)
+    assert torch.isfinite(noise).all() and abs(noise.mean().item()) < 2
+
+
+def test_row_seeds_are_per_prompt_position_and_sample():
+    seeds = row_seeds(0, 1, [0, 1], 3)
+    assert len(set(seeds)) == 6 and all(0 <= s < 2 ** 63 for s in seeds)
+    assert row_seeds(0, 1, [1], 3) == seeds[3:]
+    assert row_seeds(0, 2, [0, 1], 3) != seeds and row_seeds(1, 1, [0, 1], 3) != seeds
+
+
+def test_samples_do_not_depend_on_the_batch_they_are_generated_in(tiny_model):
+    model, tokenizer = tiny_model
+    engine = HFRolloutEngine(model=model, tokenizer=tokenizer, sampling=SamplingSettings(16, 8))
+    prompts = ["12+7=", "3*45=", "9-4="]
+    together = engine.generate(prompts, num_generations=2, row_seeds=row_seeds(0, 1, [0, 1, 2], 2))
+    alone = engine.generate(prompts[2:], num_generations=2, row_seeds=row_seeds(0, 1, [2], 2))
+    width = alone.completion_ids.shape[1]
+    assert torch.equal(together.completion_ids[4:, :width], alone.completion_ids)
+    assert together.texts[4:] == alone.texts
+    torch.testing.assert_close(together.logprobs[4:, :width], alone.logprobs, rtol=1e-5, atol=1e-5)
+    chunked = HFRolloutEngine(model=model, tokenizer=tokenizer, sampling=SamplingSettings(16, 8),
+                              generation_batch_size=4)
+    again = chunked.generate(prompts, num_generations=2, row_seeds=row_seeds(0, 1, [0, 1, 2], 2))
+    assert again.texts == together.texts
+
+
+def test_rollout_logprobs_are_those_of_the_temperature_scaled_policy(tiny_model):
+    model, tokenizer = tiny_model
+    sampling = SamplingSettings(16, 6, temperature=0.7)
+    batch = HFRolloutEngine(model=model, tokenizer=tokenizer, sampling=sampling).generate(
+        ["25+17=", "8*8="], num_generations=3, row_seeds=row_seeds(0, 0, [0, 1], 3))
+    ids = torch.cat([batch.prompt_ids, batch.completion_ids], 1)
+    mask = torch.cat([batch.prompt_mask, batch.completion_mask], 1)
+    with torch.no_grad():
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    prompt_len = batch.prompt_ids.shape[1]
+    logp_all = torch.log_softmax(logits[:, prompt_len - 1:-1] / 0.7, -1)
+    logp = logp_all.gather(-1, batch.completion_ids[..., None])[..., 0]
+    torch.testing.assert_close(batch.logprobs, logp * batch.completion_mask, rtol=1e-4, atol=1e-5)
+    assert (batch.logprobs[batch.completion_mask == 0] == 0).all()
+    assert len(batch.texts) == 6 and batch.is_truncated.dtype == torch.bool
+
+
+def test_hidden_states_come_with_log_probs_from_one_forward_pass(tiny_model):
+    model, tokenizer = tiny_model
+    sampling = SamplingSettings(16, 6, temperature=0.7)
+    engine = HFRolloutEngine(model=model, tokenizer=tokenizer, sampling=sampling)
+    seeds = row_seeds(0, 0, [0], 3)
+    recorded = engine.generate(["25+17="], num_generations=3, row_seeds=seeds)
+    scored = engine.generate(["25+17="], num_generations=3, row_seeds=seeds, with_hidden=True)
+    assert recorded.texts == scored.texts and recorded.hidden is None
+    assert scored.hidden.shape == (*scored.completion_ids.shape, 64)
+    torch.testing.assert_close(recorded.logprobs, scored.logprobs, rtol=1e-4, atol=1e-5)
+
+
+def test_completion_mask_stops_after_the_first_eos():
+    ids = torch.tensor([[5, 1, 7, 1], [5, 6, 7, 8], [1, 0, 0, 0]])
+    mask, truncated = completion_mask_after_eos(ids, [1])
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert truncated.tolist() == [False, True, False]
+
+
+def test_prompts_are_left_padded_and_keep_their_last_tokens():
+    tokenizer = toy.make_tokenizer()
+    ids, mask = tokenize_prompts(tokenizer, ["abc", "abcdefgh"], max_prompt_length=5)
+    assert mask.tolist() == [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]
+    assert tokenizer.decode(ids[1]) == "defgh" and ids[0, 0] == tokenizer.pad_token_id
+
+
+def test_vllm_engine_without_vllm_says_how_to_fix_it():
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vLLM is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(ImportError, match="rollout_engine='vllm' needs vLLM.*rollout_engine: hf"):
+        make_rollout_engine("vllm", model=None, tokenizer=None, sampling=None, model_path="x",
+                            vllm_config=None)
+    with pytest.raises(ValueError, match="rollout_engine='sglang'"):
+        make_rollout_engine("sglang")
+
+
+def _fake_vllm_engine(model, bucket_mb, *, reload_api=True):
+    """A VLLMRolloutEngine around a stand-in LLM that records what it is sent."""
+    from seedgrpo.rollout.vllm import VLLMRolloutEngine
+
+    calls = []
+
+    def receive(weights):
+        calls.append([name for name, tensor in weights if tensor.numel() > 0])
+
+    shared = torch.zeros(3, 2)  # a tied model: head and embedding share storage
+    head = types.SimpleNamespace(weight=shared, quant_method=types.SimpleNamespace(
+        process_weights_after_loading=lambda layer: calls.append("re-process head")))
+    embedding = types.SimpleNamespace(weight=shared)
+    vllm_model = types.SimpleNamespace(load_weights=receive, lm_head=head,
+                                       model=types.SimpleNamespace(embed_tokens=embedding))
+    runner = types.SimpleNamespace(model=vllm_model)
+    if reload_api:
+        runner.reload_weights = lambda weights_iterator: receive(weights_iterator)
+    executor = types.SimpleNamespace(driver_worker=types.SimpleNamespace(model_runner=runner))
+    llm = types.SimpleNamespace(llm_engine=types.SimpleNamespace(model_executor=executor),
+                                reset_prefix_cache=lambda: calls.append("reset"))
+    engine = object.__new__(VLLMRolloutEngine)
+    engine.model, engine.llm, engine._sleeping = model, llm, set()
+    engine.vllm_config = types.SimpleNamespace(sync_bucket_mb=bucket_mb)
+    return engine, calls
+
+
+@pytest.mark.parametrize("reload_api", [True, False])
+def test_vllm_weight_sync_streams_every_parameter_then_resets_the_prefix_cache(tiny_model, reload_api):
+    model, _ = tiny_model
+    engine, calls = _fake_vllm_engine(model, bucket_mb=0, reload_api=reload_api)
+    engine.sync_weights()
+    names = [n for n, _ in model.named_parameters()]
+    assert model.config.tie_word_embeddings  # so the head is re-processed after the reload
+    assert calls == [names, "re-process head", "reset"] and engine._weights_current
+
+
+def test_vllm_buckets_are_sized_by_the_full_parameter_not_the_local_shard():
+    """Under ZeRO-3 numel() is 0 outside a gather; sizing by it would make one giant bucket."""
+    from seedgrpo.rollout.vllm import weight_buckets
+
+    params = []
+    for i in range(4):
+        p = torch.nn.Parameter(torch.empty(0))
+        p.ds_numel, p.ds_shape = 2 ** 18, (512, 512)  # 1 MiB each in float32, 0 elements held locally
+        params.append((f"w{i}", p))
+    names = [[n for n, _ in bucket] for bucket in weight_buckets(params, 2 * 2 ** 20)]
+    assert names == [["w0", "w1"], ["w2", "w3"]]
+    assert [[n for n, _ in b] for b in weight_buckets(params, 0)] == [["w0"], ["w1"], ["w2"], ["w3"]]
