@@ -23,18 +23,7 @@ from pathlib import Path
 
 import torch
 
-try:  # seedgrpo.data owns the dataclass; the fallback keeps this module importable on its own
-    from seedgrpo.data import Problem
-except ImportError:  # pragma: no cover - only before seedgrpo/data.py exists
-    from dataclasses import dataclass, field
-
-    @dataclass
-    class Problem:
-        problem: str
-        answer: str | list[str]
-        id: str
-        meta: dict = field(default_factory=dict)
-
+from seedgrpo.data import Problem
 
 PAD, EOS, BOS, UNK = "<pad>", "<eos>", "<bos>", "<unk>"
 SPECIAL_TOKENS = (PAD, EOS, BOS, UNK)
