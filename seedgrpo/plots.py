@@ -97,16 +97,17 @@ def plot_curves(curves: dict[str, list[tuple[list[float], list[float]]]], path: 
     """Mean curve ± 95% CI band across seeds for each label; seeds are aligned on their shared steps."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for label, runs in curves.items():
+    colors = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors  # one distinct colour per label
+    for index, (label, runs) in enumerate(curves.items()):
         shared = sorted(set.intersection(*(set(steps) for steps, _ in runs))) if runs else []
         if not shared:
             continue
         lookup = [dict(zip(steps, values)) for steps, values in runs]
         stats = [mean_ci95([run[s] for run in lookup]) for s in shared]
         means = [m for m, _ in stats]
-        line, = ax.plot(shared, means, label=f"{label} (n={len(runs)})")
-        ax.fill_between(shared, [m - h for m, h in stats], [m + h for m, h in stats],
-                        color=line.get_color(), alpha=0.15)
+        color = colors[index % len(colors)]
+        ax.plot(shared, means, color=color, label=f"{label} (n={len(runs)})")
+        ax.fill_between(shared, [m - h for m, h in stats], [m + h for m, h in stats], color=color, alpha=0.12)
     ax.set(xlabel="RL step", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
