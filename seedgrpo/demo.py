@@ -270,13 +270,23 @@ class HeldOutEval:
         return {"eval/accuracy": accuracy}
 
 
+class TrainingStopped(RuntimeError):
+    """The trainer stopped before `max_steps` (it saves a checkpoint on SIGTERM and returns)."""
+
+
 def train_with_eval(config, evaluator: HeldOutEval) -> None:
-    """`Trainer(config, callbacks=[evaluator]).train()`, with the starting point evaluated as step 0."""
+    """`Trainer(config, callbacks=[evaluator]).train()`, with the starting point evaluated as step 0.
+
+    Raises TrainingStopped when the run ends early, so that no summary presents a cut run as a full one.
+    """
     from seedgrpo.trainer import Trainer
 
     trainer = Trainer(config, callbacks=[evaluator])
     trainer.log.metrics(0, evaluator(trainer, 0))  # after Trainer(): a fresh run's logger clears metrics.jsonl
     trainer.train()
+    if trainer.step < config.max_steps:
+        raise TrainingStopped(f"training stopped at step {trainer.step} of {config.max_steps} (SIGTERM); "
+                              f"the checkpoint is in {config.output_dir}/checkpoints")
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -376,8 +386,11 @@ def main(argv: list[str] | None = None) -> dict:
         num_train=args.num_train, num_dev=args.num_dev, num_test=args.num_test,
         target_dev_accuracy=args.target_dev_accuracy, max_steps=args.warmstart_max_steps)
     rl = RLSettings(**{name: getattr(args, name) for name in asdict(RLSettings())})
-    summary = run(warm, rl, args.output_dir, cache_dir=args.cache_dir, use_cache=args.use_cache,
-                  progress=args.progress)
+    try:
+        summary = run(warm, rl, args.output_dir, cache_dir=args.cache_dir, use_cache=args.use_cache,
+                      progress=args.progress)
+    except TrainingStopped as stopped:
+        raise SystemExit(f"seedgrpo demo: {stopped}") from stopped
     print(f"held-out greedy accuracy: {100 * summary['initial_accuracy']:.1f}% -> "
           f"{100 * summary['final_accuracy']:.1f}% ({summary['gain_points']:+.1f} points) in "
           f"{summary['seconds']['total']:.0f} s; run directory: {args.output_dir}")

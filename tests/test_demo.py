@@ -148,3 +148,27 @@ def test_set_threads_sets_torch_threads_and_checks_its_argument():
     with pytest.raises(ValueError, match="threads"):
         demo.set_threads(-1)
     torch.set_num_threads(1)
+
+
+def test_a_run_stopped_by_sigterm_is_reported_not_summarised(tmp_path):
+    """The trainer saves a checkpoint and returns on SIGTERM; the demo must not present that as a full run."""
+    import os
+    import signal
+
+    warm = demo.WarmStartSettings(**{**TINY_WARM, "target_dev_accuracy": 0.0})
+    splits = demo.toy_splits(warm)
+    model_dir, _ = demo.warm_start(warm, splits, cache_dir=tmp_path / "cache", progress=False)
+    data = demo.write_problems(splits["train"], tmp_path / "train.jsonl")
+    rl = demo.RLSettings(steps=3, prompts_per_step=2, num_generations=2, eval_every=1)
+    config = demo.trainer_config(rl, model_dir=model_dir, data_path=data, output_dir=tmp_path / "run", seed=0,
+                                 progress=False, max_digits=1)
+
+    class SigtermAtStepOne(demo.HeldOutEval):
+        def __call__(self, trainer, step, metrics=None):
+            if step == 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # the trainer's handler turns it into a stop request
+            return super().__call__(trainer, step, metrics)
+
+    with pytest.raises(demo.TrainingStopped, match="step 1 of 3"):
+        demo.train_with_eval(config, SigtermAtStepOne(splits["test"], every=1))
+    assert (tmp_path / "run" / "checkpoints" / "latest").is_file()
