@@ -42,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--gradient_checkpointing", choices=["off", "on"], default="off",
+                   help="the same for both trainers (TRL's GRPOConfig turns it on by default, ours off)")
     p.add_argument("--providers", nargs="+", default=["trl", "ours", "ours_zero3"],
                    choices=["ours", "ours_zero3", "trl"])
     p.add_argument("--rounds", type=int, default=2,
@@ -91,6 +93,7 @@ def run_ours(args, zero3: bool) -> list[float]:
         "beta": 0.0, "loss_type": "dr_grpo", "scale_rewards": "none", "per_device_train_batch_size": rows,
         "max_steps": args.steps, "output_dir": str(work / "run"), "save_final_model": False,
         "progress": False, "tensorboard": False, "sample_log_steps": 0,
+        "gradient_checkpointing": args.gradient_checkpointing == "on",
         "deepspeed_config": str(REPO / "configs" / "ds_zero3_cpu.json") if zero3 else None,
     })
     stamps = []
@@ -125,6 +128,7 @@ def run_trl(args) -> list[float]:
         loss_type="dr_grpo", scale_rewards="none", num_iterations=1, max_steps=args.steps, logging_steps=1,
         report_to="none", save_strategy="no", use_cpu=True, bf16=False, seed=0, shuffle_dataset=False,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+        gradient_checkpointing=args.gradient_checkpointing == "on",
     )
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     trainer = GRPOTrainer(model=args.model_dir, reward_funcs=trl_reward, args=config, train_dataset=data,
@@ -176,7 +180,7 @@ def main(argv=None) -> None:
 
     date = datetime.date.today().isoformat()
     shape = (f"P={args.prompts} G={args.generations} T={args.completion_tokens} L={args.layers} "
-             f"H={args.hidden}")
+             f"H={args.hidden} gradient checkpointing {args.gradient_checkpointing}")
     kept = args.steps - args.warmup
     print(f"\n{shape}, {args.rounds} rounds x {args.steps} steps (median of the last {kept} "
           f"of each round), {args.threads} threads, load average {os.getloadavg()[0]:.1f}, "

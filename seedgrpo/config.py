@@ -76,6 +76,7 @@ class TrainConfig:
     top_k: Optional[int] = None
     generation_batch_size: Optional[int] = None  # rows per generate() call per rank; None = all at once
     gather_for_generation: Union[bool, str] = AUTO  # ZeRO-3: generate from gathered weights (auto: if fit)
+    share_prompt_prefill: bool = True     # run each prompt's prefix once for its G rows (generation + update)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     # scoring and advantages
     reward_fn: str = "math"               # "math" (seedgrpo.rewards.math_reward) or "package.module:function"

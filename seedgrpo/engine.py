@@ -175,7 +175,8 @@ class TorchPolicy:
         self.model.train()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            betas=(config.adam_beta1, config.adam_beta2),
-                                           eps=config.adam_epsilon, weight_decay=config.weight_decay)
+                                           eps=config.adam_epsilon, weight_decay=config.weight_decay,
+                                           foreach=True)  # multi-tensor ops: PyTorch's CUDA default, not CPU's
         schedule = lr_lambda(config, total_optimizer_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.gas, self.max_grad_norm = gas, config.max_grad_norm

@@ -36,8 +36,7 @@ from .loss import seed_grpo_loss
 from .metrics_log import RunLogger
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
 from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
-from .rollout.scoring import (forward_hidden, gathered, lm_head_weight, position_ids_from_mask,
-                              score_completions)
+from .rollout.scoring import completion_forward, gathered, lm_head_weight, score_completions
 
 # Uncertainties computed from response embeddings (seedgrpo/gcpo.py); the others need none.
 EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
@@ -95,7 +94,8 @@ class Trainer:
         kwargs = dict(model=self.policy.model, tokenizer=self.tokenizer, sampling=sampling)
         if c.rollout_engine == "hf":
             kwargs.update(gather_for_generation=c.gather_for_generation,
-                          generation_batch_size=c.generation_batch_size)
+                          generation_batch_size=c.generation_batch_size,
+                          share_prompt_prefill=c.share_prompt_prefill)
         else:
             kwargs.update(model_path=c.model, vllm_config=c.vllm, seed=c.seed)
         return kwargs
@@ -248,17 +248,17 @@ class Trainer:
         """Forward, loss and backward of one micro-batch (its share of the global loss)."""
         c = self.config
         prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(piece)
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
         loss_args = dict(completion_ids=completion_ids, completion_mask=completion_mask,
                          advantages=piece["advantages"],
                          old_logprobs=_trim(piece.get("old_logprobs"), completion_ids),
                          ref_logprobs=_trim(piece.get("ref_logprobs"), completion_ids), loss_type=c.loss_type,
                          epsilon=c.epsilon, epsilon_high=c.epsilon_high, delta=c.delta, beta=c.beta,
                          temperature=c.temperature, normalizer=normalizer, impl=c.loss_impl)
-        prompt_len = prompt_ids.shape[1]
+        forward = dict(model=self.policy.model, prompt_ids=prompt_ids, prompt_mask=prompt_mask,
+                       completion_ids=completion_ids, completion_mask=completion_mask,
+                       share_prefix=c.share_prompt_prefill)
         if c.fused_linear:
-            hidden = forward_hidden(self.policy.model, input_ids, attention_mask)[:, prompt_len - 1:-1]
+            hidden = completion_forward(**forward, output="hidden")
             weight = lm_head_weight(self.policy.model)
             # Under ZeRO-3 the head is partitioned outside its module's forward: gather it for the loss AND
             # its backward, so the weight gradient reaches the partitioned parameter through ZeRO's hooks.
@@ -266,11 +266,7 @@ class Trainer:
                 loss, metrics = seed_grpo_loss(hidden=hidden, weight=weight, **loss_args)
                 self.policy.backward(loss)
         else:
-            out = self.policy.model(input_ids=input_ids, attention_mask=attention_mask,
-                                    position_ids=position_ids_from_mask(attention_mask),
-                                    logits_to_keep=completion_ids.shape[1] + 1, use_cache=False)
-            logits = out.logits[:, :-1]
-            loss, metrics = seed_grpo_loss(logits, **loss_args)
+            loss, metrics = seed_grpo_loss(completion_forward(**forward, output="logits"), **loss_args)
             self.policy.backward(loss)
         return loss.detach(), metrics
 

@@ -8,6 +8,7 @@ from seedgrpo import toy
 from seedgrpo.rollout.base import (SamplingSettings, completion_mask_after_eos, make_rollout_engine,
                                    row_seeds, tokenize_prompts)
 from seedgrpo.rollout.hf import HFRolloutEngine, SeededGumbelSampler, filter_logits, gumbel_noise
+from seedgrpo.rollout.scoring import can_share_prefix, completion_forward
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,28 @@ def test_samples_do_not_depend_on_the_batch_they_are_generated_in(tiny_model):
                               generation_batch_size=4)
     again = chunked.generate(prompts, num_generations=2, row_seeds=row_seeds(0, 1, [0, 1, 2], 2))
     assert again.texts == together.texts
+
+
+def test_shared_prompt_prefill_gives_the_samples_of_the_ordinary_path(tiny_model):
+    model, tokenizer = tiny_model
+    prompts = ["12+7=", "3*45=", "9-4=", "100-1="]  # different lengths: left padding in the shared prefill
+    seeds = row_seeds(3, 2, [0, 1, 2, 3], 3)
+    batches = {}
+    for share in (False, True):
+        for chunk in (None, 4):  # a chunk of 4 rows splits the groups of 3
+            engine = HFRolloutEngine(model=model, tokenizer=tokenizer, sampling=SamplingSettings(16, 8),
+                                     generation_batch_size=chunk, share_prompt_prefill=share)
+            batches[share, chunk] = engine.generate(prompts, num_generations=3, row_seeds=seeds)
+    reference = batches[False, None]
+    for batch in batches.values():
+        assert torch.equal(batch.completion_ids, reference.completion_ids)
+        assert torch.equal(batch.completion_mask, reference.completion_mask)
+        torch.testing.assert_close(batch.logprobs, reference.logprobs, rtol=1e-5, atol=1e-5)
+    engine = HFRolloutEngine(model=model, tokenizer=tokenizer, sampling=SamplingSettings(16, 8))
+    ids, mask = tokenize_prompts(tokenizer, [p for p in prompts for _ in range(3)], 16)
+    cache = engine._shared_prefix_cache(model, ids, mask)
+    assert cache.get_seq_length() == ids.shape[1] - 1 and cache.layers[0].keys.shape[0] == 12
+    assert engine._shared_prefix_cache(model, ids[::3], mask[::3]) is None  # nothing shared: no extra pass
 
 
 def test_rollout_logprobs_are_those_of_the_temperature_scaled_policy(tiny_model):
@@ -180,3 +203,35 @@ def test_vllm_buckets_are_sized_by_the_full_parameter_not_the_local_shard():
     names = [[n for n, _ in bucket] for bucket in weight_buckets(params, 2 * 2 ** 20)]
     assert names == [["w0", "w1"], ["w2", "w3"]]
     assert [[n for n, _ in b] for b in weight_buckets(params, 0)] == [["w0"], ["w1"], ["w2"], ["w3"]]
+
+
+@pytest.mark.parametrize("output", ["hidden", "logits"])
+def test_shared_prefix_training_forward_matches_the_full_forward(output):
+    """Outputs and every parameter gradient of the shared-prefix forward equal the full forward's. float64,
+    but HF's RMSNorm computes in float32, so gradients agree to float32 rounding of their largest entry."""
+    tokenizer = toy.make_tokenizer()
+    model = toy.make_model(tokenizer, layers=2, hidden=64, seed=1).double().train()
+    prompts = ["12+7=", "12+7=", "3*45=", "9-4=", "9-4=", "9-4=", "100-1="]  # groups of 2, 1, 3, 1
+    prompt_ids, prompt_mask = tokenize_prompts(tokenizer, prompts, 16)
+    generator = torch.Generator().manual_seed(0)
+    completion_ids = torch.randint(3, len(tokenizer), (7, 6), generator=generator)
+    completion_mask = (torch.arange(6)[None] < torch.tensor([6, 3, 1, 6, 5, 2, 4])[:, None]).long()
+    weights = torch.randn(7, 6, 64 if output == "hidden" else model.config.vocab_size, dtype=torch.float64,
+                          generator=generator)
+    results = []
+    for share in (False, True):
+        model.zero_grad()
+        out = completion_forward(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                 output=output, share_prefix=share)
+        (out * weights * completion_mask[..., None]).sum().backward()
+        results.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (full, full_grads), (shared, shared_grads) = results
+    assert full.shape == shared.shape == weights.shape
+    valid = completion_mask.bool()
+    torch.testing.assert_close(shared[valid], full[valid], rtol=1e-10, atol=1e-10)
+    for name, grad in full_grads.items():
+        scale = grad.abs().max().item()
+        assert (shared_grads[name] - grad).abs().max().item() <= 1e-6 * scale, name
+    assert any(g.abs().max() > 0 for g in full_grads.values())
+    model.gradient_checkpointing_enable()  # the cache is off under checkpointing: the full forward is taken
+    assert not can_share_prefix(model, training=True) and can_share_prefix(model, training=False)

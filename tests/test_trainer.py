@@ -192,3 +192,30 @@ def test_bad_batch_layout_fails_before_any_work(tmp_path):
         Trainer(tiny(tmp_path, per_device_train_batch_size=5))
     with pytest.raises(ValueError, match="uncertainty='nope' is not registered"):
         Trainer(tiny(tmp_path, uncertainty="nope"))
+
+
+@pytest.mark.parametrize("fused_linear", [True, False])
+def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatch, fused_linear):
+    """Each prompt's prefix run once for its G rows (generation and update) vs the full forward for every row:
+    the same samples, loss and parameters, up to float32 rounding; with old log-probs (num_iterations=2)."""
+    from seedgrpo.rollout import scoring
+
+    prefix_passes = []
+    real_prefix_cache = scoring.prefix_cache
+    monkeypatch.setattr(scoring, "prefix_cache",
+                        lambda *a, **k: prefix_passes.append(torch.is_grad_enabled()) or real_prefix_cache(*a, **k))
+    settings = dict(num_iterations=2, per_device_train_batch_size=8, fused_linear=fused_linear,
+                    max_prompt_length=24)
+    shared = Trainer(tiny(tmp_path / "a", **settings), reward_fn=digit_reward)
+    full = Trainer(tiny(tmp_path / "b", share_prompt_prefill=False, **settings), reward_fn=digit_reward)
+    start = params(shared)
+    shared_metrics = shared.train()
+    assert True in prefix_passes and False in prefix_passes  # the update and generation both shared
+    prefix_passes.clear()
+    full_metrics = full.train()
+    assert not prefix_passes
+    assert shared_metrics["completion_length"] == full_metrics["completion_length"]
+    assert shared_metrics["reward_mean"] == pytest.approx(full_metrics["reward_mean"], abs=1e-12)
+    assert shared_metrics["grad_norm"] == pytest.approx(full_metrics["grad_norm"], rel=1e-5)
+    assert max_diff(start, params(shared)) > 1e-4
+    assert max_diff(params(shared), params(full)) < 1e-5

@@ -94,7 +94,10 @@ def row_seeds(seed: int, step: int, prompt_indices: list[int], num_generations: 
 
 def tokenize_prompts(tokenizer, prompts: list[str], max_prompt_length: int, device=None):
     """Left-padded prompt ids and mask; prompts longer than `max_prompt_length` keep their last tokens."""
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt_length:] for p in prompts]
+    distinct = {p: None for p in prompts}  # a prompt comes G times: encode it once
+    for p in distinct:
+        distinct[p] = tokenizer(p, add_special_tokens=False)["input_ids"][-max_prompt_length:]
+    encoded = [distinct[p] for p in prompts]
     if any(len(ids) == 0 for ids in encoded):
         raise ValueError("a prompt tokenized to zero tokens; check prompt_template and the data")
     width = max(len(ids) for ids in encoded)

@@ -15,6 +15,11 @@ rounding; the trainer recomputes them with the training forward when the loss ne
 (`exact_logprobs = False`). With `with_hidden`, one full forward pass gives the hidden states and the
 log-probs together.
 
+The G rows of a prompt share its prefix: each distinct prompt is prefilled once (all but its last token) and
+the KV cache is copied to its G rows before `generate` continues from it (`share_prompt_prefill`, on by
+default), which takes (G - 1) / G of the prefill work away; the samples are those of the ordinary path up to
+kernel rounding.
+
 Under ZeRO-3 the weights are gathered for generation when they fit (`gather_for_generation`), with ZeRO's
 module hooks removed meanwhile (the full parameters are already there); otherwise every rank generates
 with sharded weights and `synced_gpus=True`, which keeps the ranks' forward passes in lock-step.
@@ -27,6 +32,7 @@ import torch
 
 from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
                    decode_completions, eos_token_ids, pad_token_id, tokenize_prompts)
+from . import scoring
 from .scoring import full_numel, is_zero3_param, score_completions, unwrap
 
 # Gather the policy for generation when its full weights take less than this share of free GPU memory.
@@ -100,12 +106,13 @@ class HFRolloutEngine(RolloutEngine):
     exact_logprobs = False  # recorded during (KV-cached) generation; see the module docstring
 
     def __init__(self, *, model, tokenizer, sampling: SamplingSettings, gather_for_generation="auto",
-                 generation_batch_size: int | None = None):
+                 generation_batch_size: int | None = None, share_prompt_prefill: bool = True):
         self.model = model  # a DeepSpeed engine or a plain module: always the live training weights
         self.tokenizer = tokenizer
         self.sampling = sampling
         self.gather_for_generation = gather_for_generation
         self.generation_batch_size = generation_batch_size
+        self.share_prompt_prefill = share_prompt_prefill
         self.eos_ids = eos_token_ids(tokenizer, unwrap(model))
         self.pad_id = pad_token_id(tokenizer)
 
@@ -147,9 +154,11 @@ class HFRolloutEngine(RolloutEngine):
             temperature=1.0, top_p=1.0, repetition_penalty=1.0,
         )
         sampler = SeededGumbelSampler(seeds, prompt_ids.shape[1], self.sampling)
+        prefix = None if sharded else self._shared_prefix_cache(generator, prompt_ids, prompt_mask)
         sequences = generator.generate(input_ids=prompt_ids, attention_mask=prompt_mask,
                                        generation_config=config, synced_gpus=sharded,
-                                       logits_processor=LogitsProcessorList([sampler]))
+                                       logits_processor=LogitsProcessorList([sampler]),
+                                       past_key_values=prefix)
         completion_ids = sequences[:, prompt_ids.shape[1]:]
         mask, truncated = completion_mask_after_eos(completion_ids, self.eos_ids)
         completion_ids = completion_ids.masked_fill(mask == 0, self.pad_id)
@@ -160,6 +169,18 @@ class HFRolloutEngine(RolloutEngine):
         else:
             logprobs, hidden = torch.stack(sampler.logprobs, dim=1) * mask, None
         return completion_ids, mask, truncated, logprobs, hidden
+
+    def _shared_prefix_cache(self, module, prompt_ids, prompt_mask):
+        """A KV cache of every row's prompt but its last token, computed once per distinct prompt; None when
+        there is nothing to share (or the model asks generate for a cache of its own kind)."""
+        if not self.share_prompt_prefill or not scoring.can_share_prefix(module, training=False):
+            return None
+        shared = scoring.shareable_prefix_rows(prompt_ids, prompt_mask)
+        if shared is None:
+            return None
+        # generate's own convention for the positions of padding (1): the cache matches its prefill's
+        return scoring.prefix_cache(
+            module, *shared, position_ids_of=lambda mask: (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1))
 
     def _concat(self, prompt_ids, prompt_mask, pieces) -> RolloutBatch:
         width = max(p[0].shape[1] for p in pieces)

@@ -9,6 +9,12 @@ forward hooks reset the parameter-prefetch trace, and skipping them leaves the c
 Only one logit row per sequence is computed. Position ids follow the attention mask, so a left-padded row
 gets the same positions whatever the padding of the batch it sits in (generation does the same).
 
+`completion_forward` runs the training forward of a micro-batch whose rows share prompts (G rows per
+prompt): each distinct prompt's first P - 1 tokens go through the model once, their KV cache is indexed out
+to the rows that share them, and only (last prompt token, completion) runs per row. Autograd sums the rows'
+gradients into the shared prefix, so the loss and every gradient are those of the full forward up to kernel
+rounding, on (G - 1) / G less prompt compute.
+
 `completion_logprobs` projects onto the vocabulary a chunk of rows at a time, in float32, with the
 temperature applied: the log-probs of the distribution that was sampled from (DESIGN.md §2).
 """
@@ -33,6 +39,70 @@ def forward_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor)
                 position_ids=position_ids_from_mask(attention_mask), logits_to_keep=1,
                 output_hidden_states=True, use_cache=False)
     return out.hidden_states[-1]
+
+
+def shareable_prefix_rows(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor):
+    """(distinct (ids, mask) rows [U, 2P], row -> distinct row [B]) or None when no two rows share a prompt,
+    or the prompt is a single token (nothing before the last token to share)."""
+    if prompt_ids.shape[1] < 2:
+        return None
+    # (ids, mask) together: a pad id that is also a real token must not merge prompts of different length
+    distinct, row_of = torch.unique(torch.cat([prompt_ids, prompt_mask], 1), dim=0, return_inverse=True)
+    return None if distinct.shape[0] == prompt_ids.shape[0] else (distinct, row_of)
+
+
+def prefix_cache(model, distinct: torch.Tensor, row_of: torch.Tensor, position_ids_of=None):
+    """Run each distinct prompt's first P - 1 tokens once (`distinct` from `shareable_prefix_rows`) and return
+    a KV cache holding them for every row; with autograd when it is enabled."""
+    from transformers import DynamicCache
+
+    width = distinct.shape[1] // 2
+    ids, mask = distinct[:, :width - 1], distinct[:, width:2 * width - 1]
+    positions = (position_ids_of or position_ids_from_mask)(mask)
+    cache = DynamicCache(config=unwrap(model).config)
+    model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
+          logits_to_keep=1)
+    cache.batch_select_indices(row_of)  # row r gets the cache of its prompt (indexing: differentiable)
+    return cache
+
+
+def can_share_prefix(model, *, training: bool) -> bool:
+    """A KV cache built by hand works with HF models that use the default dynamic cache; in training,
+    gradient checkpointing turns the cache off, so it rules sharing out."""
+    module = unwrap(model)
+    generation_config = getattr(module, "generation_config", None)
+    if training and getattr(module, "is_gradient_checkpointing", False):
+        return False
+    return hasattr(module, "config") and getattr(generation_config, "cache_implementation", None) is None
+
+
+def completion_forward(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
+                       output: str = "hidden", share_prefix: bool = True) -> torch.Tensor:
+    """The training forward of prompt + completion, returning what predicts each completion token:
+    `output="hidden"` -> final hidden states [B, T, H], `"logits"` -> logits [B, T, V] (positions P - 1 ..
+    P + T - 2). Rows that share a prompt share its prefix pass when `share_prefix` (see the module notes)."""
+    if output not in ("hidden", "logits"):
+        raise ValueError(f"output={output!r} must be 'hidden' or 'logits'")
+    prompt_len, length = prompt_ids.shape[1], completion_ids.shape[1]
+    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+    positions = position_ids_from_mask(attention_mask)
+    shared = None
+    if share_prefix and can_share_prefix(model, training=torch.is_grad_enabled()):
+        shared = shareable_prefix_rows(prompt_ids, prompt_mask)
+    if shared is None:
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        if output == "hidden":
+            return forward_hidden(model, input_ids, attention_mask)[:, prompt_len - 1:-1]
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                    logits_to_keep=length + 1, use_cache=False)
+        return out.logits[:, :-1]
+    cache = prefix_cache(model, *shared)
+    # the rest of each row: its last prompt token and all completion tokens but the last
+    tail_ids = torch.cat([prompt_ids[:, -1:], completion_ids[:, :-1]], dim=1)
+    out = model(input_ids=tail_ids, attention_mask=attention_mask[:, :-1],
+                position_ids=positions[:, prompt_len - 1:-1], past_key_values=cache, use_cache=True,
+                logits_to_keep=0 if output == "logits" else 1, output_hidden_states=output == "hidden")
+    return out.hidden_states[-1] if output == "hidden" else out.logits
 
 
 def unwrap(model):
