@@ -85,8 +85,16 @@ def run_one(name: str, overrides: dict, seed: int, args) -> dict:
         "warm_start": summary["warm_start"], "seconds": round(time.perf_counter() - started, 1),
         "rl_seconds_per_step": summary["seconds"]["rl_per_step"],
         "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {_cpus()} CPUs",
-        "command": " ".join(sys.argv),
+        "command": " ".join(sys.argv), "revision": _revision(),
     }
+
+
+def _revision() -> str:
+    """The code's git commit: runs of different revisions may differ by float rounding in sampling."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
 
 
 def _cpus() -> int:
