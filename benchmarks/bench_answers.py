@@ -217,7 +217,8 @@ def write_results(path: Path, args, perf: list[dict], qual: list[dict] | None) -
         f"(the 1-thread runs {c1['cores']:.2f}).",
         f"- c, 2 threads / 1 thread, paired (each 2-thread run against the 1-thread run just before it): "
         f"median **{statistics.median(c2['paired_speedups']):.2f}×**, range "
-        f"{c2['paired_speedups'][0]:.2f}×–{c2['paired_speedups'][-1]:.2f}× over {len(c2['paired_speedups'])} pairs.",
+        f"{c2['paired_speedups'][0]:.2f}×–{c2['paired_speedups'][-1]:.2f}× over "
+        f"{len(c2['paired_speedups'])} pairs.",
     ]
     if mv:
         lines.append(f"- c (1 thread) / math-verify: **{c1['per_cpu_s'] / mv['per_cpu_s']:,.0f}×** per "

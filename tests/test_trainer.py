@@ -202,8 +202,12 @@ def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatc
 
     prefix_passes = []
     real_prefix_cache = scoring.prefix_cache
-    monkeypatch.setattr(scoring, "prefix_cache",
-                        lambda *a, **k: prefix_passes.append(torch.is_grad_enabled()) or real_prefix_cache(*a, **k))
+
+    def counting_prefix_cache(*args, **kwargs):
+        prefix_passes.append(torch.is_grad_enabled())
+        return real_prefix_cache(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "prefix_cache", counting_prefix_cache)
     settings = dict(num_iterations=2, per_device_train_batch_size=8, fused_linear=fused_linear,
                     max_prompt_length=24)
     shared = Trainer(tiny(tmp_path / "a", **settings), reward_fn=digit_reward)

@@ -92,6 +92,14 @@ def row_seeds(seed: int, step: int, prompt_indices: list[int], num_generations: 
     return seeds
 
 
+def expand_rows(prompts: list[str], num_generations: int, row_seeds: list[int]) -> list[str]:
+    """The output rows (each prompt G times, grouped) after checking there is one seed per row."""
+    rows = [p for p in prompts for _ in range(num_generations)]
+    if len(row_seeds) != len(rows):
+        raise ValueError(f"row_seeds has {len(row_seeds)} entries; expected one per row ({len(rows)})")
+    return rows
+
+
 def tokenize_prompts(tokenizer, prompts: list[str], max_prompt_length: int, device=None):
     """Left-padded prompt ids and mask; prompts longer than `max_prompt_length` keep their last tokens."""
     distinct = {p: None for p in prompts}  # a prompt comes G times: encode it once

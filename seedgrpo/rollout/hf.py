@@ -31,7 +31,7 @@ import contextlib
 import torch
 
 from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
-                   decode_completions, eos_token_ids, pad_token_id, tokenize_prompts)
+                   decode_completions, eos_token_ids, expand_rows, pad_token_id, tokenize_prompts)
 from . import scoring
 from .scoring import full_numel, is_zero3_param, score_completions, unwrap
 
@@ -120,9 +120,7 @@ class HFRolloutEngine(RolloutEngine):
     @torch.no_grad()
     def generate(self, prompts, *, num_generations, row_seeds, with_hidden=False,
                  progress=None) -> RolloutBatch:
-        rows = [p for p in prompts for _ in range(num_generations)]
-        if len(row_seeds) != len(rows):
-            raise ValueError(f"row_seeds has {len(row_seeds)} entries; expected one per row ({len(rows)})")
+        rows = expand_rows(prompts, num_generations, row_seeds)
         module = unwrap(self.model)
         device = next(module.parameters()).device
         prompt_ids, prompt_mask = tokenize_prompts(self.tokenizer, rows, self.sampling.max_prompt_length,

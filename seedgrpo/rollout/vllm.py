@@ -31,7 +31,7 @@ import torch
 
 from .. import dist
 from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
-                   decode_completions, eos_token_ids, pad_token_id, tokenize_prompts)
+                   decode_completions, eos_token_ids, expand_rows, pad_token_id, tokenize_prompts)
 from .scoring import full_numel, gathered, score_completions, unwrap
 
 
@@ -84,9 +84,7 @@ class VLLMRolloutEngine(RolloutEngine):
     @torch.no_grad()
     def generate(self, prompts, *, num_generations, row_seeds, with_hidden=False,
                  progress=None) -> RolloutBatch:
-        rows = [p for p in prompts for _ in range(num_generations)]
-        if len(row_seeds) != len(rows):
-            raise ValueError(f"row_seeds has {len(row_seeds)} entries; expected one per row ({len(rows)})")
+        rows = expand_rows(prompts, num_generations, row_seeds)
         if not self._weights_current:
             self.sync_weights()
         self._wake("kv_cache")
