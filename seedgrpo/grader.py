@@ -23,6 +23,7 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -495,6 +496,11 @@ def _constant_ratio(dx, dy) -> bool:
 
 
 def _worker_main() -> None:
+    # A scheduler's SIGTERM (SLURM, Kubernetes, the DeepSpeed launcher) or a terminal's SIGINT reaches the
+    # whole process group: the trainer finishes its step and checkpoints, and it still needs its graders to do
+    # so. A worker ends when its parent closes stdin, or by SIGKILL (the time budget).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the reply stream
     _reference()

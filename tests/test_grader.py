@@ -84,6 +84,25 @@ def test_shutdown_stops_the_workers(fresh_pool):
     assert all(p.poll() is not None for p in processes)
 
 
+@pytest.mark.slow
+def test_workers_outlive_a_sigterm_to_the_process_group(fresh_pool):
+    """SLURM/Kubernetes signal every process of a job: the trainer's last step must still be graded."""
+    import os
+    import signal
+
+    assert grader.is_equivalent("x+1", "1+x")
+    processes = [w.proc for w in grader._POOL._workers]
+    for process in processes:
+        os.kill(process.pid, signal.SIGTERM)
+        os.kill(process.pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert all(p.poll() is None for p in processes)
+    grader._CACHE.clear()
+    assert grader.check_canonical_pairs([("2x", "x+x"), ("x", "y")]) == [True, False]
+    current = [w.proc for w in grader._POOL._workers]
+    assert all(p in current for p in processes)  # none was replaced
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="pred must be a str or a number"):
         grader.is_equivalent(None, "1")

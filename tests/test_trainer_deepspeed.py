@@ -156,28 +156,43 @@ def test_sigterm_checkpoint_and_resume_is_exact_under_zero3(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- launched
-def _launch(command, output_dir, timeout=300):
+def _launch_env():
     env = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)  # set by in-process tests of this session; the launcher sets its own
-    args = ["--config", "configs/tiny-cpu.yaml", "--output_dir", str(output_dir), "--max_steps", "2",
+    return env
+
+
+def _train_args(output_dir, max_steps=2, *extra):
+    return ["--config", "configs/tiny-cpu.yaml", "--output_dir", str(output_dir), "--max_steps", str(max_steps),
             "--prompts_per_step", "4", "--num_generations", "4", "--per_device_train_batch_size", "4",
             "--num_iterations", "2", "--learning_rate", "1e-3", "--toy.layers", "2", "--toy.hidden", "64",
             "--max_completion_length", "10", "--progress", "false", "--tensorboard", "false",
-            "--reward_fn", "tests.test_trainer_deepspeed:digit_reward"]
-    result = subprocess.run(command + args, cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+            "--reward_fn", "tests.test_trainer_deepspeed:digit_reward", *extra]
+
+
+def _metrics(output_dir):
+    path = Path(output_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def _launch(command, output_dir, timeout=300, max_steps=2, extra=()):
+    result = subprocess.run(command + _train_args(output_dir, max_steps, *extra), cwd=REPO, env=_launch_env(),
+                            capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return [json.loads(line) for line in (Path(output_dir) / "metrics.jsonl").read_text().splitlines()]
+    return _metrics(output_dir)
+
+
+def _deepspeed_two_ranks():
+    deepspeed = str(Path(sys.executable).parent / "deepspeed")
+    return [deepspeed, "--num_gpus", "2", "--master_port", str(_free_port()), "--module", "seedgrpo.train"]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_ranks_match_one_rank_on_the_same_global_batch(tmp_path):
     one = _launch([sys.executable, "-m", "seedgrpo.train"], tmp_path / "one")
-    deepspeed = str(Path(sys.executable).parent / "deepspeed")
-    two = _launch([deepspeed, "--num_gpus", "2", "--master_port", str(_free_port()), "--module",
-                   "seedgrpo.train"], tmp_path / "two")
+    two = _launch(_deepspeed_two_ranks(), tmp_path / "two")
     assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2]
     for a, b in zip(one, two):
         for key in ("loss", "grad_norm", "reward_mean", "completion_length", "semantic_entropy_mean"):
@@ -185,6 +200,35 @@ def test_two_ranks_match_one_rank_on_the_same_global_batch(tmp_path):
     params_one, params_two = final_params(tmp_path / "one"), final_params(tmp_path / "two")
     assert max_diff(params_one, params_two) < 1e-5
     assert one[-1]["grad_norm"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sigterm_to_a_launched_job_checkpoints_every_rank_and_resumes(tmp_path):
+    """What SLURM, Kubernetes or Ctrl-C do: SIGTERM to the launcher and both ranks (their process group).
+    DeepSpeed's launcher then SIGTERMs the ranks one after another, waiting up to 30 s for each: the ranks
+    agree to stop at the end of the step, checkpoint together and exit within that time."""
+    import signal as signals
+    import time
+
+    output = tmp_path / "run"
+    job = subprocess.Popen(_deepspeed_two_ranks() + _train_args(output, 500), cwd=REPO, env=_launch_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not _metrics(output):
+        assert job.poll() is None, job.stdout.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no step finished in 300 s"
+        time.sleep(0.2)
+    os.killpg(job.pid, signals.SIGTERM)
+    log = job.communicate(timeout=120)[0].decode()
+    latest = (output / "checkpoints" / "latest").read_text()
+    step = int(latest.split("_")[-1])
+    assert 1 <= step < 500, log[-3000:]
+    saved = output / "checkpoints" / latest
+    assert {"rng_rank0.pt", "rng_rank1.pt", "trainer_state.json"} <= {p.name for p in saved.iterdir()}
+    assert [r["step"] for r in _metrics(output)] == list(range(1, step + 1))
+    resumed = _launch(_deepspeed_two_ranks(), output, max_steps=step + 1, extra=("--resume", "auto"))
+    assert [r["step"] for r in resumed] == list(range(1, step + 2))
 
 
 def _free_port():
