@@ -256,7 +256,8 @@ class Trainer:
                          temperature=c.temperature, normalizer=normalizer, impl=c.loss_impl)
         forward = dict(model=self.policy.model, prompt_ids=prompt_ids, prompt_mask=prompt_mask,
                        completion_ids=completion_ids, completion_mask=completion_mask,
-                       share_prefix=c.share_prompt_prefill)
+                       share_prefix=c.share_prompt_prefill,
+                       lockstep=self.policy.is_deepspeed and self.world_size > 1)
         if c.fused_linear:
             hidden = completion_forward(**forward, output="hidden")
             weight = lm_head_weight(self.policy.model)

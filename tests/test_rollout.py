@@ -206,7 +206,7 @@ def test_vllm_buckets_are_sized_by_the_full_parameter_not_the_local_shard():
 
 
 @pytest.mark.parametrize("output", ["hidden", "logits"])
-def test_shared_prefix_training_forward_matches_the_full_forward(output):
+def test_shared_prefix_training_forward_matches_the_full_forward(output, monkeypatch):
     """Outputs and every parameter gradient of the shared-prefix forward equal the full forward's. float64,
     but HF's RMSNorm computes in float32, so gradients agree to float32 rounding of their largest entry."""
     tokenizer = toy.make_tokenizer()
@@ -233,5 +233,22 @@ def test_shared_prefix_training_forward_matches_the_full_forward(output):
         scale = grad.abs().max().item()
         assert (shared_grads[name] - grad).abs().max().item() <= 1e-6 * scale, name
     assert any(g.abs().max() > 0 for g in full_grads.values())
+    # lockstep (ZeRO-3 ranks): two passes even with nothing to share and one-token prompts; same result
+    from seedgrpo.rollout import scoring
+
+    prefix_passes = []
+    real_prefix_cache = scoring.prefix_cache
+    monkeypatch.setattr(scoring, "prefix_cache", lambda *a: prefix_passes.append(1) or real_prefix_cache(*a))
+    distinct = [0, 2, 3, 6]
+    one_token = (prompt_ids[:, -1:], prompt_mask[:, -1:])
+    for ids, mask in ((prompt_ids[distinct], prompt_mask[distinct]), one_token):
+        rows = ids.shape[0]
+        full = completion_forward(model, ids, mask, completion_ids[:rows], completion_mask[:rows],
+                                  output=output, share_prefix=False)
+        lockstep = completion_forward(model, ids, mask, completion_ids[:rows], completion_mask[:rows],
+                                      output=output, lockstep=True)
+        valid = completion_mask[:rows].bool()
+        torch.testing.assert_close(lockstep[valid], full[valid], rtol=1e-10, atol=1e-10)
+    assert len(prefix_passes) == 2  # both lockstep calls took the two-pass path
     model.gradient_checkpointing_enable()  # the cache is off under checkpointing: the full forward is taken
     assert not can_share_prefix(model, training=True) and can_share_prefix(model, training=False)

@@ -164,7 +164,8 @@ def _launch_env():
 
 
 def _train_args(output_dir, max_steps=2, *extra):
-    return ["--config", "configs/tiny-cpu.yaml", "--output_dir", str(output_dir), "--max_steps", str(max_steps),
+    return ["--config", "configs/tiny-cpu.yaml", "--output_dir", str(output_dir),
+            "--max_steps", str(max_steps),
             "--prompts_per_step", "4", "--num_generations", "4", "--per_device_train_batch_size", "4",
             "--num_iterations", "2", "--learning_rate", "1e-3", "--toy.layers", "2", "--toy.hidden", "64",
             "--max_completion_length", "10", "--progress", "false", "--tensorboard", "false",

@@ -41,14 +41,14 @@ def forward_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor)
     return out.hidden_states[-1]
 
 
-def shareable_prefix_rows(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor):
-    """(distinct (ids, mask) rows [U, 2P], row -> distinct row [B]) or None when no two rows share a prompt,
-    or the prompt is a single token (nothing before the last token to share)."""
+def shareable_prefix_rows(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, always: bool = False):
+    """(distinct (ids, mask) rows [U, 2P], row -> distinct row [B]) or None when no two rows share a prompt
+    (unless `always`), or the prompt is a single token (nothing before the last token to share)."""
     if prompt_ids.shape[1] < 2:
         return None
     # (ids, mask) together: a pad id that is also a real token must not merge prompts of different length
     distinct, row_of = torch.unique(torch.cat([prompt_ids, prompt_mask], 1), dim=0, return_inverse=True)
-    return None if distinct.shape[0] == prompt_ids.shape[0] else (distinct, row_of)
+    return None if distinct.shape[0] == prompt_ids.shape[0] and not always else (distinct, row_of)
 
 
 def prefix_cache(model, distinct: torch.Tensor, row_of: torch.Tensor, position_ids_of=None):
@@ -77,18 +77,26 @@ def can_share_prefix(model, *, training: bool) -> bool:
 
 
 def completion_forward(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
-                       output: str = "hidden", share_prefix: bool = True) -> torch.Tensor:
+                       output: str = "hidden", share_prefix: bool = True,
+                       lockstep: bool = False) -> torch.Tensor:
     """The training forward of prompt + completion, returning what predicts each completion token:
     `output="hidden"` -> final hidden states [B, T, H], `"logits"` -> logits [B, T, V] (positions P - 1 ..
-    P + T - 2). Rows that share a prompt share its prefix pass when `share_prefix` (see the module notes)."""
+    P + T - 2). Rows that share a prompt share its prefix pass when `share_prefix` (see the module notes).
+
+    `lockstep`: every rank must make the same forward calls (ZeRO-3 gathers parameters inside each one), so
+    when sharing is on the two passes are taken whatever this rank's batch holds: with nothing shared, and
+    with one-token prompts given a masked column (positions follow the mask: the result is unchanged).
+    """
     if output not in ("hidden", "logits"):
         raise ValueError(f"output={output!r} must be 'hidden' or 'logits'")
+    share_prefix = share_prefix and can_share_prefix(model, training=torch.is_grad_enabled())
+    if share_prefix and lockstep and prompt_ids.shape[1] < 2:
+        prompt_ids = torch.nn.functional.pad(prompt_ids, (1, 0), value=int(prompt_ids[0, 0]))
+        prompt_mask = torch.nn.functional.pad(prompt_mask, (1, 0), value=0)
     prompt_len, length = prompt_ids.shape[1], completion_ids.shape[1]
     attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
     positions = position_ids_from_mask(attention_mask)
-    shared = None
-    if share_prefix and can_share_prefix(model, training=torch.is_grad_enabled()):
-        shared = shareable_prefix_rows(prompt_ids, prompt_mask)
+    shared = shareable_prefix_rows(prompt_ids, prompt_mask, always=lockstep) if share_prefix else None
     if shared is None:
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         if output == "hidden":
