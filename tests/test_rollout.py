@@ -250,5 +250,5 @@ def test_shared_prefix_training_forward_matches_the_full_forward(output, monkeyp
         valid = completion_mask[:rows].bool()
         torch.testing.assert_close(lockstep[valid], full[valid], rtol=1e-10, atol=1e-10)
     assert len(prefix_passes) == 2  # both lockstep calls took the two-pass path
-    model.gradient_checkpointing_enable()  # the cache is off under checkpointing: the full forward is taken
+    model.activation_checkpointing_enable()  # the cache is off under checkpointing: the full forward is taken
     assert not can_share_prefix(model, training=True) and can_share_prefix(model, training=False)

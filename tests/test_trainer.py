@@ -223,3 +223,17 @@ def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatc
     assert shared_metrics["grad_norm"] == pytest.approx(full_metrics["grad_norm"], rel=1e-5)
     assert max_diff(start, params(shared)) > 1e-4
     assert max_diff(params(shared), params(full)) < 1e-5
+
+
+def test_gradient_checkpointing_trains_like_the_plain_forward(tmp_path):
+    """Checkpointing recomputes the forward in backward: the same update; the training forward then runs
+    without the shared prefix (the model's cache is off under checkpointing)."""
+    settings = dict(num_iterations=2, per_device_train_batch_size=8)
+    checkpointed = Trainer(tiny(tmp_path / "a", gradient_checkpointing=True, **settings), reward_fn=digit_reward)
+    assert checkpointed.policy.model.is_activation_checkpointing
+    plain = Trainer(tiny(tmp_path / "b", **settings), reward_fn=digit_reward)
+    start = params(plain)
+    checkpointed_metrics, plain_metrics = checkpointed.train(), plain.train()
+    assert max_diff(start, params(plain)) > 1e-4
+    assert max_diff(params(checkpointed), params(plain)) < 1e-5
+    assert checkpointed_metrics["grad_norm"] == pytest.approx(plain_metrics["grad_norm"], rel=1e-5)

@@ -71,8 +71,12 @@ def can_share_prefix(model, *, training: bool) -> bool:
     gradient checkpointing turns the cache off, so it rules sharing out."""
     module = unwrap(model)
     generation_config = getattr(module, "generation_config", None)
-    if training and getattr(module, "is_gradient_checkpointing", False):
-        return False
+    if training:
+        # transformers 5 renamed the property (the old name warns); 4.x has only the old one
+        name = "is_activation_checkpointing" if hasattr(type(module), "is_activation_checkpointing") \
+            else "is_gradient_checkpointing"
+        if getattr(module, name, False):
+            return False
     return hasattr(module, "config") and getattr(generation_config, "cache_implementation", None) is None
 
 
