@@ -147,7 +147,8 @@ def report(results_dir: Path, steps: int, curves_png: Path, baseline: str = "dr_
         curves[name] = [(r["curve"]["steps"], [100 * (acc - r["initial_accuracy"])
                                                 for acc in r["curve"]["accuracy"]]) for r in runs]
     plots.plot_curves(curves, curves_png, ylabel="held-out accuracy gain over the warm start (points)",
-                      title=f"toy arithmetic, {steps} RL steps, mean ± 95% CI over seeds")
+                      title=f"toy arithmetic, {steps} RL steps, mean over seeds"
+                            + (" ± 95% CI" if len(curves) <= 6 else ""))
     return "\n".join(lines) + f"\n\nlearning curves: {curves_png}"
 
 

@@ -93,11 +93,13 @@ _T95 = dict(enumerate([12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 
 
 
 def plot_curves(curves: dict[str, list[tuple[list[float], list[float]]]], path: str | Path, *,
-                ylabel: str = "held-out accuracy", title: str = "") -> Path:
-    """Mean curve ± 95% CI band across seeds for each label; seeds are aligned on their shared steps."""
+                ylabel: str = "held-out accuracy", title: str = "", max_bands: int = 6) -> Path:
+    """Mean curve across seeds for each label, with its 95% CI band when there are at most `max_bands`
+    labels (more bands only hide each other); seeds are aligned on their shared steps."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    colors = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors  # one distinct colour per label
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    colors = plt.get_cmap("tab10").colors
+    styles = ("-", "--", ":", "-.")  # ten colours per line style: every label gets its own pair
     for index, (label, runs) in enumerate(curves.items()):
         shared = sorted(set.intersection(*(set(steps) for steps, _ in runs))) if runs else []
         if not shared:
@@ -105,9 +107,11 @@ def plot_curves(curves: dict[str, list[tuple[list[float], list[float]]]], path: 
         lookup = [dict(zip(steps, values)) for steps, values in runs]
         stats = [mean_ci95([run[s] for run in lookup]) for s in shared]
         means = [m for m, _ in stats]
-        color = colors[index % len(colors)]
-        ax.plot(shared, means, color=color, label=f"{label} (n={len(runs)})")
-        ax.fill_between(shared, [m - h for m, h in stats], [m + h for m, h in stats], color=color, alpha=0.12)
+        color, style = colors[index % 10], styles[(index // 10) % len(styles)]
+        ax.plot(shared, means, color=color, linestyle=style, label=f"{label} (n={len(runs)})")
+        if len(curves) <= max_bands:
+            ax.fill_between(shared, [m - h for m, h in stats], [m + h for m, h in stats], color=color,
+                            alpha=0.12)
     ax.set(xlabel="RL step", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
