@@ -36,6 +36,7 @@ def parse_args(argv=None):
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpointing", action="store_true", help="activation checkpointing on (both settings)")
     return p.parse_args(argv)
 
 
@@ -51,10 +52,13 @@ def main(argv=None) -> None:
     longest = max(args.prompt) + max(args.completion) + 8
     model = toy.make_model(tokenizer, layers=args.layers, hidden=args.hidden, seed=0,
                            max_positions=longest).to(args.device).train()
+    if args.checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     generator = torch.Generator().manual_seed(0)
     rows = args.prompts * args.generations
     print(f"{rows} rows ({args.prompts} prompts x G={args.generations}), Qwen2 L={args.layers} H={args.hidden}, "
-          f"{args.device}, {args.threads} threads, torch {torch.__version__}")
+          f"{args.device}, {args.threads} threads, checkpointing {'on' if args.checkpointing else 'off'}, "
+          f"torch {torch.__version__}")
     print("| prompt | completion | full fwd+bwd (ms) | shared prefix (ms) | shared / full |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +66,8 @@ def main(argv=None) -> None:
     with OUT.open("a", newline="") as f:
         writer = csv.writer(f)
         if new_file:
-            writer.writerow(["prompt", "completion", "rows", "layers", "hidden", "device", "threads", "full_ms",
+            writer.writerow(["prompt", "completion", "rows", "layers", "hidden", "device", "threads", "checkpointing",
+                             "full_ms",
                              "shared_ms", "ratio", "machine", "torch", "date"])
         for prompt_len in args.prompt:
             for completion_len in args.completion:
@@ -94,7 +99,7 @@ def main(argv=None) -> None:
                 full, shared = (1000 * statistics.median(times[k]) for k in (False, True))
                 print(f"| {prompt_len} | {completion_len} | {full:.1f} | {shared:.1f} | {shared / full:.2f}x |")
                 writer.writerow([prompt_len, completion_len, rows, args.layers, args.hidden, args.device,
-                                 args.threads, f"{full:.2f}", f"{shared:.2f}", f"{shared / full:.3f}",
+                                 args.threads, args.checkpointing, f"{full:.2f}", f"{shared:.2f}", f"{shared / full:.3f}",
                                  platform.machine(), torch.__version__, datetime.date.today().isoformat()])
 
 

@@ -205,12 +205,23 @@ def test_vllm_buckets_are_sized_by_the_full_parameter_not_the_local_shard():
     assert [[n for n, _ in b] for b in weight_buckets(params, 0)] == [["w0"], ["w1"], ["w2"], ["w3"]]
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
 @pytest.mark.parametrize("output", ["hidden", "logits"])
-def test_shared_prefix_training_forward_matches_the_full_forward(output, monkeypatch):
-    """Outputs and every parameter gradient of the shared-prefix forward equal the full forward's. float64,
-    but HF's RMSNorm computes in float32, so gradients agree to float32 rounding of their largest entry."""
+def test_shared_prefix_training_forward_matches_the_full_forward(output, checkpointing, monkeypatch):
+    """Outputs and every parameter gradient of the shared-prefix forward equal the full forward's, with and
+    without activation checkpointing (whose backward replays each layer with the same cache). float64, but
+    HF's RMSNorm computes in float32, so gradients agree to float32 rounding of their largest entry."""
+    from seedgrpo.rollout import scoring
+
+    prefix_passes = []
+    real = scoring.shared_prefix_training_cache
+    monkeypatch.setattr(scoring, "shared_prefix_training_cache",
+                        lambda *a: prefix_passes.append(1) or real(*a))
     tokenizer = toy.make_tokenizer()
     model = toy.make_model(tokenizer, layers=2, hidden=64, seed=1).double().train()
+    if checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    assert can_share_prefix(model, training=True) and can_share_prefix(model, training=False)
     prompts = ["12+7=", "12+7=", "3*45=", "9-4=", "9-4=", "9-4=", "100-1="]  # groups of 2, 1, 3, 1
     prompt_ids, prompt_mask = tokenize_prompts(tokenizer, prompts, 16)
     generator = torch.Generator().manual_seed(0)
@@ -225,6 +236,7 @@ def test_shared_prefix_training_forward_matches_the_full_forward(output, monkeyp
                                  output=output, share_prefix=share)
         (out * weights * completion_mask[..., None]).sum().backward()
         results.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    assert len(prefix_passes) == 1
     (full, full_grads), (shared, shared_grads) = results
     assert full.shape == shared.shape == weights.shape
     valid = completion_mask.bool()
@@ -234,11 +246,6 @@ def test_shared_prefix_training_forward_matches_the_full_forward(output, monkeyp
         assert (shared_grads[name] - grad).abs().max().item() <= 1e-6 * scale, name
     assert any(g.abs().max() > 0 for g in full_grads.values())
     # lockstep (ZeRO-3 ranks): two passes even with nothing to share and one-token prompts; same result
-    from seedgrpo.rollout import scoring
-
-    prefix_passes = []
-    real_prefix_cache = scoring.prefix_cache
-    monkeypatch.setattr(scoring, "prefix_cache", lambda *a: prefix_passes.append(1) or real_prefix_cache(*a))
     distinct = [0, 2, 3, 6]
     one_token = (prompt_ids[:, -1:], prompt_mask[:, -1:])
     for ids, mask in ((prompt_ids[distinct], prompt_mask[distinct]), one_token):
@@ -249,6 +256,4 @@ def test_shared_prefix_training_forward_matches_the_full_forward(output, monkeyp
                                       output=output, lockstep=True)
         valid = completion_mask[:rows].bool()
         torch.testing.assert_close(lockstep[valid], full[valid], rtol=1e-10, atol=1e-10)
-    assert len(prefix_passes) == 2  # both lockstep calls took the two-pass path
-    model.activation_checkpointing_enable()  # the cache is off under checkpointing: the full forward is taken
-    assert not can_share_prefix(model, training=True) and can_share_prefix(model, training=False)
+    assert len(prefix_passes) == 3  # both lockstep calls took the two-pass path

@@ -201,20 +201,17 @@ def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatc
     from seedgrpo.rollout import scoring
 
     prefix_passes = []
-    real_prefix_cache = scoring.prefix_cache
-
-    def counting_prefix_cache(*args, **kwargs):
-        prefix_passes.append(torch.is_grad_enabled())
-        return real_prefix_cache(*args, **kwargs)
-
-    monkeypatch.setattr(scoring, "prefix_cache", counting_prefix_cache)
+    for name, kind in (("prefix_cache", "generation"), ("shared_prefix_training_cache", "update")):
+        real = getattr(scoring, name)
+        monkeypatch.setattr(scoring, name, lambda *a, _real=real, _kind=kind, **k:
+                            prefix_passes.append(_kind) or _real(*a, **k))
     settings = dict(num_iterations=2, per_device_train_batch_size=8, fused_linear=fused_linear,
                     max_prompt_length=24)
     shared = Trainer(tiny(tmp_path / "a", **settings), reward_fn=digit_reward)
     full = Trainer(tiny(tmp_path / "b", share_prompt_prefill=False, **settings), reward_fn=digit_reward)
     start = params(shared)
     shared_metrics = shared.train()
-    assert True in prefix_passes and False in prefix_passes  # the update and generation both shared
+    assert {"generation", "update"} <= set(prefix_passes)  # the update and generation both shared
     prefix_passes.clear()
     full_metrics = full.train()
     assert not prefix_passes
@@ -225,15 +222,22 @@ def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatc
     assert max_diff(params(shared), params(full)) < 1e-5
 
 
-def test_gradient_checkpointing_trains_like_the_plain_forward(tmp_path):
-    """Checkpointing recomputes the forward in backward: the same update; the training forward then runs
-    without the shared prefix (the model's cache is off under checkpointing)."""
+def test_gradient_checkpointing_trains_like_the_plain_forward(tmp_path, monkeypatch):
+    """Checkpointing recomputes each layer in backward, the shared prefix's cache included: the same update
+    as the plain forward, and the prefix is still shared."""
+    from seedgrpo.rollout import scoring
+
+    prefix_passes = []
+    real = scoring.shared_prefix_training_cache
+    monkeypatch.setattr(scoring, "shared_prefix_training_cache", lambda *a: prefix_passes.append(1) or real(*a))
     settings = dict(num_iterations=2, per_device_train_batch_size=8)
     checkpointed = Trainer(tiny(tmp_path / "a", gradient_checkpointing=True, **settings), reward_fn=digit_reward)
     assert checkpointed.policy.model.is_activation_checkpointing
     plain = Trainer(tiny(tmp_path / "b", **settings), reward_fn=digit_reward)
     start = params(plain)
-    checkpointed_metrics, plain_metrics = checkpointed.train(), plain.train()
+    checkpointed_metrics = checkpointed.train()
+    assert prefix_passes
+    plain_metrics = plain.train()
     assert max_diff(start, params(plain)) > 1e-4
     assert max_diff(params(checkpointed), params(plain)) < 1e-5
     assert checkpointed_metrics["grad_norm"] == pytest.approx(plain_metrics["grad_norm"], rel=1e-5)

@@ -21,6 +21,7 @@ temperature applied: the log-probs of the distribution that was sampled from (DE
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -67,17 +68,106 @@ def prefix_cache(model, distinct: torch.Tensor, row_of: torch.Tensor, position_i
 
 
 def can_share_prefix(model, *, training: bool) -> bool:
-    """A KV cache built by hand works with HF models that use the default dynamic cache; in training,
-    gradient checkpointing turns the cache off, so it rules sharing out."""
+    """A KV cache built by hand works with HF models that use the default dynamic cache. Under gradient
+    checkpointing (training) transformers drops a layer's cache unless the layer declares it safe, which
+    transformers 5 lets us do (`_can_checkpoint_with_cache`; the training caches below are replay-safe);
+    with an older transformers, checkpointing rules sharing out."""
     module = unwrap(model)
     generation_config = getattr(module, "generation_config", None)
-    if training:
-        # transformers 5 renamed the property (the old name warns); 4.x has only the old one
-        name = "is_activation_checkpointing" if hasattr(type(module), "is_activation_checkpointing") \
-            else "is_gradient_checkpointing"
-        if getattr(module, name, False):
-            return False
-    return hasattr(module, "config") and getattr(generation_config, "cache_implementation", None) is None
+    if not hasattr(module, "config") or getattr(generation_config, "cache_implementation", None) is not None:
+        return False
+    return not (training and _checkpointing(module) and not _checkpoint_layers_can_keep_a_cache())
+
+
+def _checkpointing(module) -> bool:
+    # transformers 5 renamed the property (the old name warns); 4.x has only the old one
+    name = "is_activation_checkpointing" if hasattr(type(module), "is_activation_checkpointing") \
+        else "is_gradient_checkpointing"
+    return bool(getattr(module, name, False))
+
+
+def _checkpoint_layers_can_keep_a_cache() -> bool:
+    try:
+        from transformers.modeling_layers import GradientCheckpointingLayer
+    except ImportError:
+        return False
+    return hasattr(GradientCheckpointingLayer, "_can_checkpoint_with_cache")
+
+
+@contextlib.contextmanager
+def _cache_through_checkpointing(module):
+    """Let checkpointed layers keep `past_key_values` for the calls inside (the flag is read when the layer is
+    called; the backward replay reuses that call's arguments). Safe only with the replay-safe caches below."""
+    layers = [m for m in module.modules()
+              if getattr(m, "gradient_checkpointing", False) and hasattr(type(m), "_can_checkpoint_with_cache")]
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache
+
+
+@functools.cache
+def _training_cache_layers():
+    """Two KV-cache layer kinds for the training forward, both safe to replay (gradient checkpointing calls a
+    layer's forward again in backward, and a cache that appends would then grow):
+    `RecordLayer` keeps the keys/values of the latest call (the prefix pass: a replay stores the same
+    values again); `ReadOnlyLayer` returns its stored prefix + the new keys/values and stores nothing."""
+    from transformers.cache_utils import DynamicLayer
+
+    class RecordLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states, value_states
+            return key_states, value_states
+
+    class ReadOnlyLayer(DynamicLayer):
+        def update(self, key_states, value_states, *args, **kwargs):
+            return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+    return DynamicLayer, RecordLayer, ReadOnlyLayer
+
+
+def _training_cache(module, layer_class):
+    """A DynamicCache whose layers are `layer_class`, or None when the model's cache has other layer kinds
+    (sliding windows, linear attention), which the shared-prefix forward does not handle."""
+    from transformers import DynamicCache
+
+    dynamic_layer = _training_cache_layers()[0]
+    cache = DynamicCache(config=module.config)
+    if not cache.layers or any(type(layer) is not dynamic_layer for layer in cache.layers):
+        return None
+    cache.layers = [layer_class() for _ in cache.layers]
+    return cache
+
+
+def _use_cache(module) -> bool:
+    """The layers read and write the cache passed to them either way; `use_cache=False` under checkpointing
+    only keeps transformers from warning that it turns caching off (the flag above keeps our cache)."""
+    return not (module.training and _checkpointing(module))
+
+
+def shared_prefix_training_cache(model, distinct: torch.Tensor, row_of: torch.Tensor):
+    """The training forward's prefix pass: each distinct prompt's first P - 1 tokens run once, with autograd;
+    returns a read-only cache holding them for every row (indexing: gradients are summed back), or None when
+    the model's cache kind is not supported."""
+    module = unwrap(model)
+    _, record_layer, read_only_layer = _training_cache_layers()
+    record, tail = _training_cache(module, record_layer), _training_cache(module, read_only_layer)
+    if record is None:
+        return None
+    width = distinct.shape[1] // 2
+    ids, mask = distinct[:, :width - 1], distinct[:, width:2 * width - 1]
+    with _cache_through_checkpointing(module):
+        model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask),
+              past_key_values=record, use_cache=_use_cache(module), logits_to_keep=1)
+    for source, target in zip(record.layers, tail.layers):
+        target.lazy_initialization(source.keys, source.values)
+        target.keys, target.values = source.keys[row_of], source.values[row_of]
+    return tail
 
 
 def completion_forward(model, prompt_ids, prompt_mask, completion_ids, completion_mask, *,
@@ -108,12 +198,17 @@ def completion_forward(model, prompt_ids, prompt_mask, completion_ids, completio
         out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
                     logits_to_keep=length + 1, use_cache=False)
         return out.logits[:, :-1]
-    cache = prefix_cache(model, *shared)
+    cache = shared_prefix_training_cache(model, *shared)
+    if cache is None:
+        return completion_forward(model, prompt_ids, prompt_mask, completion_ids, completion_mask, output=output,
+                                  share_prefix=False)
     # the rest of each row: its last prompt token and all completion tokens but the last
     tail_ids = torch.cat([prompt_ids[:, -1:], completion_ids[:, :-1]], dim=1)
-    out = model(input_ids=tail_ids, attention_mask=attention_mask[:, :-1],
-                position_ids=positions[:, prompt_len - 1:-1], past_key_values=cache, use_cache=True,
-                logits_to_keep=0 if output == "logits" else 1, output_hidden_states=output == "hidden")
+    with _cache_through_checkpointing(unwrap(model)):
+        out = model(input_ids=tail_ids, attention_mask=attention_mask[:, :-1],
+                    position_ids=positions[:, prompt_len - 1:-1], past_key_values=cache,
+                    use_cache=_use_cache(unwrap(model)),
+                    logits_to_keep=0 if output == "logits" else 1, output_hidden_states=output == "hidden")
     return out.hidden_states[-1] if output == "hidden" else out.logits
 
 
