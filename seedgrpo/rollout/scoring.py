@@ -57,14 +57,19 @@ def prefix_cache(model, distinct: torch.Tensor, row_of: torch.Tensor, position_i
     a KV cache holding them for every row; with autograd when it is enabled."""
     from transformers import DynamicCache
 
-    width = distinct.shape[1] // 2
-    ids, mask = distinct[:, :width - 1], distinct[:, width:2 * width - 1]
+    ids, mask = _prefix_inputs(distinct)
     positions = (position_ids_of or position_ids_from_mask)(mask)
     cache = DynamicCache(config=unwrap(model).config)
     model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
           logits_to_keep=1)
     cache.batch_select_indices(row_of)  # row r gets the cache of its prompt (indexing: differentiable)
     return cache
+
+
+def _prefix_inputs(distinct: torch.Tensor):
+    """(ids, mask) of the first P - 1 tokens of each distinct (ids, mask) row from `shareable_prefix_rows`."""
+    width = distinct.shape[1] // 2
+    return distinct[:, :width - 1], distinct[:, width:2 * width - 1]
 
 
 def can_share_prefix(model, *, training: bool) -> bool:
@@ -97,13 +102,16 @@ def _checkpoint_layers_can_keep_a_cache() -> bool:
 @contextlib.contextmanager
 def _cache_through_checkpointing(module):
     """Let checkpointed layers keep `past_key_values` for the calls inside (the flag is read when the layer is
-    called; the backward replay reuses that call's arguments). Safe only with the replay-safe caches below."""
+    called; the backward replay reuses that call's arguments). Safe only with the replay-safe caches below.
+
+    Yields the `use_cache` to pass: the layers read and write the cache they are given either way, and
+    `use_cache=False` under checkpointing only keeps transformers from warning that it turns caching off."""
     layers = [m for m in module.modules()
               if getattr(m, "gradient_checkpointing", False) and hasattr(type(m), "_can_checkpoint_with_cache")]
     for layer in layers:
         layer._can_checkpoint_with_cache = True
     try:
-        yield
+        yield not (module.training and layers)
     finally:
         for layer in layers:
             del layer._can_checkpoint_with_cache
@@ -144,12 +152,6 @@ def _training_cache(module, layer_class):
     return cache
 
 
-def _use_cache(module) -> bool:
-    """The layers read and write the cache passed to them either way; `use_cache=False` under checkpointing
-    only keeps transformers from warning that it turns caching off (the flag above keeps our cache)."""
-    return not (module.training and _checkpointing(module))
-
-
 def shared_prefix_training_cache(model, distinct: torch.Tensor, row_of: torch.Tensor):
     """The training forward's prefix pass: each distinct prompt's first P - 1 tokens run once, with autograd;
     returns a read-only cache holding them for every row (indexing: gradients are summed back), or None when
@@ -159,11 +161,10 @@ def shared_prefix_training_cache(model, distinct: torch.Tensor, row_of: torch.Te
     record, tail = _training_cache(module, record_layer), _training_cache(module, read_only_layer)
     if record is None:
         return None
-    width = distinct.shape[1] // 2
-    ids, mask = distinct[:, :width - 1], distinct[:, width:2 * width - 1]
-    with _cache_through_checkpointing(module):
+    ids, mask = _prefix_inputs(distinct)
+    with _cache_through_checkpointing(module) as use_cache:
         model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask),
-              past_key_values=record, use_cache=_use_cache(module), logits_to_keep=1)
+              past_key_values=record, use_cache=use_cache, logits_to_keep=1)
     for source, target in zip(record.layers, tail.layers):
         target.lazy_initialization(source.keys, source.values)
         target.keys, target.values = source.keys[row_of], source.values[row_of]
@@ -204,10 +205,9 @@ def completion_forward(model, prompt_ids, prompt_mask, completion_ids, completio
                                   share_prefix=False)
     # the rest of each row: its last prompt token and all completion tokens but the last
     tail_ids = torch.cat([prompt_ids[:, -1:], completion_ids[:, :-1]], dim=1)
-    with _cache_through_checkpointing(unwrap(model)):
+    with _cache_through_checkpointing(unwrap(model)) as use_cache:
         out = model(input_ids=tail_ids, attention_mask=attention_mask[:, :-1],
-                    position_ids=positions[:, prompt_len - 1:-1], past_key_values=cache,
-                    use_cache=_use_cache(unwrap(model)),
+                    position_ids=positions[:, prompt_len - 1:-1], past_key_values=cache, use_cache=use_cache,
                     logits_to_keep=0 if output == "logits" else 1, output_hidden_states=output == "hidden")
     return out.hidden_states[-1] if output == "hidden" else out.logits
 
