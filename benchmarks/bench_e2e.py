@@ -15,7 +15,6 @@ shared machine's load drifts. Rows are appended to benchmarks/out/e2e.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _results_csv import append_csv  # this script's folder is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "e2e.csv"
@@ -187,23 +188,17 @@ def main(argv=None) -> None:
           f"torch {torch.__version__}, trl {trl.__version__}, {date}")
     print("| provider | step p50 (s) | p20 | p80 | peak RSS (MB) | vs trl |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not OUT.exists()
     trl_p50 = statistics.median(results["trl"]["step_times"]) if "trl" in results else None
-    with OUT.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new_file:
-            writer.writerow(["provider", "shape", "steps", "p50_s", "p20_s", "p80_s", "peak_rss_mb",
-                             "machine", "torch", "trl", "date"])
-        for provider, result in results.items():
-            times = sorted(result["step_times"])
-            p50, p20, p80 = statistics.median(times), _quantile(times, 0.2), _quantile(times, 0.8)
-            ratio = f"{p50 / trl_p50:.2f}x" if trl_p50 else "-"
-            peak = result["peak_rss_mb"]
-            print(f"| {provider} | {p50:.3f} | {p20:.3f} | {p80:.3f} | {peak:.0f} | {ratio} |")
-            writer.writerow([provider, shape, args.rounds * args.steps, f"{p50:.4f}", f"{p20:.4f}",
-                             f"{p80:.4f}", f"{peak:.0f}", platform.machine(), torch.__version__, trl.__version__,
-                             date])
+    for provider, result in results.items():
+        times = sorted(result["step_times"])
+        p50, p20, p80 = statistics.median(times), _quantile(times, 0.2), _quantile(times, 0.8)
+        ratio = f"{p50 / trl_p50:.2f}x" if trl_p50 else "-"
+        peak = result["peak_rss_mb"]
+        print(f"| {provider} | {p50:.3f} | {p20:.3f} | {p80:.3f} | {peak:.0f} | {ratio} |")
+        append_csv(dict(provider=provider, shape=shape, steps=args.rounds * args.steps, p50_s=f"{p50:.4f}",
+                        p20_s=f"{p20:.4f}", p80_s=f"{p80:.4f}", peak_rss_mb=f"{peak:.0f}",
+                        machine=platform.machine(), torch=torch.__version__, trl=trl.__version__, date=date),
+                   OUT)
 
 
 def _quantile(sorted_values, q):

@@ -38,7 +38,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-import csv  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
@@ -53,6 +52,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results_csv import append_csv  # noqa: E402
 from _providers import PROVIDERS, LossSettings, make_inputs  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -188,18 +188,6 @@ def device_name(device):
     return f"{platform.machine()} CPU, {os.cpu_count()} cores"
 
 
-def append_csv(row, path):
-    """One row at a time, so that a run cut short by a time limit keeps what it measured."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 def plot(rows, path):
     """p50 time and peak memory against tokens, one column per (V, mode), one line per provider."""
     import matplotlib
@@ -291,7 +279,7 @@ def main(args):
                                        p80_ms="" if times is None else round(times[2], 4),
                                        peak_mb="" if peak is None else round(peak, 1))
                             rows.append(row)
-                            append_csv(row, args.csv)
+                            append_csv(row, args.csv, CSV_FIELDS)
                             print(f"{name:24s} {mode:8s} N={n_tokens:6d} V={vocab:6d} H={str(hidden):5s} "
                                   f"p50={row['p50_ms']!s:>10} ms  peak={row['peak_mb']!s:>9} MB {note}", flush=True)
                     del x

@@ -12,7 +12,6 @@ Rows are appended to benchmarks/out/prefix.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import platform
 import statistics
@@ -22,6 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from _results_csv import append_csv  # noqa: E402  (this script's folder is on sys.path)
+
 OUT = REPO / "benchmarks" / "out" / "prefix.csv"
 
 
@@ -56,52 +57,47 @@ def main(argv=None) -> None:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     generator = torch.Generator().manual_seed(0)
     rows = args.prompts * args.generations
-    print(f"{rows} rows ({args.prompts} prompts x G={args.generations}), Qwen2 L={args.layers} H={args.hidden}, "
+    print(f"{rows} rows ({args.prompts} prompts x G={args.generations}), "
+          f"Qwen2 L={args.layers} H={args.hidden}, "
           f"{args.device}, {args.threads} threads, checkpointing {'on' if args.checkpointing else 'off'}, "
           f"torch {torch.__version__}")
     print("| prompt | completion | full fwd+bwd (ms) | shared prefix (ms) | shared / full |")
     print("| ---: | ---: | ---: | ---: | ---: |")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not OUT.exists()
-    with OUT.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new_file:
-            writer.writerow(["prompt", "completion", "rows", "layers", "hidden", "device", "threads", "checkpointing",
-                             "full_ms",
-                             "shared_ms", "ratio", "machine", "torch", "date"])
-        for prompt_len in args.prompt:
-            for completion_len in args.completion:
-                vocab = len(tokenizer)
-                prompt_ids = torch.randint(3, vocab, (args.prompts, prompt_len), generator=generator)
-                prompt_ids = prompt_ids.repeat_interleave(args.generations, 0)
-                prompt_mask = torch.ones_like(prompt_ids)
-                completion_ids = torch.randint(3, vocab, (rows, completion_len), generator=generator)
-                lengths = torch.randint(completion_len // 2, completion_len + 1, (rows,), generator=generator)
-                completion_mask = (torch.arange(completion_len)[None] < lengths[:, None]).long()
-                tensors = [t.to(args.device) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask)]
-                weights = torch.randn(rows, completion_len, args.hidden, generator=generator).to(args.device)
+    for prompt_len in args.prompt:
+        for completion_len in args.completion:
+            vocab = len(tokenizer)
+            prompt_ids = torch.randint(3, vocab, (args.prompts, prompt_len), generator=generator)
+            prompt_ids = prompt_ids.repeat_interleave(args.generations, 0)
+            prompt_mask = torch.ones_like(prompt_ids)
+            completion_ids = torch.randint(3, vocab, (rows, completion_len), generator=generator)
+            lengths = torch.randint(completion_len // 2, completion_len + 1, (rows,), generator=generator)
+            completion_mask = (torch.arange(completion_len)[None] < lengths[:, None]).long()
+            tensors = [t.to(args.device) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask)]
+            weights = torch.randn(rows, completion_len, args.hidden, generator=generator).to(args.device)
 
-                def step(share):
-                    model.zero_grad(set_to_none=True)
-                    hidden = completion_forward(model, *tensors, output="hidden", share_prefix=share)
-                    (hidden * weights).sum().backward()
-                    if args.device != "cpu":
-                        torch.cuda.synchronize()
+            def step(share):
+                model.zero_grad(set_to_none=True)
+                hidden = completion_forward(model, *tensors, output="hidden", share_prefix=share)
+                (hidden * weights).sum().backward()
+                if args.device != "cpu":
+                    torch.cuda.synchronize()
 
-                times = {False: [], True: []}
+            times = {False: [], True: []}
+            for share in (False, True):
+                step(share)  # warm-up
+            for _ in range(args.reps):
                 for share in (False, True):
-                    step(share)  # warm-up
-                for _ in range(args.reps):
-                    for share in (False, True):
-                        start = time.perf_counter()
-                        step(share)
-                        times[share].append(time.perf_counter() - start)
-                full, shared = (1000 * statistics.median(times[k]) for k in (False, True))
-                print(f"| {prompt_len} | {completion_len} | {full:.1f} | {shared:.1f} | {shared / full:.2f}x |")
-                writer.writerow([prompt_len, completion_len, rows, args.layers, args.hidden, args.device,
-                                 args.threads, args.checkpointing, f"{full:.2f}", f"{shared:.2f}", f"{shared / full:.3f}",
-                                 platform.machine(), torch.__version__, datetime.date.today().isoformat()])
-
+                    start = time.perf_counter()
+                    step(share)
+                    times[share].append(time.perf_counter() - start)
+            full, shared = (1000 * statistics.median(times[k]) for k in (False, True))
+            print(f"| {prompt_len} | {completion_len} | {full:.1f} | {shared:.1f} | {shared / full:.2f}x |")
+            append_csv(dict(prompt=prompt_len, completion=completion_len, rows=rows, layers=args.layers,
+                            hidden=args.hidden, device=args.device, threads=args.threads,
+                            checkpointing=args.checkpointing, full_ms=f"{full:.2f}",
+                            shared_ms=f"{shared:.2f}", ratio=f"{shared / full:.3f}",
+                            machine=platform.machine(), torch=torch.__version__,
+                            date=datetime.date.today().isoformat()), OUT)
 
 if __name__ == "__main__":
     main()
