@@ -115,14 +115,19 @@ def _get(record: Any, dotted: str) -> Any:
     return value
 
 
+def _named_field(record: dict, option: str, field, where: str):
+    """`record[field]` (dotted paths and list indices as `_get` reads them) for the user's `option`."""
+    try:
+        return _get(record, field)
+    except (KeyError, IndexError):
+        raise ValueError(f"{option}={field!r} not found in {where} (keys: {sorted(record)})")
+
+
 def _to_problem(record: dict, row: int, path: Path, problem_field, answer_field) -> Problem:
     where = f"{path.name} record {row}"
     # Problem text.
     if problem_field is not None:
-        try:
-            text = _get(record, problem_field)
-        except (KeyError, IndexError):
-            raise ValueError(f"problem_field={problem_field!r} not found in {where} (keys: {sorted(record)})")
+        text = _named_field(record, "problem_field", problem_field, where)
     else:
         key = next((k for k in _PROBLEM_FIELDS if record.get(k) is not None), None)
         if key is None:
@@ -142,10 +147,7 @@ def _to_problem(record: dict, row: int, path: Path, problem_field, answer_field)
 
     # Reference answer.
     if answer_field is not None:
-        try:
-            answer = _get(record, answer_field)
-        except (KeyError, IndexError):
-            raise ValueError(f"answer_field={answer_field!r} not found in {where} (keys: {sorted(record)})")
+        answer = _named_field(record, "answer_field", answer_field, where)
     else:
         answer = _detect_answer(record)
         if answer is None:
