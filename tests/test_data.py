@@ -58,6 +58,8 @@ def test_explicit_dotted_fields_and_limit():
     assert len(problems) == 3 and problems[0].answer == "0"
     with pytest.raises(ValueError, match="answer_field='reward_model.nope'"):
         load_problems(DATA / "math_train/train.parquet", answer_field="reward_model.nope", limit=1)
+    with pytest.raises(ValueError, match="problem_field='prompt.9' not found in train.parquet record 0"):
+        load_problems(DATA / "math_train/train.parquet", problem_field="prompt.9", limit=1)
 
 
 def test_json_jsonl_and_parquet_round_trip(tmp_path):
