@@ -77,6 +77,7 @@ class TrainConfig:
     generation_batch_size: Optional[int] = None  # rows per generate() call per rank; None = all at once
     gather_for_generation: Union[bool, str] = AUTO  # ZeRO-3: generate from gathered weights (auto: if fit)
     share_prompt_prefill: bool = True     # run each prompt's prefix once for its G rows (generation + update)
+    decode_loop: str = AUTO               # hf engine: auto = lean loop for Llama/Mistral/Qwen2/Qwen3, else generate
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     # scoring and advantages
     reward_fn: str = "math"               # "math" (seedgrpo.rewards.math_reward) or "package.module:function"
@@ -128,6 +129,7 @@ CHOICES: dict[str, tuple] = {
     "dtype": (AUTO, "float32", "bfloat16", "float16"),
     "attn_implementation": (AUTO, "sdpa", "eager", "flash_attention_2"),
     "rollout_engine": ("hf", "vllm"),
+    "decode_loop": (AUTO, "lean", "generate"),
     "gather_for_generation": (AUTO, True, False),
     "answer_backend": ("c", "python"),
     "scale_fn": ("linear", "exp", "focal", "reciprocal"),

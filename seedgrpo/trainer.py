@@ -95,7 +95,7 @@ class Trainer:
         if c.rollout_engine == "hf":
             kwargs.update(gather_for_generation=c.gather_for_generation,
                           generation_batch_size=c.generation_batch_size,
-                          share_prompt_prefill=c.share_prompt_prefill)
+                          share_prompt_prefill=c.share_prompt_prefill, decode_loop=c.decode_loop)
         else:
             kwargs.update(model_path=c.model, vllm_config=c.vllm, seed=c.seed)
         return kwargs

@@ -1,4 +1,4 @@
-"""Rollout with transformers' `generate` (the default engine; runs on CPU and GPU, under ZeRO-3 or not).
+"""Rollout with the policy's own HF module (the default engine; runs on CPU and GPU, under ZeRO-3 or not).
 
     engine = HFRolloutEngine(model=ds_engine_or_module, tokenizer=tok, sampling=SamplingSettings(64, 256))
     batch = engine.generate(prompts, num_generations=8, row_seeds=seeds)
@@ -20,6 +20,10 @@ the KV cache is copied to its G rows before `generate` continues from it (`share
 default), which takes (G - 1) / G of the prefill work away; the samples are those of the ordinary path up to
 kernel rounding.
 
+Decoding runs in decode.py's lean loop for the models it handles (Llama, Mistral, Qwen2, Qwen3 with full
+attention: preallocated key/value buffers, finished rows leave the batch) and in transformers' `generate`
+otherwise, or when `decode_loop="generate"`; both give the same samples up to kernel rounding.
+
 Under ZeRO-3 the weights are gathered for generation when they fit (`gather_for_generation`), with ZeRO's
 module hooks removed meanwhile (the full parameters are already there); otherwise every rank generates
 with sharded weights and `synced_gpus=True`, which keeps the ranks' forward passes in lock-step.
@@ -33,10 +37,12 @@ import torch
 from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
                    decode_completions, eos_token_ids, expand_rows, pad_token_id, tokenize_prompts)
 from . import scoring
+from .decode import lean_decode, lean_decode_unsupported
 from .scoring import full_numel, is_zero3_param, score_completions, unwrap
 
 # Gather the policy for generation when its full weights take less than this share of free GPU memory.
 _GATHER_MEMORY_SHARE = 0.5
+DECODE_LOOPS = ("auto", "lean", "generate")
 _MASK64 = (1 << 64) - 1
 
 
@@ -94,25 +100,41 @@ class SeededGumbelSampler:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         step = input_ids.shape[1] - self.prompt_length
+        noisy, picked, logprob = self._sample(scores, step, self.row_keys)
+        self.logprobs.append(logprob)
+        return noisy
+
+    def pick(self, scores: torch.Tensor, step: int, rows: torch.Tensor):
+        """(tokens [b], log-probs [b]) for the batch rows that are output `rows` (decode.py's interface)."""
+        if self.row_keys.device != scores.device:  # once: the keys then stay where the logits are
+            self.row_keys = self.row_keys.to(scores.device)
+        _, picked, logprob = self._sample(scores, step, self.row_keys[rows])
+        return picked, logprob
+
+    def _sample(self, scores, step, row_keys):
         logits = scores.float() / self.sampling.temperature
         noisy = filter_logits(logits, self.sampling.top_k, self.sampling.top_p)
-        noisy = noisy + gumbel_noise(self.row_keys.to(scores.device), step, logits.shape[-1])
+        noisy = noisy + gumbel_noise(row_keys.to(scores.device), step, logits.shape[-1])
         picked = noisy.argmax(-1, keepdim=True)  # what greedy decoding will take from the returned scores
-        self.logprobs.append((logits.gather(-1, picked) - torch.logsumexp(logits, -1, keepdim=True))[:, 0])
-        return noisy
+        logprob = (logits.gather(-1, picked) - torch.logsumexp(logits, -1, keepdim=True))[:, 0]
+        return noisy, picked[:, 0], logprob
 
 
 class HFRolloutEngine(RolloutEngine):
     exact_logprobs = False  # recorded during (KV-cached) generation; see the module docstring
 
     def __init__(self, *, model, tokenizer, sampling: SamplingSettings, gather_for_generation="auto",
-                 generation_batch_size: int | None = None, share_prompt_prefill: bool = True):
+                 generation_batch_size: int | None = None, share_prompt_prefill: bool = True,
+                 decode_loop: str = "auto"):
+        if decode_loop not in DECODE_LOOPS:
+            raise ValueError(f"decode_loop={decode_loop!r} is not one of {DECODE_LOOPS}")
         self.model = model  # a DeepSpeed engine or a plain module: always the live training weights
         self.tokenizer = tokenizer
         self.sampling = sampling
         self.gather_for_generation = gather_for_generation
         self.generation_batch_size = generation_batch_size
         self.share_prompt_prefill = share_prompt_prefill
+        self.decode_loop = decode_loop
         self.eos_ids = eos_token_ids(tokenizer, unwrap(model))
         self.pad_id = pad_token_id(tokenizer)
 
@@ -143,6 +165,39 @@ class HFRolloutEngine(RolloutEngine):
         return self._concat(prompt_ids, prompt_mask, pieces)
 
     def _generate_chunk(self, generator, prompt_ids, prompt_mask, seeds, sharded, with_hidden):
+        sampler = SeededGumbelSampler(seeds, prompt_ids.shape[1], self.sampling)
+        prefix = None if sharded else self._shared_prefix_cache(generator, prompt_ids, prompt_mask)
+        if self._use_lean_decode(generator, sharded):
+            completion_ids, recorded = lean_decode(
+                generator, prompt_ids, prompt_mask, pick=sampler.pick, eos_ids=self.eos_ids, pad_id=self.pad_id,
+                max_new_tokens=self.sampling.max_completion_length, prefix=prefix)
+        else:
+            completion_ids = self._transformers_generate(generator, prompt_ids, prompt_mask, sampler, sharded,
+                                                         prefix)
+            recorded = torch.stack(sampler.logprobs, dim=1)
+        mask, truncated = completion_mask_after_eos(completion_ids, self.eos_ids)
+        completion_ids = completion_ids.masked_fill(mask == 0, self.pad_id)
+        if with_hidden:  # a full forward pass for the hidden states; take its log-probs too
+            logprobs, hidden = score_completions(generator, prompt_ids, prompt_mask, completion_ids, mask,
+                                                 self.sampling.temperature, with_hidden=True,
+                                                 gather_head=sharded)
+        else:
+            logprobs, hidden = recorded * mask, None
+        return completion_ids, mask, truncated, logprobs, hidden
+
+    def _use_lean_decode(self, module, sharded) -> bool:
+        """The lean loop (decode.py) decodes unless generation is sharded (ZeRO-3 hooks fetch the weights
+        layer by layer inside the model's forward), the user chose `generate`, or the model is not one it
+        handles (then `decode_loop="lean"` is an error, `"auto"` falls back to generate)."""
+        if self.decode_loop == "generate" or sharded:
+            return False
+        reason = lean_decode_unsupported(module)
+        if reason is not None and self.decode_loop == "lean":
+            raise ValueError(f"decode_loop='lean' cannot decode this model: {reason}; set decode_loop to "
+                             "auto or generate")
+        return reason is None
+
+    def _transformers_generate(self, generator, prompt_ids, prompt_mask, sampler, sharded, prefix):
         from transformers import GenerationConfig, LogitsProcessorList
 
         config = GenerationConfig(
@@ -151,22 +206,11 @@ class HFRolloutEngine(RolloutEngine):
             # neutral values, so that defaults in the model's generation_config cannot alter the sampling
             temperature=1.0, top_p=1.0, repetition_penalty=1.0,
         )
-        sampler = SeededGumbelSampler(seeds, prompt_ids.shape[1], self.sampling)
-        prefix = None if sharded else self._shared_prefix_cache(generator, prompt_ids, prompt_mask)
         sequences = generator.generate(input_ids=prompt_ids, attention_mask=prompt_mask,
                                        generation_config=config, synced_gpus=sharded,
                                        logits_processor=LogitsProcessorList([sampler]),
                                        past_key_values=prefix)
-        completion_ids = sequences[:, prompt_ids.shape[1]:]
-        mask, truncated = completion_mask_after_eos(completion_ids, self.eos_ids)
-        completion_ids = completion_ids.masked_fill(mask == 0, self.pad_id)
-        if with_hidden:  # a full forward pass for the hidden states; take its log-probs too
-            logprobs, hidden = score_completions(generator, prompt_ids, prompt_mask, completion_ids, mask,
-                                                 self.sampling.temperature, with_hidden=True,
-                                                 gather_head=sharded)
-        else:
-            logprobs, hidden = torch.stack(sampler.logprobs, dim=1) * mask, None
-        return completion_ids, mask, truncated, logprobs, hidden
+        return sequences[:, prompt_ids.shape[1]:]
 
     def _shared_prefix_cache(self, module, prompt_ids, prompt_mask):
         """A KV cache of every row's prompt but its last token, computed once per distinct prompt; None when
