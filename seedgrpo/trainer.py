@@ -245,31 +245,43 @@ class Trainer:
                     grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"), lr=self.policy.lr())
 
     def _micro_batch_loss(self, piece, normalizer):
-        """Forward, loss and backward of one micro-batch (its share of the global loss)."""
+        """Forward, loss and backward of one micro-batch (its share of the global loss).
+
+        Without lockstep the rows may run as length buckets (`_length_buckets`): each bucket's forward pads
+        only to its own longest completion; the bucket losses add up to the micro-batch's loss (the
+        normalizer is global), and one backward takes them all."""
         c = self.config
-        prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(piece)
-        loss_args = dict(completion_ids=completion_ids, completion_mask=completion_mask,
-                         advantages=piece["advantages"],
-                         old_logprobs=_trim(piece.get("old_logprobs"), completion_ids),
-                         ref_logprobs=_trim(piece.get("ref_logprobs"), completion_ids), loss_type=c.loss_type,
-                         epsilon=c.epsilon, epsilon_high=c.epsilon_high, delta=c.delta, beta=c.beta,
-                         temperature=c.temperature, normalizer=normalizer, impl=c.loss_impl)
-        forward = dict(model=self.policy.model, prompt_ids=prompt_ids, prompt_mask=prompt_mask,
-                       completion_ids=completion_ids, completion_mask=completion_mask,
-                       share_prefix=c.share_prompt_prefill,
-                       lockstep=self.policy.is_deepspeed and self.world_size > 1)
+        lockstep = self.policy.is_deepspeed and self.world_size > 1
+        buckets = [None] if lockstep else _length_buckets(piece, shared_prefix=c.share_prompt_prefill)
+        outputs = []
+        for rows in buckets:
+            part = piece if rows is None else {k: v[rows] for k, v in piece.items()}
+            prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(part)
+            loss_args = dict(completion_ids=completion_ids, completion_mask=completion_mask,
+                             advantages=part["advantages"],
+                             old_logprobs=_trim(part.get("old_logprobs"), completion_ids),
+                             ref_logprobs=_trim(part.get("ref_logprobs"), completion_ids),
+                             loss_type=c.loss_type, epsilon=c.epsilon, epsilon_high=c.epsilon_high,
+                             delta=c.delta, beta=c.beta, temperature=c.temperature, normalizer=normalizer,
+                             impl=c.loss_impl)
+            output = completion_forward(self.policy.model, prompt_ids, prompt_mask, completion_ids,
+                                        completion_mask, share_prefix=c.share_prompt_prefill, lockstep=lockstep,
+                                        output="hidden" if c.fused_linear else "logits")
+            outputs.append((output, loss_args))
+        results = []
         if c.fused_linear:
-            hidden = completion_forward(**forward, output="hidden")
             weight = lm_head_weight(self.policy.model)
             # Under ZeRO-3 the head is partitioned outside its module's forward: gather it for the loss AND
             # its backward, so the weight gradient reaches the partitioned parameter through ZeRO's hooks.
             with gathered([weight]):
-                loss, metrics = seed_grpo_loss(hidden=hidden, weight=weight, **loss_args)
+                results = [seed_grpo_loss(hidden=hidden, weight=weight, **args) for hidden, args in outputs]
+                loss = sum(r[0] for r in results)
                 self.policy.backward(loss)
         else:
-            loss, metrics = seed_grpo_loss(completion_forward(**forward, output="logits"), **loss_args)
+            results = [seed_grpo_loss(logits, **args) for logits, args in outputs]
+            loss = sum(r[0] for r in results)
             self.policy.backward(loss)
-        return loss.detach(), metrics
+        return loss.detach(), _token_weighted_metrics(results, [args for _, args in outputs])
 
     def _global_normalizer(self, completion_mask) -> float:
         """The loss denominator of one optimizer step over all ranks (see seedgrpo/loss.py)."""
@@ -378,6 +390,48 @@ def _trim_padding(piece):
     completion_len = max(1, int(completion_mask.sum(1).max()))
     return (piece["prompt_ids"][:, prompt_start:], prompt_mask[:, prompt_start:],
             piece["completion_ids"][:, :completion_len], completion_mask[:, :completion_len])
+
+
+def _length_buckets(piece, *, shared_prefix: bool, max_buckets: int = 8, call_overhead: float = 0.04):
+    """Row index tensors splitting a micro-batch by completion length (longest first) into 1, 2, 4 or 8
+    equal-count buckets, whichever runs the fewest padded tokens through the model: a bucket pads to its
+    own longest completion, but (with the shared prefix) runs the prefix of each distinct prompt it holds
+    again, and each extra forward call is charged `call_overhead` of the whole. One bucket keeps the rows in
+    order."""
+    lengths = piece["completion_mask"].sum(1)
+    rows = lengths.numel()
+    prompt_tokens = int(piece["prompt_mask"].sum(1).max())
+    order = torch.argsort(lengths, descending=True, stable=True)
+
+    def padded_tokens(parts):
+        total = 0
+        for part in parts:
+            prompts = torch.unique(piece["prompt_ids"][part], dim=0).shape[0] if shared_prefix else len(part)
+            total += len(part) * int(lengths[part].max()) + prompts * prompt_tokens
+        return total
+
+    best, best_cost = [None], padded_tokens([order])
+    for count in (2, 4, 8):
+        if count > min(max_buckets, rows):
+            break
+        parts = list(order.chunk(count))
+        cost = padded_tokens(parts) * (1 + call_overhead * (count - 1))
+        if cost < best_cost:
+            best, best_cost = parts, cost
+    return best
+
+
+def _token_weighted_metrics(results, loss_args) -> dict:
+    """The loss metrics of the buckets together: token-weighted means (each bucket's are its token means)."""
+    if len(results) == 1:
+        return results[0][1]
+    tokens = [float(args["completion_mask"].sum()) for args in loss_args]
+    total = max(sum(tokens), 1.0)
+    merged = {}
+    for key in results[0][1]:
+        values = [float(metrics[key]) * n for (_, metrics), n in zip(results, tokens) if n > 0]
+        merged[key] = torch.tensor(sum(values) / total)
+    return merged
 
 
 def _trim(per_token, completion_ids):

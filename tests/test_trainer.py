@@ -241,3 +241,55 @@ def test_gradient_checkpointing_trains_like_the_plain_forward(tmp_path, monkeypa
     assert max_diff(start, params(plain)) > 1e-4
     assert max_diff(params(checkpointed), params(plain)) < 1e-5
     assert checkpointed_metrics["grad_norm"] == pytest.approx(plain_metrics["grad_norm"], rel=1e-5)
+
+
+@pytest.mark.parametrize("loss_type,fused_linear", [("grpo", True), ("dapo", False), ("dr_grpo", True)])
+def test_length_buckets_train_like_one_forward(tmp_path, monkeypatch, loss_type, fused_linear):
+    """A micro-batch run as length buckets (each padded to its own longest completion, one backward over the
+    summed losses) gives the update and the metrics of one forward over all rows."""
+    import seedgrpo.trainer as trainer_module
+
+    calls = []
+    real = trainer_module._length_buckets
+
+    def four_buckets(piece, **kwargs):
+        calls.append(real(piece, **kwargs))
+        order = torch.argsort(piece["completion_mask"].sum(1), descending=True)
+        return list(order.chunk(4))
+
+    settings = dict(num_iterations=2, per_device_train_batch_size=16, loss_type=loss_type,
+                    fused_linear=fused_linear, max_completion_length=24, epsilon=0.02)
+    monkeypatch.setattr(trainer_module, "_length_buckets", lambda piece, **kwargs: [None])
+    one = Trainer(tiny(tmp_path / "a", **settings), reward_fn=digit_reward)
+    start = params(one)
+    one_metrics = one.train()
+    monkeypatch.setattr(trainer_module, "_length_buckets", four_buckets)
+    bucketed = Trainer(tiny(tmp_path / "b", **settings), reward_fn=digit_reward)
+    bucketed_metrics = bucketed.train()
+    assert calls and one_metrics["completion_length"] == bucketed_metrics["completion_length"]
+    assert max_diff(start, params(one)) > 1e-4
+    assert max_diff(params(one), params(bucketed)) < 1e-5
+    for key in ("loss", "grad_norm", "clip_ratio_low", "clip_ratio_high", "entropy"):
+        assert bucketed_metrics[key] == pytest.approx(one_metrics[key], rel=1e-5, abs=1e-7), key
+    assert one_metrics["clip_ratio_low"] + one_metrics["clip_ratio_high"] > 0  # the clip metrics are exercised
+
+
+def test_length_buckets_split_only_when_padding_outweighs_the_extra_calls():
+    from seedgrpo.trainer import _length_buckets
+
+    def piece(lengths, prompts=4):
+        rows = len(lengths)
+        mask = (torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]).long()
+        prompt_ids = (torch.arange(rows) % prompts)[:, None].repeat(1, 8)  # lengths unrelated to prompts
+        return dict(completion_mask=mask, prompt_mask=torch.ones(rows, 8, dtype=torch.long), prompt_ids=prompt_ids)
+
+    assert _length_buckets(piece([16] * 30 + [15] * 2), shared_prefix=True) == [None]
+    spread = [4 + 3 * i for i in range(32)]  # 4 .. 97 tokens
+    buckets = _length_buckets(piece(spread), shared_prefix=True)
+    assert len(buckets) > 1 and sorted(torch.cat(buckets).tolist()) == list(range(32))
+    longest = [max(spread[i] for i in bucket.tolist()) for bucket in buckets]
+    assert longest == sorted(longest, reverse=True) and longest[-1] < max(spread)
+    # long shared prompts: splitting would run each prompt's prefix again in every bucket; keep one bucket
+    long_prompt = piece(spread)
+    long_prompt["prompt_mask"] = torch.ones(32, 2000, dtype=torch.long)
+    assert _length_buckets(long_prompt, shared_prefix=True) == [None]
