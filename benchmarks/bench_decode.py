@@ -1,0 +1,73 @@
+"""Rollout time of the hf engine: seedgrpo's lean decode loop vs transformers' generate, side by side.
+
+    .venv/bin/python benchmarks/bench_decode.py --completion 16 96 --reps 10
+
+The same locally built Qwen2 (seedgrpo.toy), the same prompts and row seeds: both loops draw the same
+samples (tests/test_decode.py), so the rows finish at the same steps and the comparison is of the loops
+alone. The two loops take turns within one process; the first two repetitions are left out and the median
+of the rest is reported. Rows are appended to benchmarks/out/decode.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+from pathlib import Path
+
+from _results_csv import append_csv  # this script's folder is on sys.path
+
+OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "out" / "decode.csv"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--completion", type=int, nargs="+", default=[16, 96], help="max new tokens")
+    p.add_argument("--prompts", type=int, default=16)
+    p.add_argument("--generations", type=int, default=8)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    import torch
+
+    from seedgrpo import toy
+    from seedgrpo.rollout.base import SamplingSettings, row_seeds
+    from seedgrpo.rollout.hf import HFRolloutEngine
+
+    torch.set_num_threads(args.threads)
+    tokenizer = toy.make_tokenizer()
+    model = toy.make_model(tokenizer, layers=args.layers, hidden=args.hidden, seed=0).eval()
+    problems = toy.arithmetic_problems(args.prompts * (args.reps + 2), seed=0)
+    date = datetime.date.today().isoformat()
+    print(f"P={args.prompts} G={args.generations} L={args.layers} H={args.hidden}, {args.threads} thread(s), "
+          f"torch {torch.__version__}, {date}")
+    print("| max new tokens | mean length | generate (ms) | lean (ms) | lean / generate |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for length in args.completion:
+        engines = {loop: HFRolloutEngine(model=model, tokenizer=tokenizer, decode_loop=loop,
+                                         sampling=SamplingSettings(64, length)) for loop in ("generate", "lean")}
+        times = {loop: [] for loop in engines}
+        lengths = []
+        for rep in range(args.reps + 2):
+            prompts = [q.problem for q in problems[rep * args.prompts:(rep + 1) * args.prompts]]
+            seeds = row_seeds(0, rep, list(range(args.prompts)), args.generations)
+            for loop, engine in engines.items():
+                start = time.perf_counter()
+                batch = engine.generate(prompts, num_generations=args.generations, row_seeds=seeds)
+                times[loop].append(time.perf_counter() - start)
+            lengths.append(batch.completion_mask.sum(1).float().mean().item())
+        generate_ms, lean_ms = (statistics.median(times[loop][2:]) * 1e3 for loop in ("generate", "lean"))
+        mean_length = statistics.mean(lengths[2:])
+        print(f"| {length} | {mean_length:.1f} | {generate_ms:.1f} | {lean_ms:.1f} | {lean_ms / generate_ms:.2f}x |")
+        append_csv(dict(max_new_tokens=length, mean_length=f"{mean_length:.1f}", prompts=args.prompts,
+                        generations=args.generations, layers=args.layers, hidden=args.hidden,
+                        generate_ms=f"{generate_ms:.1f}", lean_ms=f"{lean_ms:.1f}", threads=args.threads,
+                        machine=platform.machine(), torch=torch.__version__, date=date), OUT)
+
+
+if __name__ == "__main__":
+    main()
