@@ -121,6 +121,7 @@ class TrainConfig:
     num_samples_logged: int = 4
     resume: Optional[str] = None          # "auto" (latest in output_dir) or a checkpoint directory
     progress: bool = True                 # rank-0 tqdm bars
+    keep_freed_host_memory: bool = True   # glibc: reuse freed host memory instead of faulting it in each step
     tensorboard: bool = True              # when tensorboard is installed
 
 

@@ -32,6 +32,7 @@ from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkp
 from .config import TrainConfig
 from .data import PromptSampler, format_prompt, load_problems
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
+from .host_memory import keep_freed_host_memory
 from .loss import seed_grpo_loss
 from .metrics_log import RunLogger
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
@@ -55,6 +56,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, reward_fn=None, callbacks=()):
         self.config = config
         _check_registered_names(config)
+        if config.keep_freed_host_memory:  # before the model and the first step allocate (host_memory.py)
+            keep_freed_host_memory()
         # DeepSpeed 0.19 calls torch.distributed functions that torch 2.13 deprecates, once per bucket.
         warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
         init_distributed(config)
@@ -265,7 +268,8 @@ class Trainer:
                              delta=c.delta, beta=c.beta, temperature=c.temperature, normalizer=normalizer,
                              impl=c.loss_impl)
             output = completion_forward(self.policy.model, prompt_ids, prompt_mask, completion_ids,
-                                        completion_mask, share_prefix=c.share_prompt_prefill, lockstep=lockstep,
+                                        completion_mask, share_prefix=c.share_prompt_prefill,
+                                        lockstep=lockstep,
                                         output="hidden" if c.fused_linear else "logits")
             outputs.append((output, loss_args))
         results = []

@@ -1,0 +1,48 @@
+"""Keep freed host memory in the process for reuse (glibc malloc), instead of handing it back every step.
+
+    from seedgrpo.host_memory import keep_freed_host_memory
+    keep_freed_host_memory()   # once, at start-up; a no-op where the C library is not glibc
+
+Why: glibc serves a large allocation with a fresh `mmap` and unmaps it when freed (above a threshold that
+adapts between 128 KiB and 32 MiB), and trims the top of its heap whenever more than a threshold is free.
+A training step on the CPU allocates and frees activation-sized tensors every step, so each step faults in
+again (the kernel zero-fills every 4 KiB page) memory the previous step handed back: measured on the
+benchmark's update (a 3-layer d = 128 model, 128 rows x 17 tokens), 8,000-17,000 minor page faults per
+step by default, none with these settings, and an update 10-15% faster. Fixing the mmap threshold at its
+maximum (32 MiB) and raising the trim threshold to 1 GiB lets freed chunks be reused from the heap. Memory is
+then not returned to the OS between steps; the peak is what the step needs either way.
+
+The same settings are the environment variables MALLOC_MMAP_THRESHOLD_=33554432 and
+MALLOC_TRIM_THRESHOLD_=1073741824, which any program (TRL included) can be started with; this function
+applies them to the running process. CUDA tensors do not go through malloc (PyTorch's caching allocator
+already reuses them): on a GPU run this changes the host side only.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+# mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 1024 * 1024    # glibc's upper bound on 64-bit (4 * 1024 * 1024 * sizeof(long))
+TRIM_THRESHOLD = 1024 * 1024 * 1024  # mallopt takes a C int: more than 2 GiB would wrap around (and trim all)
+
+
+def _glibc():
+    """The process's glibc, or None (musl, macOS, Windows)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018  (glibc only)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def keep_freed_host_memory() -> bool:
+    """Apply the settings above; True when glibc accepted both."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
+        bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

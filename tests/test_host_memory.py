@@ -1,0 +1,55 @@
+"""keep_freed_host_memory: freed host memory is reused instead of being unmapped and faulted in again."""
+import subprocess
+import sys
+
+import pytest
+
+from seedgrpo.host_memory import _glibc
+
+# Buffers of growing size (8 .. 30 MiB), each written then freed, as a step's activations are. With glibc's
+# defaults each one is a fresh mmap (it exceeds the adaptive threshold set by the last one freed): every
+# page is faulted in again. Kept, they come from the heap, which only grows by the difference.
+SCRIPT = """
+import ctypes, resource, sys
+from seedgrpo.host_memory import keep_freed_host_memory
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+if sys.argv[1] == "keep":
+    assert keep_freed_host_memory()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for mib in range(8, 31, 2):
+    buffer = libc.malloc(mib << 20)
+    libc.memset(buffer, 1, mib << 20)
+    libc.free(buffer)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(_glibc() is None, reason="the C library is not glibc")
+def test_freed_buffers_are_reused_instead_of_faulted_in_again():
+    def faults(mode):
+        done = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return int(done.stdout.strip().splitlines()[-1])
+
+    pages = sum(range(8, 31, 2)) * 256  # every buffer's pages: 58,368
+    kept, default = faults("keep"), faults("default")
+    assert default > pages * 0.9, default
+    assert kept < 31 * 256 * 1.2, kept  # about the largest buffer's pages, once
+
+
+def test_the_trainer_applies_it_unless_told_not_to(monkeypatch, tmp_path):
+    import seedgrpo.trainer as trainer_module
+    from seedgrpo.config import load_config
+
+    calls = []
+    monkeypatch.setattr(trainer_module, "keep_freed_host_memory", lambda: calls.append(1))
+    base = {"prompt_template": "none", "max_steps": 1, "toy.layers": 1, "toy.hidden": 32, "progress": False,
+            "tensorboard": False, "output_dir": str(tmp_path), "save_final_model": False}
+    trainer_module.Trainer(load_config(None, base))
+    assert calls == [1]
+    trainer_module.Trainer(load_config(None, {**base, "keep_freed_host_memory": False}))
+    assert calls == [1]
