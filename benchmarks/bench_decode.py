@@ -49,7 +49,8 @@ def main(argv=None) -> None:
     print("| ---: | ---: | ---: | ---: | ---: |")
     for length in args.completion:
         engines = {loop: HFRolloutEngine(model=model, tokenizer=tokenizer, decode_loop=loop,
-                                         sampling=SamplingSettings(64, length)) for loop in ("generate", "lean")}
+                                         sampling=SamplingSettings(64, length))
+                   for loop in ("generate", "lean")}
         times = {loop: [] for loop in engines}
         lengths = []
         for rep in range(args.reps + 2):
@@ -62,7 +63,8 @@ def main(argv=None) -> None:
             lengths.append(batch.completion_mask.sum(1).float().mean().item())
         generate_ms, lean_ms = (statistics.median(times[loop][2:]) * 1e3 for loop in ("generate", "lean"))
         mean_length = statistics.mean(lengths[2:])
-        print(f"| {length} | {mean_length:.1f} | {generate_ms:.1f} | {lean_ms:.1f} | {lean_ms / generate_ms:.2f}x |")
+        ratio = lean_ms / generate_ms
+        print(f"| {length} | {mean_length:.1f} | {generate_ms:.1f} | {lean_ms:.1f} | {ratio:.2f}x |")
         append_csv(dict(max_new_tokens=length, mean_length=f"{mean_length:.1f}", prompts=args.prompts,
                         generations=args.generations, layers=args.layers, hidden=args.hidden,
                         generate_ms=f"{generate_ms:.1f}", lean_ms=f"{lean_ms:.1f}", threads=args.threads,

@@ -9,7 +9,10 @@ one optimizer step per rollout, Dr. GRPO loss without KL, AdamW. Each provider r
 (so its peak RSS is its own): the wall time between consecutive step-end callbacks is a step (rollout,
 scoring, update, logging); the first `--warmup` steps are dropped and the median of the rest is reported.
 Providers: `ours` (plain torch, one process, the configuration TRL runs here), `ours_zero3` (DeepSpeed
-ZeRO-3 on the CPU accelerator, one rank), `trl`. The providers run in turn, `--rounds` times, because a
+ZeRO-3 on the CPU accelerator, one rank), `trl`; and, to separate the host-allocator settings that our
+trainer applies (seedgrpo/host_memory.py) from the rest, `ours_default_malloc` (ours with
+keep_freed_host_memory off) and `trl_keep_freed` (TRL started with the same settings as environment
+variables). The providers run in turn, `--rounds` times, because a
 shared machine's load drifts. Rows are appended to benchmarks/out/e2e.csv.
 """
 from __future__ import annotations
@@ -31,6 +34,10 @@ from _results_csv import append_csv  # this script's folder is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "e2e.csv"
+# provider -> extra environment of its worker process
+KEEP_FREED_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+PROVIDERS = {"ours": {}, "ours_zero3": {}, "trl": {}, "ours_default_malloc": {},
+             "trl_keep_freed": KEEP_FREED_ENV}
 
 
 def parse_args(argv=None):
@@ -45,12 +52,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gradient_checkpointing", choices=["off", "on"], default="off",
                    help="the same for both trainers (TRL's GRPOConfig turns it on by default, ours off)")
-    p.add_argument("--providers", nargs="+", default=["trl", "ours", "ours_zero3"],
-                   choices=["ours", "ours_zero3", "trl"])
+    p.add_argument("--providers", nargs="+", default=["trl", "ours", "ours_zero3"], choices=list(PROVIDERS))
     p.add_argument("--rounds", type=int, default=2,
                    help="run the providers in turn this many times (a shared machine's load drifts); the "
                         "median is over the steps of all rounds")
-    p.add_argument("--worker", choices=["ours", "ours_zero3", "trl"], help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=list(PROVIDERS), help=argparse.SUPPRESS)
     p.add_argument("--model_dir", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -78,7 +84,7 @@ def reward(completions, golds):
 
 
 # -------------------------------------------------------------------------------------- workers
-def run_ours(args, zero3: bool) -> list[float]:
+def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True) -> list[float]:
     from seedgrpo.config import load_config
     from seedgrpo.trainer import Trainer
 
@@ -96,6 +102,7 @@ def run_ours(args, zero3: bool) -> list[float]:
         "progress": False, "tensorboard": False, "sample_log_steps": 0,
         "gradient_checkpointing": args.gradient_checkpointing == "on",
         "deepspeed_config": str(REPO / "configs" / "ds_zero3_cpu.json") if zero3 else None,
+        "keep_freed_host_memory": keep_freed_host_memory,
     })
     stamps = []
     trainer = Trainer(config, reward_fn=lambda completions, ps: reward(completions, [p.answer for p in ps]),
@@ -148,7 +155,11 @@ def worker(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    times = run_trl(args) if args.worker == "trl" else run_ours(args, zero3=args.worker == "ours_zero3")
+    if args.worker.startswith("trl"):
+        times = run_trl(args)
+    else:
+        times = run_ours(args, zero3=args.worker == "ours_zero3",
+                         keep_freed_host_memory=args.worker != "ours_default_malloc")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     Path(args.result).write_text(json.dumps({"step_times": times, "peak_rss_mb": peak_mb}))
 
@@ -166,7 +177,8 @@ def main(argv=None) -> None:
         results = {}
         for round_index, provider in [(r, p) for r in range(args.rounds) for p in args.providers]:
             result_file = Path(tmp) / f"{provider}-{round_index}.json"
-            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), DS_ACCELERATOR="cpu",
+            env = dict(os.environ, **PROVIDERS[provider], OMP_NUM_THREADS=str(args.threads),
+                       DS_ACCELERATOR="cpu",
                        TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR",
                                                            os.path.expanduser("~/.cache/torch_extensions")))
             command = [sys.executable, __file__, "--worker", provider, "--model_dir", str(model_dir),

@@ -271,7 +271,7 @@ def test_length_buckets_train_like_one_forward(tmp_path, monkeypatch, loss_type,
     assert max_diff(params(one), params(bucketed)) < 1e-5
     for key in ("loss", "grad_norm", "clip_ratio_low", "clip_ratio_high", "entropy"):
         assert bucketed_metrics[key] == pytest.approx(one_metrics[key], rel=1e-5, abs=1e-7), key
-    assert one_metrics["clip_ratio_low"] + one_metrics["clip_ratio_high"] > 0  # the clip metrics are exercised
+    assert one_metrics["clip_ratio_low"] + one_metrics["clip_ratio_high"] > 0  # clip metrics exercised
 
 
 def test_length_buckets_split_only_when_padding_outweighs_the_extra_calls():
@@ -281,7 +281,8 @@ def test_length_buckets_split_only_when_padding_outweighs_the_extra_calls():
         rows = len(lengths)
         mask = (torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]).long()
         prompt_ids = (torch.arange(rows) % prompts)[:, None].repeat(1, 8)  # lengths unrelated to prompts
-        return dict(completion_mask=mask, prompt_mask=torch.ones(rows, 8, dtype=torch.long), prompt_ids=prompt_ids)
+        return dict(completion_mask=mask, prompt_mask=torch.ones(rows, 8, dtype=torch.long),
+                    prompt_ids=prompt_ids)
 
     assert _length_buckets(piece([16] * 30 + [15] * 2), shared_prefix=True) == [None]
     spread = [4 + 3 * i for i in range(32)]  # 4 .. 97 tokens

@@ -67,7 +67,7 @@ class _KeyValueBuffers:
                 buffer = source.new_empty(rows, heads, capacity, dim)
                 buffer[:, :, :self.length] = source
                 store.append(buffer)
-        self.mask = torch.ones(prompt_mask.shape[0], 1, 1, capacity, dtype=torch.bool, device=prompt_mask.device)
+        self.mask = prompt_mask.new_ones(prompt_mask.shape[0], 1, 1, capacity, dtype=torch.bool)
         self.mask[:, 0, 0, :self.length] = prompt_mask.bool()
 
     def append(self, index: int, key: torch.Tensor, value: torch.Tensor):
@@ -109,7 +109,8 @@ def lean_decode(module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, 
     cache = prefix if prefix is not None else DynamicCache(config=module.config)
     start = cache.get_seq_length()
     prefill = module(input_ids=prompt_ids[:, start:], attention_mask=prompt_mask,
-                     position_ids=positions[:, start:], past_key_values=cache, use_cache=True, logits_to_keep=1)
+                     position_ids=positions[:, start:], past_key_values=cache, use_cache=True,
+                     logits_to_keep=1)
     buffers = _KeyValueBuffers(cache, prompt_mask, prompt_len + min(max_new_tokens, _INITIAL_CAPACITY))
     del cache
 
@@ -127,7 +128,8 @@ def lean_decode(module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, 
             break
         if int(finished.sum()) * _COMPACT_FRACTION >= finished.numel():
             keep = (~finished).nonzero()[:, 0]
-            live, token, next_position, finished = live[keep], token[keep], next_position[keep], finished[keep]
+            live, token, finished = live[keep], token[keep], finished[keep]
+            next_position = next_position[keep]
             buffers.keep(keep)
         logits = _decode_step(module, token, next_position, buffers)
         token, token_logprob = pick(logits, step, live)

@@ -169,8 +169,8 @@ class HFRolloutEngine(RolloutEngine):
         prefix = None if sharded else self._shared_prefix_cache(generator, prompt_ids, prompt_mask)
         if self._use_lean_decode(generator, sharded):
             completion_ids, recorded = lean_decode(
-                generator, prompt_ids, prompt_mask, pick=sampler.pick, eos_ids=self.eos_ids, pad_id=self.pad_id,
-                max_new_tokens=self.sampling.max_completion_length, prefix=prefix)
+                generator, prompt_ids, prompt_mask, pick=sampler.pick, eos_ids=self.eos_ids,
+                pad_id=self.pad_id, max_new_tokens=self.sampling.max_completion_length, prefix=prefix)
         else:
             completion_ids = self._transformers_generate(generator, prompt_ids, prompt_mask, sampler, sharded,
                                                          prefix)
