@@ -4,7 +4,8 @@
 #     bash scripts/gpu-check.sh            # everything below, about 9 minutes at most
 #     bash scripts/gpu-check.sh tests      # or one phase: tests | bench-logits | bench-linear
 #
-# 1. the gpu-marked kernel tests (compiled Triton, Qwen's 151,936 vocabulary, bf16) -> $OUT/gpu-tests.log
+# 1. the gpu-marked tests: compiled Triton kernels (Qwen's 151,936 vocabulary, bf16) and the lean decode loop on
+#    CUDA against generate -> $OUT/gpu-tests.log
 # 2. benchmarks/bench_loss.py at the GPU shapes (B*T 2k/8k/32k, V 32k/152k, H 1536/3584, forward/backward/full)
 #    -> $OUT/bench_loss.csv, $OUT/bench_logits.png, $OUT/bench_linear.png, logs
 # Each phase has its own time limit so that one call returns inside the device tool's 10 minutes, keeping what
@@ -49,7 +50,7 @@ bench() {  # bench <name> <seconds> <bench_loss.py arguments...>
 }
 
 if [ "$PHASE" = all ] || [ "$PHASE" = tests ]; then
-    timeout 180 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_kernels_gpu.py 2>&1 | tee "$OUT/gpu-tests.log"
+    timeout 180 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_kernels_gpu.py tests/test_decode.py 2>&1 | tee "$OUT/gpu-tests.log"
     status=${PIPESTATUS[0]}
 fi
 if [ "$PHASE" = all ] || [ "$PHASE" = bench-logits ]; then
