@@ -37,7 +37,8 @@ from .loss import seed_grpo_loss
 from .metrics_log import RunLogger
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
 from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
-from .rollout.scoring import completion_forward, gathered, lm_head_weight, score_completions
+from .rollout.scoring import (completion_forward, gathered, lm_head_weight, score_completions,
+                               shareable_prefix_rows)
 
 # Uncertainties computed from response embeddings (seedgrpo/gcpo.py); the others need none.
 EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
@@ -272,7 +273,6 @@ class Trainer:
                                         lockstep=lockstep,
                                         output="hidden" if c.fused_linear else "logits")
             outputs.append((output, loss_args))
-        results = []
         if c.fused_linear:
             weight = lm_head_weight(self.policy.model)
             # Under ZeRO-3 the head is partitioned outside its module's forward: gather it for the loss AND
@@ -410,7 +410,10 @@ def _length_buckets(piece, *, shared_prefix: bool, max_buckets: int = 8, call_ov
     def padded_tokens(parts):
         total = 0
         for part in parts:
-            prompts = torch.unique(piece["prompt_ids"][part], dim=0).shape[0] if shared_prefix else len(part)
+            # prompt rows through the model: the distinct prompts when the forward shares their prefix
+            ids, mask = piece["prompt_ids"][part], piece["prompt_mask"][part]
+            shared = shared_prefix and shareable_prefix_rows(ids, mask, always=True)
+            prompts = shared[0].shape[0] if shared else len(part)
             total += len(part) * int(lengths[part].max()) + prompts * prompt_tokens
         return total
 

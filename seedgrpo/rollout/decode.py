@@ -23,6 +23,8 @@ import sys
 
 import torch
 
+from .scoring import generate_position_ids
+
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 _INITIAL_CAPACITY = 64  # generated columns allocated up front; the buffers double when full
 _COMPACT_FRACTION = 4   # drop finished rows once 1/4 of the batch has finished
@@ -105,7 +107,7 @@ def lean_decode(module, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, *, 
 
     rows, prompt_len = prompt_ids.shape
     device = prompt_ids.device
-    positions = (prompt_mask.cumsum(-1) - 1).masked_fill(prompt_mask == 0, 1)  # generate's convention
+    positions = generate_position_ids(prompt_mask)  # what the shared prefix was built with
     cache = prefix if prefix is not None else DynamicCache(config=module.config)
     start = cache.get_seq_length()
     prefill = module(input_ids=prompt_ids[:, start:], attention_mask=prompt_mask,

@@ -100,21 +100,22 @@ class SeededGumbelSampler:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         step = input_ids.shape[1] - self.prompt_length
-        noisy, picked, logprob = self._sample(scores, step, self.row_keys)
+        noisy, picked, logprob = self._sample(scores, step)
         self.logprobs.append(logprob)
         return noisy
 
     def pick(self, scores: torch.Tensor, step: int, rows: torch.Tensor):
         """(tokens [b], log-probs [b]) for the batch rows that are output `rows` (decode.py's interface)."""
-        if self.row_keys.device != scores.device:  # once: the keys then stay where the logits are
-            self.row_keys = self.row_keys.to(scores.device)
-        _, picked, logprob = self._sample(scores, step, self.row_keys[rows])
+        _, picked, logprob = self._sample(scores, step, rows)
         return picked, logprob
 
-    def _sample(self, scores, step, row_keys):
+    def _sample(self, scores, step, rows=None):
+        if self.row_keys.device != scores.device:  # once: the keys then stay where the logits are
+            self.row_keys = self.row_keys.to(scores.device)
+        row_keys = self.row_keys if rows is None else self.row_keys[rows]
         logits = scores.float() / self.sampling.temperature
         noisy = filter_logits(logits, self.sampling.top_k, self.sampling.top_p)
-        noisy = noisy + gumbel_noise(row_keys.to(scores.device), step, logits.shape[-1])
+        noisy = noisy + gumbel_noise(row_keys, step, logits.shape[-1])
         picked = noisy.argmax(-1, keepdim=True)  # what greedy decoding will take from the returned scores
         logprob = (logits.gather(-1, picked) - torch.logsumexp(logits, -1, keepdim=True))[:, 0]
         return noisy, picked[:, 0], logprob
@@ -220,9 +221,7 @@ class HFRolloutEngine(RolloutEngine):
         shared = scoring.shareable_prefix_rows(prompt_ids, prompt_mask)
         if shared is None:
             return None
-        # generate's own convention for the positions of padding (1): the cache matches its prefill's
-        return scoring.prefix_cache(
-            module, *shared, position_ids_of=lambda mask: (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1))
+        return scoring.prefix_cache(module, *shared, position_ids_of=scoring.generate_position_ids)
 
     def _concat(self, prompt_ids, prompt_mask, pieces) -> RolloutBatch:
         width = max(p[0].shape[1] for p in pieces)

@@ -34,6 +34,12 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+def generate_position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """transformers `generate`'s positions: as above, but 1 at left padding (a cache built for generation
+    must match its prefill)."""
+    return (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+
+
 def forward_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Final hidden states [B, L, H] of a causal LM (after its last norm), with autograd when enabled."""
     out = model(input_ids=input_ids, attention_mask=attention_mask,
