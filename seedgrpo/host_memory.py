@@ -6,11 +6,12 @@
 Why: glibc serves a large allocation with a fresh `mmap` and unmaps it when freed (above a threshold that
 adapts between 128 KiB and 32 MiB), and trims the top of its heap whenever more than a threshold is free.
 A training step on the CPU allocates and frees activation-sized tensors every step, so each step faults in
-again (the kernel zero-fills every 4 KiB page) memory the previous step handed back: measured on the
-benchmark's update (a 3-layer d = 128 model, 128 rows x 17 tokens), 8,000-17,000 minor page faults per
-step by default, none with these settings, and an update 10-15% faster. Fixing the mmap threshold at its
-maximum (32 MiB) and raising the trim threshold to 1 GiB lets freed chunks be reused from the heap. Memory is
-then not returned to the OS between steps; the peak is what the step needs either way.
+again (the kernel zero-fills every 4 KiB page) memory the previous step handed back. On the end-to-end
+benchmark's update (a 3-layer d = 128 model, 128 rows x 17 tokens) getrusage counted 6,600-17,000 minor
+page faults per update by default and none with these settings, and the whole step took 4-6% less time
+(bench_e2e.py, `ours` vs `ours_default_malloc`; benchmarks/RESULTS-e2e.md). Fixing the mmap threshold at
+its maximum (32 MiB) and raising the trim threshold to 1 GiB lets freed chunks be reused from the heap.
+Memory is then not returned to the OS between steps; the peak is what the step needs either way.
 
 The same settings are the environment variables MALLOC_MMAP_THRESHOLD_=33554432 and
 MALLOC_TRIM_THRESHOLD_=1073741824, which any program (TRL included) can be started with; this function
