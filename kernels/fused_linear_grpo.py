@@ -4,7 +4,7 @@
 The unmasked tokens are packed (padding costs no matmul) and taken ``chunk`` at a time:
 
     logits = hidden_chunk @ weight.T (+ bias)                    # [chunk, V], the only vocab-sized buffer
-    grpo loss kernel, in place: logits <- w * dloss/dlogits      # seedgrpo/kernels/grpo_loss.py
+    grpo loss kernel, in place: logits <- w * dloss/dlogits      # kernels/grpo_loss.py
     grad_hidden[chunk] = dlogits @ weight
     grad_weight += dlogits.T @ hidden_chunk                      # accumulated in float32
     grad_bias   += dlogits.sum(0)
