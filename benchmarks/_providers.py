@@ -14,7 +14,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from seedgrpo.loss import per_token_loss, token_logprobs_and_entropy, token_weights
+from seedgrpo.kernels.reference import PolicyOptions, policy_loss
+from seedgrpo.loss import token_logprobs_and_entropy, token_weights
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,11 @@ def make_inputs(n_tokens: int, vocab: int, hidden_size: int, *, kind: str, dtype
     )
     if kind == "logits":
         inputs["logits_full"] = randn(B, T + 1, vocab, scale=2.0, dtype=dtype).requires_grad_()
-        inputs["leaves"] = [inputs["logits_full"]]
+        # What a forward with logits_to_keep returns to our kernel: exactly the T completion rows, as a leaf of
+        # its own (a view of the same storage), so that the in-place gradient stays in it: a slice of a
+        # [B, T+1, V] leaf would make autograd allocate and copy a full-size gradient in its backward.
+        inputs["logits"] = inputs["logits_full"].detach()[:, :-1].requires_grad_()
+        inputs["leaves"] = [inputs["logits_full"], inputs["logits"]]
     else:
         inputs["hidden"] = randn(B, T, hidden_size, dtype=dtype).requires_grad_()
         inputs["weight"] = randn(vocab, hidden_size, scale=hidden_size ** -0.5, dtype=dtype).requires_grad_()
@@ -60,9 +65,10 @@ def make_inputs(n_tokens: int, vocab: int, hidden_size: int, *, kind: str, dtype
 def reference_loss(logits, ids, mask, advantages, old, ref, normalizer, s: LossSettings):
     """The PyTorch reference (seedgrpo.loss's public pieces), as eager code torch.compile can trace."""
     logp, _entropy = token_logprobs_and_entropy(logits, ids, s.temperature)
-    loss_tok, _low, _high, _kl = per_token_loss(logp, old, advantages, ref, epsilon_low=s.epsilon_low,
-                                                epsilon_high=s.epsilon_high, delta=None, beta=s.beta)
-    return (token_weights(mask, s.loss_type, normalizer) * loss_tok).sum()
+    opts = PolicyOptions(epsilon_low=s.epsilon_low, epsilon_high=s.epsilon_high, beta=s.beta,
+                         temperature=s.temperature)
+    return policy_loss(logp, None, mask=mask, weights=token_weights(mask, s.loss_type, normalizer),
+                       advantages=advantages, old_logp=old, ref_logp=ref, opts=opts)[0]
 
 
 _compiled_reference: Optional[Callable] = None
@@ -87,16 +93,15 @@ def _torch_eager_linear(x, s):
 
 
 def _policy_kwargs(x, s):
-    return dict(advantages=x["advantages"], old_logprobs=x["old"], ref_logprobs=x["ref"], loss_type=s.loss_type,
-                normalizer=x["normalizer"], epsilon_low=s.epsilon_low, epsilon_high=s.epsilon_high, beta=s.beta,
-                temperature=s.temperature)
+    return dict(advantages=x["advantages"], old_logprobs=x["old"], ref_logprobs=x["ref"],
+                weights=token_weights(x["mask"], s.loss_type, x["normalizer"]), epsilon_low=s.epsilon_low,
+                epsilon_high=s.epsilon_high, beta=s.beta, temperature=s.temperature)
 
 
 def _ours_logits(x, s):
     from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits
 
-    loss, _ = grpo_loss_from_logits(x["logits_full"][:, :-1], x["ids"], x["mask"], inplace=True,
-                                    **_policy_kwargs(x, s))
+    loss, _ = grpo_loss_from_logits(x["logits"], x["ids"], x["mask"], inplace=True, **_policy_kwargs(x, s))
     return loss
 
 

@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     import torch
 
     from seedgrpo import toy
-    from seedgrpo.rollout.scoring import completion_forward
+    from seedgrpo.training_forward import completion_forward
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)

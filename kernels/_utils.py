@@ -1,13 +1,11 @@
 """Pieces shared by the fused GRPO kernels: the streaming softmax statistics of one logit row (a
-``@triton.jit`` helper), where a kernel may run, argument checks, and the per-token inputs every kernel reads.
+``@triton.jit`` helper), the gradient sweeps, where a kernel may run, chunk sizing and structural checks.
 
 Nothing here is public; ``grpo_loss.py``, ``fused_linear_grpo.py`` and ``selective_logprob.py`` import it.
 """
 from __future__ import annotations
 
-import math
 import os
-from typing import Optional
 
 import torch
 import triton
@@ -16,9 +14,6 @@ import triton.language as tl
 # Triton decides at decoration time whether @triton.jit builds a GPU kernel or an interpreted one, so what
 # matters is the environment when this module (imported before any kernel module) was first imported.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
-# "batch" needs a reduction over every row of every group; the caller computes those advantages instead.
-KERNEL_SCALE_REWARDS = ("none", "group")
 # A finite "minus infinity" for the running max: exp(m_old - m_new) stays 0 and 0 * (m_old - m_new) stays 0,
 # where a true -inf would give inf - inf = NaN on the first block. (A constexpr: compiled Triton reads no
 # other globals.)
@@ -162,126 +157,3 @@ def check_linear(hidden, weight, bias, ids_shape) -> None:
                              or bias.dtype != weight.dtype):
         raise ValueError(f"bias must be None or a [{weight.shape[0]}] tensor of dtype {weight.dtype}, got "
                          f"{type(bias).__name__} of shape {tuple(getattr(bias, 'shape', ()))}")
-
-
-def _check_float(name: str, value, *, low: float = -math.inf, low_inclusive: bool = True,
-                 hint: str = "") -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}{hint}")
-    if value < low or (value == low and not low_inclusive):
-        sign = ">=" if low_inclusive else ">"
-        raise ValueError(f"{name} must be {sign} {low}, got {value!r}{hint}")
-    return float(value)
-
-
-def check_per_token(name: str, tensor: Optional[torch.Tensor], shape, device) -> Optional[torch.Tensor]:
-    """A [B, T] per-token input as contiguous float32 on ``device`` (None stays None)."""
-    if tensor is None:
-        return None
-    if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != tuple(shape):
-        raise ValueError(f"{name} must be a tensor of shape {tuple(shape)} like completion_ids, got "
-                         f"{type(tensor).__name__} of shape {tuple(getattr(tensor, 'shape', ()))}")
-    return tensor.detach().to(device=device, dtype=torch.float32).contiguous()
-
-
-class LossConfig:
-    """The checked scalar options of the GRPO loss (shared by every backend)."""
-
-    def __init__(self, *, loss_type, normalizer, epsilon_low, epsilon_high, delta, beta, temperature):
-        if loss_type not in LOSS_TYPES:
-            raise ValueError(f"loss_type={loss_type!r} is not one of {LOSS_TYPES}")
-        if normalizer is None:
-            raise ValueError("normalizer is None: pass the global denominator of the loss_type (e.g. "
-                             "seedgrpo.loss.default_normalizer(completion_mask, loss_type, max_completion_length))")
-        self.loss_type = loss_type
-        self.normalizer = _check_float("normalizer", float(normalizer) if isinstance(normalizer, torch.Tensor)
-                                       else normalizer, low=0.0, low_inclusive=False)
-        self.epsilon_low = _check_float("epsilon_low", epsilon_low, low=0.0)
-        self.epsilon_high = _check_float("epsilon_high", epsilon_high, low=0.0)
-        self.delta = None if delta is None else _check_float(
-            "delta", delta, low=1.0, low_inclusive=False, hint=" (an upper cap on the ratio, e.g. 1.5; None = off)")
-        self.beta = _check_float("beta", beta, low=0.0)
-        self.temperature = _check_float("temperature", temperature, low=0.0, low_inclusive=False)
-
-
-class TokenInputs:
-    """Per-token and per-row inputs of a GRPO loss call, checked and laid out for the kernels.
-
-    ``weights`` [B*T] float32 are the token weights (0 = masked); the loss is sum(weights * per_token_loss).
-    Exactly one of ``advantages`` [B] and (``rewards`` [B], ``group_factor`` [B/G]) is set.
-    """
-
-    def __init__(self, completion_ids, completion_mask, *, advantages, rewards, group_size, group_factor,
-                 scale_rewards, old_logprobs, ref_logprobs, config: LossConfig, device):
-        if not isinstance(completion_ids, torch.Tensor) or completion_ids.dim() != 2:
-            raise ValueError(f"completion_ids must be a [B, T] integer tensor, got "
-                             f"{type(completion_ids).__name__} of shape {tuple(getattr(completion_ids, 'shape', ()))}")
-        if completion_ids.dtype.is_floating_point or completion_ids.dtype == torch.bool:
-            raise ValueError(f"completion_ids must hold integer token ids, got dtype {completion_ids.dtype}")
-        B, T = completion_ids.shape
-        self.B, self.T = B, T
-        self.ids = completion_ids.to(device=device, dtype=torch.int64).contiguous()
-        mask = check_per_token("completion_mask", completion_mask, (B, T), device)
-        self.mask = mask
-        from ..loss import token_weights  # lazy: seedgrpo.loss imports this package to dispatch
-
-        self.weights = token_weights(mask, config.loss_type, config.normalizer).contiguous()
-        self.old_logprobs = check_per_token("old_logprobs", old_logprobs, (B, T), device)
-        self.ref_logprobs = check_per_token("ref_logprobs", ref_logprobs, (B, T), device)
-        if config.beta != 0.0 and self.ref_logprobs is None:
-            raise ValueError(f"beta={config.beta} needs ref_logprobs (per-token log-probs of the reference "
-                             "model); pass them, or beta=0.0 for no KL term")
-        self.advantages = self.rewards = self.group_factor = None
-        self.group_size = 1
-        self.scale_by_std = False
-        if advantages is not None:
-            if rewards is not None:
-                raise ValueError("pass either advantages or rewards (+ group_size, group_factor), not both")
-            if not isinstance(advantages, torch.Tensor) or tuple(advantages.shape) != (B,):
-                raise ValueError(f"advantages must be a tensor of shape ({B},), one per row, got "
-                                 f"{type(advantages).__name__} of shape {tuple(getattr(advantages, 'shape', ()))}")
-            self.advantages = advantages.detach().to(device=device, dtype=torch.float32).contiguous()
-            return
-        if rewards is None:
-            raise ValueError("pass advantages [B], or rewards [B] with group_size and group_factor [B/G]")
-        if not isinstance(rewards, torch.Tensor) or tuple(rewards.shape) != (B,):
-            raise ValueError(f"rewards must be a tensor of shape ({B},), one per row, got "
-                             f"{type(rewards).__name__} of shape {tuple(getattr(rewards, 'shape', ()))}")
-        if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1 or B % group_size:
-            raise ValueError(f"group_size must be a positive int dividing the {B} rows (rows g*G .. g*G+G-1 "
-                             f"are group g), got {group_size!r}")
-        if scale_rewards not in KERNEL_SCALE_REWARDS:
-            raise ValueError(f"scale_rewards={scale_rewards!r} is not one of {KERNEL_SCALE_REWARDS} here; for "
-                             "'batch' compute the advantages first (seedgrpo.compute_advantages) and pass them")
-        num_groups = B // group_size
-        if group_factor is None:
-            group_factor = torch.ones(num_groups)
-        if not isinstance(group_factor, torch.Tensor) or tuple(group_factor.shape) != (num_groups,):
-            raise ValueError(f"group_factor must be a tensor of shape ({num_groups},), one f(alpha*U) per group, "
-                             f"got {type(group_factor).__name__} of shape "
-                             f"{tuple(getattr(group_factor, 'shape', ()))}")
-        self.rewards = rewards.detach().to(device=device, dtype=torch.float32).contiguous()
-        self.group_factor = group_factor.detach().to(device=device, dtype=torch.float32).contiguous()
-        self.group_size = group_size
-        self.scale_by_std = scale_rewards == "group"
-        self.scale_rewards = scale_rewards
-
-    def row_advantages(self) -> torch.Tensor:
-        """Advantages [B] in float32 (computed from the rewards with the reference's formula if needed)."""
-        if self.advantages is not None:
-            return self.advantages
-        from ..advantages import base_advantages
-
-        base = base_advantages(self.rewards, self.group_size, self.scale_rewards)
-        return (base * self.group_factor.repeat_interleave(self.group_size)).to(torch.float32)
-
-
-def masked_metrics(mask: torch.Tensor, kl, entropy, clip_low, clip_high) -> dict:
-    """The reference's metrics: masked token means over this call's tokens (0 when every token is masked)."""
-    from ..loss import masked_mean
-
-    def mean(x):
-        return masked_mean(x.reshape(mask.shape), mask).detach()
-
-    return {"clip_ratio_low": mean(clip_low), "clip_ratio_high": mean(clip_high), "kl": mean(kl),
-            "entropy": mean(entropy)}

@@ -11,11 +11,13 @@ The unmasked tokens are packed (padding costs no matmul) and taken ``chunk`` at 
 
 so the gradients are ready when the forward returns and backward only scales them by grad_output. The
 ``backend="torch"`` path is the same algorithm in chunked PyTorch (float32 per chunk: log-softmax, the
-reference per-token loss of seedgrpo.loss with its gradient w.r.t. the chunk's log-probs, then the analytic
-d logp / d logits), which keeps CPU training memory-light too.
+per-token math of kernels/reference.py with its gradient w.r.t. the chunk's log-probs, then the analytic
+d logp / d logits), which keeps CPU training memory-light too. Losses that need a statistic of the row or the
+batch (sequence-level ratios, vespo, the entropy and off-policy masks, ...) take two passes over the chunks:
+see FusedLinearGRPOLoss.
 
     loss, metrics = fused_linear_grpo_loss(hidden, model.lm_head.weight, ids, mask, advantages=adv,
-                                           normalizer=mask.sum(), loss_type="dapo")
+                                           weights=mask / mask.sum())
 
 DeepSpeed ZeRO-3 partitions lm_head.weight; gather it around the call (the backward needs no weight):
 
@@ -32,13 +34,17 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ._utils import LossConfig, TokenInputs, check_linear, check_triton_device, chunk_rows, masked_metrics
+from ._inputs import STAT_NAMES, TokenInputs, masked_metrics
+from ._utils import check_linear, check_triton_device, chunk_rows
 from .grpo_loss import launch_grpo_loss
+from .logit_grad import launch_logit_grad, token_coefficients, torch_logit_grad
+from .reference import PolicyOptions, policy_loss
+from .selective_logprob import _launch as launch_selective_logprob
+from .selective_logprob import _torch_rows
 
 __all__ = ["fused_linear_grpo_loss", "FusedLinearGRPOLoss"]
 
 BACKENDS = ("triton", "torch")
-_STAT_NAMES = ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")
 _fp32_out_addmm: dict = {}  # device type -> whether addmm(..., out_dtype=float32, out=acc) works in place
 
 
@@ -70,19 +76,18 @@ def _supports_fp32_out_addmm(device: torch.device) -> bool:
     return _fp32_out_addmm[device.type]
 
 
-def _torch_chunk(logits: torch.Tensor, token_index: torch.Tensor, tokens: TokenInputs, config: LossConfig,
+def _torch_chunk(logits: torch.Tensor, token_index: torch.Tensor, tokens: TokenInputs, config: PolicyOptions,
                  row_advantages: torch.Tensor, outputs: dict, want_grad: bool) -> Optional[torch.Tensor]:
-    """The torch backend on one chunk of logits [c, V] (ours to overwrite) scoring flattened tokens
-    ``token_index``: writes the per-token outputs, returns d(weighted loss)/d(logits) [c, V] float32."""
-    from ..loss import per_token_loss  # lazy: seedgrpo.loss imports this package to dispatch
-
+    """The torch backend of the one-pass path on one chunk of logits [c, V] (ours to overwrite) scoring
+    flattened tokens ``token_index``: writes the per-token outputs, returns d(weighted loss)/d(logits) [c, V]
+    float32."""
     z = logits.float()  # a float32 copy of bf16/fp16 logits; fp32 logits are our own chunk already
     if config.temperature != 1.0:
         z.div_(config.temperature)
     lse = torch.logsumexp(z, dim=-1, keepdim=True)
     log_p = z.sub_(lse)
     ids = tokens.ids.view(-1)[token_index]
-    logp = log_p.gather(1, ids.unsqueeze(1))  # [c, 1]: the reference's per-token math broadcasts per row
+    logp = log_p.gather(1, ids.unsqueeze(1))  # [c, 1]: each token is a row of one for the per-token math
     probs = torch.exp(log_p)
     entropy = -torch.bmm(probs.unsqueeze(1), log_p.unsqueeze(2)).view(-1)
     del log_p, z
@@ -93,16 +98,14 @@ def _torch_chunk(logits: torch.Tensor, token_index: torch.Tensor, tokens: TokenI
 
     with torch.enable_grad():
         logp = logp.detach().requires_grad_(want_grad)
-        old = logp.detach() if tokens.old_logprobs is None else per_token("old_logprobs")
-        adv = row_advantages[token_index // tokens.T]
-        loss, is_low, is_high, kl = per_token_loss(
-            logp, old, adv, per_token("ref_logprobs"), epsilon_low=config.epsilon_low,
-            epsilon_high=config.epsilon_high, delta=config.delta, beta=config.beta)
+        weighted, stats = policy_loss(
+            logp, None, mask=torch.ones_like(logp, dtype=torch.bool), weights=per_token("weights"),
+            advantages=row_advantages[token_index // tokens.T], old_logp=per_token("old_logprobs"),
+            ref_logp=per_token("ref_logprobs"), opts=config)
         if want_grad:
-            weighted = (loss.view(-1) * tokens.weights.view(-1)[token_index]).sum()
             (d_logp,) = torch.autograd.grad(weighted, logp)
-    for name, value in (("loss", loss), ("kl", kl), ("entropy", entropy), ("clip_low", is_low),
-                        ("clip_high", is_high)):
+    for name, value in (("loss", stats["loss"]), ("kl", stats["kl"]), ("entropy", entropy),
+                        ("clip_low", stats["clip_low"]), ("clip_high", stats["clip_high"])):
         outputs[name][token_index] = value.detach().view(-1).float()
     if not want_grad:
         return None
@@ -111,52 +114,71 @@ def _torch_chunk(logits: torch.Tensor, token_index: torch.Tensor, tokens: TokenI
     return probs.mul_(-coef).scatter_add_(1, ids.unsqueeze(1), coef)
 
 
+def _chunks(active: torch.Tensor, rows_per_chunk: int):
+    for start in range(0, active.numel(), rows_per_chunk):
+        yield start, active[start:start + rows_per_chunk]
+
+
 class FusedLinearGRPOLoss(torch.autograd.Function):
-    """loss(hidden @ weight.T + bias) with every gradient computed chunk by chunk in the forward."""
+    """loss(hidden @ weight.T + bias) with every gradient computed chunk by chunk in the forward.
+
+    Token-local losses take one pass over the chunks (the loss kernel writes each chunk's logit gradient in
+    place). The others take two: pass 1 computes each chunk's log-probs and entropies, the per-token math
+    between the passes gives d loss / d logp and d loss / d H, and pass 2 recomputes each chunk's matmul (the
+    price of never holding all the logits) and writes its logit gradient (logit_grad.py)."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, tokens: TokenInputs, config: LossConfig, rows_per_chunk: int,
-                backend: str):
+    def forward(ctx, hidden, weight, bias, tokens: TokenInputs, config: PolicyOptions, rows_per_chunk: int,
+                backend: str, entropy_cutoff):
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
         want_grad = need_hidden or need_weight or need_bias
         n, H = tokens.B * tokens.T, hidden.shape[-1]
         x = hidden.reshape(n, H)
         device = hidden.device
-        outputs = {k: torch.zeros(n, device=device, dtype=torch.float32)
-                   for k in ("loss", "kl", "entropy", "clip_low", "clip_high")}
         grad_hidden = torch.zeros_like(x) if need_hidden else None
         grad_weight = torch.zeros(weight.shape, device=device, dtype=torch.float32) if need_weight else None
         grad_bias = torch.zeros(weight.shape[0], device=device, dtype=torch.float32) if need_bias else None
         # Only unmasked tokens cost a matmul; masked ones keep zero outputs and zero gradients.
-        active = tokens.weights.view(-1).nonzero().view(-1)
-        row_advantages = tokens.row_advantages() if backend == "torch" else None
-        for start in range(0, active.numel(), rows_per_chunk):
-            index = active[start:start + rows_per_chunk]
-            x_chunk = x.index_select(0, index)
-            logits = F.linear(x_chunk, weight, bias)
-            if backend == "triton":
-                launch_grpo_loss(logits, tokens, config, grad=logits if want_grad else None,
-                                 token_offset=start, token_index=active, outputs=outputs)
-                grad_logits = logits
-            else:
-                grad_logits = _torch_chunk(logits, index, tokens, config, row_advantages, outputs, want_grad)
-            del logits
+        active = tokens.weights.view(-1).nonzero().view(-1) if config.one_pass and \
+            tokens.importance_sampling_ratio is None else tokens.valid.view(-1).nonzero().view(-1)
+
+        def accumulate(index, x_chunk, grad_logits):
             if need_hidden:
                 grad_hidden.index_copy_(0, index, (grad_logits.to(weight.dtype) @ weight).to(x.dtype))
             if need_weight:
                 _accumulate_weight_grad(grad_weight, grad_logits, x_chunk)
             if need_bias:
-                grad_bias += grad_logits.sum(0, dtype=torch.float32)
-            del grad_logits
-        loss = (tokens.weights.view(-1) * outputs["loss"]).sum()
-        metrics = masked_metrics(tokens.mask, outputs["kl"], outputs["entropy"], outputs["clip_low"],
-                                 outputs["clip_high"])
-        stats = torch.stack([metrics[k] for k in _STAT_NAMES])
-        ctx.mark_non_differentiable(stats)
+                grad_bias.add_(grad_logits.sum(0, dtype=torch.float32))
+
+        if config.one_pass and tokens.importance_sampling_ratio is None:
+            outputs = {k: torch.zeros(n, device=device, dtype=torch.float32)
+                       for k in ("loss", "kl", "entropy", "clip_low", "clip_high")}
+            row_advantages = tokens.row_advantages() if backend == "torch" else None
+            for start, index in _chunks(active, rows_per_chunk):
+                x_chunk = x.index_select(0, index)
+                logits = F.linear(x_chunk, weight, bias)
+                if backend == "triton":
+                    launch_grpo_loss(logits, tokens, config, grad=logits if want_grad else None,
+                                     token_offset=start, token_index=active, outputs=outputs)
+                    grad_logits = logits
+                else:
+                    grad_logits = _torch_chunk(logits, index, tokens, config, row_advantages, outputs, want_grad)
+                del logits
+                if want_grad:
+                    accumulate(index, x_chunk, grad_logits)
+                del grad_logits
+            loss = (tokens.weights.view(-1) * outputs["loss"]).sum()
+            stats = outputs
+        else:
+            loss, stats = _two_pass(x, weight, bias, tokens, config, rows_per_chunk, backend, entropy_cutoff,
+                                    active, want_grad, accumulate)
+        metrics = masked_metrics(tokens.mask, stats["kl"], stats["entropy"], stats["clip_low"], stats["clip_high"])
+        out = torch.stack([metrics[k].float() for k in STAT_NAMES])
+        ctx.mark_non_differentiable(out)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.shapes = (hidden.shape, weight.dtype, None if bias is None else bias.dtype)
         ctx.backward_done = False
-        return loss, stats
+        return loss.float(), out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -179,25 +201,70 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
             if scale is not None:
                 grad_bias.mul_(scale)
             grad_bias = grad_bias.to(bias_dtype)
-        return grad_hidden, grad_weight, grad_bias, None, None, None, None
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None, None
+
+
+def _two_pass(x, weight, bias, tokens: TokenInputs, config: PolicyOptions, rows_per_chunk: int, backend: str,
+              entropy_cutoff, active: torch.Tensor, want_grad: bool, accumulate):
+    """The two chunk passes of a loss that needs row or batch statistics (see FusedLinearGRPOLoss)."""
+    n, device = tokens.B * tokens.T, x.device
+    ids = tokens.ids.view(-1)[active].contiguous()  # packed: chunk row i is packed token start + i
+    logp = torch.zeros(active.numel(), device=device, dtype=torch.float32)
+    entropy = torch.zeros_like(logp)
+    with torch.no_grad():
+        for start, index in _chunks(active, rows_per_chunk):
+            logits = F.linear(x.index_select(0, index), weight, bias)
+            if backend == "triton":
+                launch_selective_logprob(logits, ids, logp, entropy, config.temperature, token_offset=start)
+            else:
+                lp, ent = _torch_rows(logits, ids[start:start + index.numel()], config.temperature, True)
+                logp[start:start + index.numel()], entropy[start:start + index.numel()] = lp, ent
+            del logits
+    full_logp = torch.zeros(n, device=device, dtype=torch.float32).index_copy_(0, active, logp)
+    full_entropy = torch.zeros(n, device=device, dtype=torch.float32).index_copy_(0, active, entropy)
+    shape = (tokens.B, tokens.T)
+    loss, stats, c_logp, c_ent = token_coefficients(full_logp.view(shape), full_entropy.view(shape), tokens,
+                                                    config, entropy_cutoff, want_grad)
+    if want_grad:
+        c_logp = c_logp[active].contiguous()
+        c_ent = None if c_ent is None else c_ent[active].contiguous()
+        with torch.no_grad():
+            for start, index in _chunks(active, rows_per_chunk):
+                x_chunk = x.index_select(0, index)
+                logits = F.linear(x_chunk, weight, bias)  # recomputed: the logits are never held whole
+                end = start + index.numel()
+                if backend == "triton":
+                    launch_logit_grad(logits, logits, ids, logp, entropy, c_logp, c_ent, config.temperature,
+                                      token_offset=start)
+                    grad_logits = logits
+                else:
+                    grad_logits = torch_logit_grad(logits, ids[start:end], entropy[start:end], c_logp[start:end],
+                                                   None if c_ent is None else c_ent[start:end],
+                                                   config.temperature)
+                del logits
+                accumulate(index, x_chunk, grad_logits)
+                del grad_logits
+    return loss, dict(stats, entropy=full_entropy)
 
 
 def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completion_ids: torch.Tensor,
-                           completion_mask: torch.Tensor, *, bias: Optional[torch.Tensor] = None,
-                           advantages: Optional[torch.Tensor] = None, rewards: Optional[torch.Tensor] = None,
-                           group_size: Optional[int] = None, group_factor: Optional[torch.Tensor] = None,
-                           scale_rewards: str = "none", old_logprobs: Optional[torch.Tensor] = None,
-                           ref_logprobs: Optional[torch.Tensor] = None, loss_type: str = "dr_grpo", normalizer,
-                           epsilon_low: float = 0.2, epsilon_high: float = 0.2, delta: Optional[float] = None,
-                           beta: float = 0.0, temperature: float = 1.0, chunk_size: Optional[int] = None,
-                           max_chunk_bytes: Optional[int] = None, backend: str = "triton"):
-    """GRPO / SEED-GRPO loss of ``hidden`` [B, T, H] through ``weight`` [V, H] (+ ``bias`` [V]) without the
-    full logits: ``(hidden @ weight.T)[b, t]`` scores ``completion_ids[b, t]``.
+                           completion_mask: torch.Tensor, *, weights: torch.Tensor, advantages: torch.Tensor,
+                           bias: Optional[torch.Tensor] = None, group_size: Optional[int] = None,
+                           group_factor: Optional[torch.Tensor] = None, old_logprobs: Optional[torch.Tensor] = None,
+                           ref_logprobs: Optional[torch.Tensor] = None,
+                           sampling_logprobs: Optional[torch.Tensor] = None,
+                           importance_sampling_ratio: Optional[torch.Tensor] = None,
+                           entropy_cutoff: Optional[torch.Tensor] = None, chunk_size: Optional[int] = None,
+                           max_chunk_bytes: Optional[int] = None, backend: str = "triton", **options):
+    """Policy loss of ``hidden`` [B, T, H] through ``weight`` [V, H] (+ ``bias`` [V]) without the full logits:
+    ``(hidden @ weight.T)[b, t]`` scores ``completion_ids[b, t]``.
 
-    Same keywords as :func:`seedgrpo.kernels.grpo_loss.grpo_loss_from_logits`. ``chunk_size`` tokens are
-    processed at a time (default: as many as fit ``max_chunk_bytes`` of float32 logits: 256 MiB on CUDA, 32 MiB
-    on the CPU). ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any
-    device). The weight (and bias) gradient is accumulated in float32 and cast to the weight's dtype.
+    Same keywords as :func:`seedgrpo.kernels.grpo_loss.grpo_loss_from_logits` (``weights``, ``advantages``,
+    ``group_factor``, the per-token inputs and the PolicyOptions fields). ``chunk_size`` tokens are processed
+    at a time (default: as many as fit ``max_chunk_bytes`` of float32 logits: 256 MiB on CUDA, 32 MiB on the
+    CPU). ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any device).
+    The weight (and bias) gradient is accumulated in float32 and cast to the weight's dtype. Losses that need
+    row or batch statistics take two passes over the chunks, the second recomputing each chunk's matmul.
     Returns (loss, metrics) as the from-logits function does.
     """
     if backend not in BACKENDS:
@@ -208,11 +275,11 @@ def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completio
     check_linear(hidden, weight, bias, completion_ids.shape)
     if backend == "triton":
         check_triton_device(hidden, "hidden", "backend='torch'")
-    config = LossConfig(loss_type=loss_type, normalizer=normalizer, epsilon_low=epsilon_low,
-                        epsilon_high=epsilon_high, delta=delta, beta=beta, temperature=temperature)
-    tokens = TokenInputs(completion_ids, completion_mask, advantages=advantages, rewards=rewards,
-                         group_size=group_size, group_factor=group_factor, scale_rewards=scale_rewards,
-                         old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, config=config, device=hidden.device)
+    config = PolicyOptions(**options)
+    tokens = TokenInputs(completion_ids, completion_mask, weights=weights, advantages=advantages,
+                         group_size=group_size, group_factor=group_factor, old_logprobs=old_logprobs,
+                         ref_logprobs=ref_logprobs, sampling_logprobs=sampling_logprobs,
+                         importance_sampling_ratio=importance_sampling_ratio, opts=config, device=hidden.device)
     rows = chunk_rows(max(1, tokens.B * tokens.T), weight.shape[0], hidden.device, chunk_size, max_chunk_bytes)
-    loss, stats = FusedLinearGRPOLoss.apply(hidden, weight, bias, tokens, config, rows, backend)
-    return loss, {name: stats[i] for i, name in enumerate(_STAT_NAMES)}
+    loss, stats = FusedLinearGRPOLoss.apply(hidden, weight, bias, tokens, config, rows, backend, entropy_cutoff)
+    return loss, {name: stats[i] for i, name in enumerate(STAT_NAMES)}

@@ -1,9 +1,9 @@
-"""GRPO / SEED-GRPO loss from logits in one Triton launch: rewards (or advantages) in, loss, metrics and
-d(loss)/d(logits) out.
+"""GRPO / SEED-GRPO loss from logits in one Triton launch: advantages in, loss, metrics and d(loss)/d(logits)
+out.
 
 One program per token row streams the vocabulary once with an online log-sum-exp (temperature applied),
-which gives the token's log-prob and entropy; then, in the same program, the advantage (from the group's
-rewards and its f(alpha*U) factor, or given per row), the ratio against the old log-prob, TRL's clipped
+which gives the token's log-prob and entropy; then, in the same program, the advantage (the row's, times its
+group's f(alpha*U) factor when given), the ratio against the old log-prob, TRL's clipped
 surrogate (epsilon_low, epsilon_high, delta) and the k3 KL against the reference; and when a gradient is
 needed a second sweep over the row writes
 
@@ -12,9 +12,14 @@ needed a second sweep over the row writes
 into a gradient buffer, or over the logits themselves with ``inplace=True``. Backward only multiplies that
 buffer by grad_output. Everything exp/log is float32 whatever the logits' dtype (fp32, bf16, fp16).
 
-    loss, metrics = grpo_loss_from_logits(logits, ids, mask, advantages=adv, normalizer=mask.sum(),
-                                          loss_type="dapo", epsilon_low=0.2, epsilon_high=0.28)
+    loss, metrics = grpo_loss_from_logits(logits, ids, mask, advantages=adv, weights=mask / mask.sum(),
+                                          epsilon_low=0.2, epsilon_high=0.28)
     loss.backward()
+
+The per-token weights carry the loss type's normaliser (``seedgrpo.loss.token_weights``). Losses whose token
+terms need a statistic of the row or the batch first (GSPO's sequence ratio, cispo, sapo, vespo, the entropy
+and off-policy masks, importance-sampling ratios, the entropy bonus) take the two sweeps of
+``logit_grad.py`` instead: the same traffic (each row read twice, its gradient written once).
 
 Runs on CUDA, or on the CPU through the Triton interpreter (TRITON_INTERPRET=1 set before import; tests only).
 Tests: ``pytest tests/test_kernels_grpo_loss.py``; benchmark: ``python benchmarks/bench_loss.py``.
@@ -27,14 +32,13 @@ import torch
 import triton
 import triton.language as tl
 
-from ._utils import (INTERPRET, LossConfig, TokenInputs, block_v_for, check_triton_device, masked_metrics,
-                     softmax_row_stats, target_logit, write_logit_grad, write_zero_row)
+from ._inputs import STAT_NAMES, TokenInputs, masked_metrics
+from ._utils import (INTERPRET, block_v_for, check_triton_device, softmax_row_stats, target_logit,
+                     write_logit_grad, write_zero_row)
+from .reference import PolicyOptions
 
 __all__ = ["grpo_loss_from_logits", "GRPOLossFromLogits", "launch_grpo_loss"]
 
-# TRL's epsilon in (r - mean) / (std + eps); seedgrpo.advantages.STD_EPS is the same value. (A constexpr:
-# compiled Triton reads no other globals.)
-STD_EPS = tl.constexpr(1e-4)
 # Rows of the throw-away buffer the autotuner benchmarks on (see _tune_on_scratch): enough rows to fill the GPU
 # for a representative timing, few enough that the buffer costs nothing next to the real launch.
 TUNE_ROWS = 1024
@@ -48,35 +52,17 @@ _GPU_CONFIGS = [
 
 
 @triton.jit
-def _group_advantage(REWARDS, GROUP_FACTOR, b, G, SCALE_BY_STD: tl.constexpr, BLOCK_G: tl.constexpr):
-    """Â_b = (r_b - mean_g r) [/ (std_g r + eps)] * factor_g for row b of group g = b // G (TRL's std:
-    unbiased; a group of one has no spread and gets advantage 0)."""
-    g = b // G
-    offs = tl.arange(0, BLOCK_G)
-    in_group = offs < G
-    r = tl.load(REWARDS + g * G + offs, mask=in_group, other=0.0).to(tl.float32)
-    mean = tl.sum(r, axis=0) / G
-    adv = tl.load(REWARDS + b).to(tl.float32) - mean
-    if SCALE_BY_STD:
-        centred = tl.where(in_group, r - mean, 0.0)
-        var = tl.sum(centred * centred, axis=0) / tl.maximum(G - 1, 1)
-        adv = adv / (tl.sqrt(var) + STD_EPS)
-    return adv * tl.load(GROUP_FACTOR + g).to(tl.float32)
-
-
-@triton.jit
 def _grpo_loss_kernel(
     LOGITS, stride_logits_b, stride_logits_t,  # [*, logits_rows, V], last dim contiguous
     GRAD, stride_grad_b, stride_grad_t,  # same layout; may be LOGITS itself (inplace)
     IDS, WEIGHTS, OLD_LOGP, REF_LOGP,  # [B*T] contiguous; OLD_LOGP None = on-policy, REF_LOGP None = no KL
-    ADVANTAGES, REWARDS, GROUP_FACTOR,  # [B] or ([B], [B/G]); the unused ones are None
+    ADVANTAGES, GROUP_FACTOR,  # [B] and [B/G] (None: no per-group factor)
     TOKEN_INDEX,  # [n] int64 token of each logits row (packed unmasked tokens), or None: rows are consecutive
     LOSS, KL, ENTROPY, CLIP_LOW, CLIP_HIGH,  # [B*T] float32 outputs (0 on masked tokens)
     token_offset, logits_rows, T, V, G,
     inv_temperature, epsilon_low, epsilon_high, delta, beta,
-    ADV_FROM_REWARDS: tl.constexpr, SCALE_BY_STD: tl.constexpr, HAS_DELTA: tl.constexpr,
-    HAS_KL_LOSS: tl.constexpr, WRITE_GRAD: tl.constexpr, ROUND_BF16: tl.constexpr, BLOCK_V: tl.constexpr,
-    BLOCK_G: tl.constexpr,
+    HAS_DELTA: tl.constexpr, HAS_KL_LOSS: tl.constexpr, WRITE_GRAD: tl.constexpr, ROUND_BF16: tl.constexpr,
+    BLOCK_V: tl.constexpr,
 ):
     # Program i owns logits row i (row i // logits_rows, i % logits_rows of the logits tensor) and token
     # n = token_offset + i of the flattened [B, T] per-token inputs (or TOKEN_INDEX[token_offset + i]): the
@@ -105,10 +91,9 @@ def _grpo_loss_kernel(
     target = tl.load(IDS + n)
     logp = target_logit(row_ptr, target, V, inv_temperature) - lse
 
-    if ADV_FROM_REWARDS:
-        adv = _group_advantage(REWARDS, GROUP_FACTOR, b, G, SCALE_BY_STD, BLOCK_G)
-    else:
-        adv = tl.load(ADVANTAGES + b).to(tl.float32)
+    adv = tl.load(ADVANTAGES + b).to(tl.float32)
+    if GROUP_FACTOR is not None:  # SEED-GRPO's f(alpha*U) of the row's group, in the same pass
+        adv = adv * tl.load(GROUP_FACTOR + b // G).to(tl.float32)
 
     # Ratio against the old policy; on-policy (no OLD_LOGP) old = logp detached, so rho = 1 with d rho = rho.
     if OLD_LOGP is None:
@@ -153,7 +138,7 @@ def _grpo_loss_kernel(
 # One kernel object per mode: the interpreter cannot benchmark configs (it would need do_bench=), so it
 # launches the plain kernel with a fixed block; on a GPU the autotuned wrapper picks BLOCK_V and warps per V.
 _grpo_loss_kernel_tuned = None if INTERPRET else triton.autotune(
-    configs=_GPU_CONFIGS, key=["V", "WRITE_GRAD", "HAS_KL_LOSS", "ADV_FROM_REWARDS"])(_grpo_loss_kernel)
+    configs=_GPU_CONFIGS, key=["V", "WRITE_GRAD", "HAS_KL_LOSS"])(_grpo_loss_kernel)
 _tuned_keys: set = set()
 
 
@@ -164,7 +149,8 @@ def _as_rows(x: torch.Tensor):
     return x, x.stride(0), x.stride(1), x.shape[1]
 
 
-def launch_grpo_loss(logits: torch.Tensor, tokens: TokenInputs, config: LossConfig, *, grad: Optional[torch.Tensor],
+def launch_grpo_loss(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOptions, *,
+                     grad: Optional[torch.Tensor],
                      token_offset: int = 0, token_index: Optional[torch.Tensor] = None,
                      outputs: Optional[dict] = None) -> dict:
     """Run the kernel on ``logits``: [B, T, V], or a [rows, V] chunk whose row i scores flattened token
@@ -194,16 +180,14 @@ def launch_grpo_loss(logits: torch.Tensor, tokens: TokenInputs, config: LossConf
         IDS=tokens.ids.view(-1), WEIGHTS=tokens.weights.view(-1),
         OLD_LOGP=None if tokens.old_logprobs is None else tokens.old_logprobs.view(-1),
         REF_LOGP=None if tokens.ref_logprobs is None else tokens.ref_logprobs.view(-1),
-        ADVANTAGES=tokens.advantages, REWARDS=tokens.rewards, GROUP_FACTOR=tokens.group_factor,
+        ADVANTAGES=tokens.advantages, GROUP_FACTOR=tokens.group_factor,
         TOKEN_INDEX=token_index, LOSS=outputs["loss"], KL=outputs["kl"], ENTROPY=outputs["entropy"],
         CLIP_LOW=outputs["clip_low"], CLIP_HIGH=outputs["clip_high"],
         token_offset=token_offset, logits_rows=logits_rows, T=tokens.T, V=V, G=tokens.group_size,
         inv_temperature=1.0 / config.temperature, epsilon_low=config.epsilon_low,
         epsilon_high=config.epsilon_high, delta=config.delta if config.delta is not None else 0.0,
         beta=config.beta,
-        ADV_FROM_REWARDS=tokens.rewards is not None, SCALE_BY_STD=tokens.scale_by_std,
         HAS_DELTA=config.delta is not None, HAS_KL_LOSS=config.beta != 0.0, WRITE_GRAD=grad is not None,
-        BLOCK_G=triton.next_power_of_2(tokens.group_size),
     )
     if INTERPRET:
         _grpo_loss_kernel[(rows,)](**args, BLOCK_V=block_v_for(V), num_warps=4,
@@ -250,7 +234,7 @@ class GRPOLossFromLogits(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits, tokens: TokenInputs, config: LossConfig, inplace: bool):
+    def forward(ctx, logits, tokens: TokenInputs, config: PolicyOptions, inplace: bool):
         needs_grad = ctx.needs_input_grad[0]
         grad = None
         if needs_grad:
@@ -261,7 +245,7 @@ class GRPOLossFromLogits(torch.autograd.Function):
         if needs_grad:
             ctx.save_for_backward(grad)
         ctx.backward_done = False
-        stats = torch.stack([metrics[k] for k in ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
+        stats = torch.stack([metrics[k] for k in STAT_NAMES])
         ctx.mark_non_differentiable(stats)
         return loss, stats
 
@@ -279,21 +263,24 @@ class GRPOLossFromLogits(torch.autograd.Function):
 
 
 def grpo_loss_from_logits(logits: torch.Tensor, completion_ids: torch.Tensor, completion_mask: torch.Tensor, *,
-                          advantages: Optional[torch.Tensor] = None, rewards: Optional[torch.Tensor] = None,
-                          group_size: Optional[int] = None, group_factor: Optional[torch.Tensor] = None,
-                          scale_rewards: str = "none", old_logprobs: Optional[torch.Tensor] = None,
-                          ref_logprobs: Optional[torch.Tensor] = None, loss_type: str = "dr_grpo", normalizer,
-                          epsilon_low: float = 0.2, epsilon_high: float = 0.2, delta: Optional[float] = None,
-                          beta: float = 0.0, temperature: float = 1.0, inplace: bool = False):
-    """GRPO / SEED-GRPO loss of ``logits`` [B, T, V] (``logits[b, t]`` scores ``completion_ids[b, t]``).
+                          weights: torch.Tensor, advantages: torch.Tensor, group_size: Optional[int] = None,
+                          group_factor: Optional[torch.Tensor] = None, old_logprobs: Optional[torch.Tensor] = None,
+                          ref_logprobs: Optional[torch.Tensor] = None,
+                          sampling_logprobs: Optional[torch.Tensor] = None,
+                          importance_sampling_ratio: Optional[torch.Tensor] = None,
+                          entropy_cutoff: Optional[torch.Tensor] = None, inplace: bool = False, **options):
+    """Policy loss of ``logits`` [B, T, V] (``logits[b, t]`` scores ``completion_ids[b, t]``).
 
-    Advantages: ``advantages`` [B] as given, or ``rewards`` [B] + ``group_size`` + ``group_factor`` [B/G]
-    (the per-group f(alpha*U); None = 1) with ``scale_rewards`` "none" (Dr.GRPO) or "group" (/ std + 1e-4),
-    computed inside the kernel. ``old_logprobs=None`` is on-policy. ``normalizer`` is the global denominator of
-    ``loss_type`` (docs/contracts.md). ``inplace=True`` writes the gradient over ``logits`` (see
-    :class:`GRPOLossFromLogits`). Returns (loss, metrics) with metrics clip_ratio_low, clip_ratio_high, kl,
-    entropy (masked token means, detached).
+    ``weights`` [B, T]: the loss is ``sum(weights * per-token loss)`` (0 at padding; they carry the loss type's
+    normaliser: ``seedgrpo.loss.token_weights``). ``advantages`` [B], times ``group_factor`` [B/G] (the
+    per-group f(alpha*U), rows g*G .. g*G+G-1 of group g) when given, inside the kernel.
+    ``old_logprobs=None`` is on-policy. ``options`` are the fields of
+    :class:`seedgrpo.kernels.reference.PolicyOptions` (objective, epsilon_low, epsilon_high, delta, beta,
+    temperature, importance_sampling_level, top_entropy_quantile, ...), whose docstring module gives the math.
+    ``inplace=True`` writes the gradient over ``logits`` (see :class:`GRPOLossFromLogits`). Returns (loss,
+    metrics) with metrics clip_ratio_low, clip_ratio_high, kl, entropy (masked token means, detached).
 
+    Token-local losses run the one-pass kernel; the others the two sweeps of ``logit_grad.py``.
     ``completion_ids`` must lie in [0, V) on unmasked tokens; they are not checked here (that would cost a
     device sync; ``seed_grpo_loss`` checks them): an id outside reads logp = -inf rather than foreign memory.
     """
@@ -306,13 +293,17 @@ def grpo_loss_from_logits(logits: torch.Tensor, completion_ids: torch.Tensor, co
     if not isinstance(completion_ids, torch.Tensor) or tuple(completion_ids.shape) != tuple(logits.shape[:2]):
         raise ValueError(f"completion_ids must have shape {tuple(logits.shape[:2])} (logits[b, t] scores "
                          f"completion_ids[b, t]), got {tuple(getattr(completion_ids, 'shape', ()))}")
-    config = LossConfig(loss_type=loss_type, normalizer=normalizer, epsilon_low=epsilon_low,
-                        epsilon_high=epsilon_high, delta=delta, beta=beta, temperature=temperature)
-    tokens = TokenInputs(completion_ids, completion_mask, advantages=advantages, rewards=rewards,
-                         group_size=group_size, group_factor=group_factor, scale_rewards=scale_rewards,
-                         old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, config=config, device=logits.device)
+    config = PolicyOptions(**options)
+    tokens = TokenInputs(completion_ids, completion_mask, weights=weights, advantages=advantages,
+                         group_size=group_size, group_factor=group_factor, old_logprobs=old_logprobs,
+                         ref_logprobs=ref_logprobs, sampling_logprobs=sampling_logprobs,
+                         importance_sampling_ratio=importance_sampling_ratio, opts=config, device=logits.device)
     if logits.stride(-1) != 1:
         logits = logits.contiguous()
-    loss, stats = GRPOLossFromLogits.apply(logits, tokens, config, bool(inplace))
-    names = ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")
-    return loss, {name: stats[i] for i, name in enumerate(names)}
+    if config.one_pass and tokens.importance_sampling_ratio is None:
+        loss, stats = GRPOLossFromLogits.apply(logits, tokens, config, bool(inplace))
+    else:
+        from .logit_grad import TwoSweepLossFromLogits
+
+        loss, stats = TwoSweepLossFromLogits.apply(logits, tokens, config, bool(inplace), entropy_cutoff)
+    return loss, {name: stats[i] for i, name in enumerate(STAT_NAMES)}

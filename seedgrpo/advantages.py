@@ -67,6 +67,7 @@ class AdvantageResult:
     advantages: torch.Tensor  # [B] final (scaled) advantages
     uncertainty: Optional[torch.Tensor]  # [num_groups] U in [0, 1], None when no scaling was applied
     factor: Optional[torch.Tensor]  # [num_groups] f(α·U), None when no scaling was applied
+    base: Optional[torch.Tensor] = None  # [B] the advantages before the factor (the kernels apply it in-pass)
 
 
 def _check_rewards(rewards, group_size) -> None:
@@ -127,8 +128,8 @@ def seed_advantages(ctx: GroupContext, *, uncertainty: Optional[str] = "se_rao",
     if not torch.isfinite(u).all() or (u < 0).any() or (u > 1).any():
         raise ValueError(f"uncertainty {uncertainty!r} returned values outside [0, 1]: {u.tolist()}")
     factor = scale_factor(alpha * u, scale_fn)
-    adv = adv * factor.to(adv.dtype).repeat_interleave(ctx.group_size)
-    return AdvantageResult(adv, u, factor)
+    scaled = adv * factor.to(adv.dtype).repeat_interleave(ctx.group_size)
+    return AdvantageResult(scaled, u, factor, base=adv)
 
 
 @register_advantage("grpo")

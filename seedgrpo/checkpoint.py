@@ -103,7 +103,7 @@ def load_checkpoint(policy, directory: Path) -> dict:
 
 def export_hf(policy, tokenizer, directory) -> Path | None:
     """save_pretrained() of the consolidated weights (collective) and the tokenizer, on rank 0."""
-    from .rollout.scoring import unwrap
+    from .model_access import unwrap
 
     state_dict = policy.consolidated_state_dict()
     directory = Path(directory)

@@ -20,6 +20,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .loss import IMPORTANCE_SAMPLING_LEVELS, IMPORTANCE_SAMPLING_MODES, LOSS_TYPES
+
 AUTO = "auto"
 
 
@@ -95,6 +97,22 @@ class TrainConfig:
     epsilon: float = 0.2
     epsilon_high: Optional[float] = None
     delta: Optional[float] = None
+    # the policy-loss family (TRL 1.16's names and meanings; README "Loss types")
+    importance_sampling_level: str = "token"  # token | sequence (GSPO)
+    top_entropy_quantile: float = 1.0     # train only this top fraction of tokens by entropy (1 = all)
+    off_policy_mask_threshold: Optional[float] = None  # drop rows with A < 0 whose mean KL(sampler||policy) exceeds it
+    sapo_temperature_pos: float = 1.0
+    sapo_temperature_neg: float = 1.05
+    vespo_k_pos: float = 2.0
+    vespo_lambda_pos: float = 3.0
+    vespo_k_neg: float = 3.0
+    vespo_lambda_neg: float = 2.0
+    entropy_coef: float = 0.0             # subtract entropy_coef x the mean token entropy
+    # rollout correction when the engine's log-probs are not the training model's (rollout/base.py)
+    vllm_importance_sampling_correction: bool = False
+    vllm_importance_sampling_mode: str = "sequence_mask"  # token|sequence x truncate|mask
+    vllm_importance_sampling_clip_max: Optional[float] = 3.0
+    vllm_importance_sampling_clip_min: Optional[float] = None
     num_iterations: int = 1
     loss_impl: str = AUTO                 # auto | torch | triton (seed_grpo_loss impl)
     fused_linear: bool = True             # loss from hidden states + lm_head weight; never materialise logits
@@ -136,7 +154,9 @@ CHOICES: dict[str, tuple] = {
     "scale_fn": ("linear", "exp", "focal", "reciprocal"),
     "scale_rewards": ("none", "group", "batch"),
     "embedding_source": (AUTO, "policy", "minilm", "none"),
-    "loss_type": ("grpo", "bnpo", "dr_grpo", "dapo"),
+    "loss_type": LOSS_TYPES,
+    "importance_sampling_level": IMPORTANCE_SAMPLING_LEVELS,
+    "vllm_importance_sampling_mode": IMPORTANCE_SAMPLING_MODES,
     "loss_impl": (AUTO, "torch", "triton"),
     "lr_scheduler_type": ("constant", "linear", "cosine"),
     "vllm.dtype": (AUTO, "float32", "bfloat16", "float16"),
@@ -149,6 +169,12 @@ RANGES: dict[str, tuple] = {
     "generation_batch_size": (1, True, None, True), "alpha": (0, True, None, True),
     "beta": (0, True, None, True), "epsilon": (0, True, 1, True), "epsilon_high": (0, True, None, True),
     "delta": (1, False, None, True), "num_iterations": (1, True, None, True),
+    "top_entropy_quantile": (0, True, 1, True), "off_policy_mask_threshold": (0, True, None, True),
+    "sapo_temperature_pos": (0, False, None, True), "sapo_temperature_neg": (0, False, None, True),
+    "vespo_k_pos": (0, True, None, True), "vespo_lambda_pos": (0, True, None, True),
+    "vespo_k_neg": (0, True, None, True), "vespo_lambda_neg": (0, True, None, True),
+    "vllm_importance_sampling_clip_max": (0, True, None, True),
+    "vllm_importance_sampling_clip_min": (0, True, None, True),
     "learning_rate": (0, True, None, True), "weight_decay": (0, True, None, True),
     "adam_beta1": (0, True, 1, False), "adam_beta2": (0, True, 1, False),
     "adam_epsilon": (0, False, None, True),

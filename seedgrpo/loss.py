@@ -1,11 +1,14 @@
 """The SEED-GRPO policy loss: the PyTorch reference (the oracle of every fast path) and the drop-in API.
 
-Per token (DESIGN.md §2, TRL's semantics): ``ρ = exp(logp - old_logp)`` with ``logp`` from ``logits / T``;
-``loss = -min(min(ρ, δ)·Â, clip(ρ, 1-ε_low, 1+ε_high)·Â) + β·KL`` with the k3 estimator
-``KL = e^{ref-logp} - (ref-logp) - 1``. Every ``loss_type`` is then ``Σ_{b,t} w_{b,t}·loss_{b,t}`` with
+This module owns ``loss_type``: the per-token weights and the normaliser are decided here, once, and every
+caller (the trainer, the TRL drop-in, the kernels) takes them from here. The per-token math itself (ratios,
+the objectives, masks, KL; TRL 1.16's semantics) is ``seedgrpo.kernels.reference``, shared with the kernels'
+torch backends. Every ``loss_type`` is ``Σ_{b,t} w_{b,t}·loss_{b,t}`` (minus the entropy bonus) with
 
-- ``grpo``: ``w = m / (max(1, Σ_t m_b) · N)``, N = number of sequences (mean per sequence, then over sequences);
-- ``bnpo`` and ``dapo``: ``w = m / N``, N = number of completion tokens;
+- ``grpo``, ``sapo``: ``w = m / (max(1, Σ_t m_b) · N)``, N = number of sequences (mean per sequence, then over
+  sequences);
+- ``luspo``: ``w = m / N``, N = number of sequences (sum per sequence, mean over sequences);
+- ``bnpo``, ``dapo``, ``cispo``, ``vespo``: ``w = m / N``, N = number of completion tokens;
 - ``dr_grpo``: ``w = m / N``, N = sequences × ``max_completion_length``.
 
 ``N`` is the ``normalizer`` argument: pass the *global* value (the whole generation batch, all ranks) and the
@@ -18,6 +21,7 @@ split. Its default is this call's own batch.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -25,6 +29,8 @@ import torch
 from torch import nn
 
 from .advantages import SCALE_FNS, SCALE_REWARDS, seed_advantages
+from .kernels.reference import (IMPORTANCE_SAMPLING_LEVELS, PolicyOptions, masked_mean, policy_loss,
+                                token_logprobs_and_entropy)
 from .registry import GroupContext
 
 __all__ = [
@@ -32,14 +38,23 @@ __all__ = [
     "SeedGRPOLoss",
     "PRESETS",
     "LOSS_TYPES",
+    "IMPORTANCE_SAMPLING_LEVELS",
     "token_logprobs_and_entropy",
-    "per_token_loss",
     "token_weights",
+    "normalizer_for",
+    "rollout_importance_ratio",
+    "IMPORTANCE_SAMPLING_MODES",
     "default_normalizer",
     "masked_mean",
 ]
 
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+# TRL 1.16's loss types: the objective of each (the per-token math) and how it aggregates (the weights).
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
+_OBJECTIVE = {"cispo": "cispo", "sapo": "sapo", "vespo": "vespo"}  # every other type: the clipped surrogate
+_MEAN_PER_ROW = ("grpo", "sapo")  # mean over each row's tokens, then over rows
+_PER_ROW = ("grpo", "sapo", "luspo")  # normalised by the number of rows
+# TRL's vllm_importance_sampling_mode: granularity (token | sequence) x out-of-range handling (truncate | mask)
+IMPORTANCE_SAMPLING_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 IMPLS = ("auto", "torch", "triton")
 
 # Named configurations. `paper` is the released SEED-GRPO code's settings (DESIGN.md §2).
@@ -52,88 +67,57 @@ PRESETS: dict[str, dict] = {
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Reference math
+# Weights and normalisers: the one place
 # ----------------------------------------------------------------------------------------------------------
 
-def token_logprobs_and_entropy(logits: torch.Tensor, completion_ids: torch.Tensor, temperature: float = 1.0):
-    """Per-token ``log softmax(logits/T)[target]`` (differentiable) and entropy (detached).
-
-    Computed in float32, or float64 for float64 logits: bf16/fp16 logits are upcast because a log-sum-exp over
-    a 150k vocabulary in bf16 loses the target's log-prob entirely.
-    """
-    x = logits if logits.dtype == torch.float64 else logits.float()
-    if temperature != 1.0:
-        x = x / temperature
-    lse = torch.logsumexp(x, dim=-1)
-    logp = x.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - lse
-    with torch.no_grad():
-        entropy = lse - (torch.softmax(x, dim=-1) * x).sum(-1)
-    return logp, entropy
-
-
-def per_token_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                   ref_logp: Optional[torch.Tensor] = None, *, epsilon_low: float = 0.2,
-                   epsilon_high: float = 0.2, delta: Optional[float] = None, beta: float = 0.0):
-    """Clipped surrogate (+ β·k3 KL) per token; returns (loss, is_low_clipped, is_high_clipped, kl)."""
-    ratio = torch.exp(logp - old_logp)
-    adv = advantages.to(logp.dtype).unsqueeze(-1)
-    clipped = torch.clamp(ratio, 1.0 - epsilon_low, 1.0 + epsilon_high)
-    capped = torch.clamp(ratio, max=delta) if delta is not None else ratio  # two-sided clipping (TRL's delta)
-    loss = -torch.min(capped * adv, clipped * adv)
-    if ref_logp is not None:
-        diff = ref_logp - logp
-        kl = torch.exp(diff) - diff - 1.0
-    else:
-        kl = torch.zeros_like(logp)
-    if beta != 0.0:
-        loss = loss + beta * kl
-    with torch.no_grad():
-        is_low = (ratio < 1.0 - epsilon_low) & (adv < 0)
-        is_high = (ratio > 1.0 + epsilon_high) & (adv > 0)
-    return loss, is_low, is_high, kl
+def normalizer_for(loss_type: str, *, rows: float, tokens: float, max_completion_length: Optional[int]) -> float:
+    """The denominator of ``loss_type`` for ``rows`` sequences holding ``tokens`` completion tokens (pass the
+    global counts of an optimizer step to make the loss independent of the micro-batch and rank split)."""
+    if loss_type in _PER_ROW:
+        return float(max(rows, 1))
+    if loss_type == "dr_grpo":
+        return float(max(rows, 1) * max_completion_length)
+    return float(max(tokens, 1))
 
 
 def default_normalizer(completion_mask: torch.Tensor, loss_type: str,
                        max_completion_length: Optional[int] = None) -> float:
     """This batch's denominator of ``loss_type`` (pass the global one for micro-batches and ranks)."""
     rows, length = completion_mask.shape
-    if loss_type == "grpo":
-        return float(rows)
-    if loss_type == "dr_grpo":
-        return float(rows * (max_completion_length or length))
-    return float(max(int(completion_mask.sum().item()), 1))
+    tokens = int((completion_mask != 0).sum().item()) if loss_type not in _PER_ROW + ("dr_grpo",) else 0
+    return normalizer_for(loss_type, rows=rows, tokens=tokens,
+                          max_completion_length=max_completion_length or length)
 
 
 def token_weights(completion_mask: torch.Tensor, loss_type: str, normalizer, dtype=torch.float32) -> torch.Tensor:
     """``w[b, t]`` such that the loss is ``Σ w · per_token_loss`` (see the module docstring)."""
-    m = completion_mask.to(dtype)
-    if loss_type == "grpo":
+    m = (completion_mask != 0).to(dtype)
+    if loss_type in _MEAN_PER_ROW:
         return m / (m.sum(-1, keepdim=True).clamp(min=1.0) * normalizer)
     return m / normalizer
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
-    return (x.to(m.dtype) * m).sum() / m.sum().clamp(min=1.0)
-
-
-def _reference_loss(logits, completion_ids, completion_mask, advantages, old_logprobs, ref_logprobs, *,
-                    loss_type, normalizer, epsilon_low, epsilon_high, delta, beta, temperature, logp=None,
-                    entropy=None):
-    if logp is None:
-        logp, entropy = token_logprobs_and_entropy(logits, completion_ids, temperature)
-    old = logp.detach() if old_logprobs is None else old_logprobs.to(logp.dtype)
-    ref = None if ref_logprobs is None else ref_logprobs.to(logp.dtype)
-    loss_tok, is_low, is_high, kl = per_token_loss(logp, old, advantages, ref, epsilon_low=epsilon_low,
-                                                   epsilon_high=epsilon_high, delta=delta, beta=beta)
-    loss = (token_weights(completion_mask, loss_type, normalizer, logp.dtype) * loss_tok).sum()
-    metrics = {
-        "clip_ratio_low": masked_mean(is_low, completion_mask),
-        "clip_ratio_high": masked_mean(is_high, completion_mask),
-        "kl": masked_mean(kl.detach(), completion_mask),
-        "entropy": masked_mean(entropy, completion_mask),
-    }
-    return loss, metrics
+@torch.no_grad()
+def rollout_importance_ratio(train_logprobs: torch.Tensor, sampling_logprobs: torch.Tensor,
+                             completion_mask: torch.Tensor, *, mode: str = "sequence_mask",
+                             clip_min: Optional[float] = None, clip_max: Optional[float] = 3.0) -> torch.Tensor:
+    """The rollout-mismatch weights TRL 1.16 computes when the sampler's log-probs are not the training
+    model's (``vllm_importance_sampling_correction``): ``exp(train - sampling)`` per token ([B, T], 1 at
+    padding and where the sampler gave NaN) or of the row's summed difference (``sequence_*``: [B, 1]), then
+    clamped to [clip_min, clip_max] (``*_truncate``) or set to 0 outside it (``*_mask``). Pass the result to
+    ``seed_grpo_loss(importance_sampling_ratio=...)``."""
+    if mode not in IMPORTANCE_SAMPLING_MODES:
+        raise ValueError(f"vllm_importance_sampling_mode={mode!r} is not one of {IMPORTANCE_SAMPLING_MODES}")
+    valid = completion_mask.bool()
+    diff = torch.where(valid, (train_logprobs.float() - sampling_logprobs.float()).nan_to_num(nan=0.0), 0.0)
+    if mode.startswith("sequence"):
+        diff = diff.sum(-1, keepdim=True)
+    ratio = torch.exp(diff)
+    if mode.endswith("truncate"):
+        return torch.clamp(ratio, min=clip_min, max=clip_max)
+    low = -math.inf if clip_min is None else clip_min
+    high = math.inf if clip_max is None else clip_max
+    return ratio.masked_fill((ratio < low) | (ratio > high), 0.0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -156,7 +140,7 @@ def _check_number(name, value, *, low=None, low_inclusive=True, allow_none=False
 
 def _check_inputs(logits, hidden, weight, completion_ids, completion_mask, old_logprobs, ref_logprobs,
                   advantages, rewards, group_size, loss_type, epsilon, epsilon_high, delta, beta, temperature,
-                  max_completion_length, scale_rewards, scale_fn, alpha, normalizer, impl):
+                  max_completion_length, scale_rewards, scale_fn, alpha, normalizer, impl, family):
     if (logits is None) == (hidden is None):
         raise ValueError("pass either logits [B, T, V] or hidden [B, T, H] + weight [V, H] (the fused-linear "
                          "form), not both and not neither")
@@ -192,7 +176,8 @@ def _check_inputs(logits, hidden, weight, completion_ids, completion_mask, old_l
         if lo < 0 or hi >= vocab:
             raise ValueError(f"completion_ids must lie in [0, {vocab}) (the vocabulary), got values in "
                              f"[{lo}, {hi}]; replace padding ids by any valid id (the mask zeroes them)")
-    for name, t in (("old_logprobs", old_logprobs), ("ref_logprobs", ref_logprobs)):
+    for name, t in (("old_logprobs", old_logprobs), ("ref_logprobs", ref_logprobs),
+                    ("sampling_logprobs", family["sampling_logprobs"])):
         if t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != bt
                               or not t.dtype.is_floating_point):
             raise ValueError(f"{name} must be a float tensor of shape {bt} (per-token log-probs), "
@@ -235,11 +220,38 @@ def _check_inputs(logits, hidden, weight, completion_ids, completion_mask, old_l
         _check_number("normalizer", value, low=0, low_inclusive=False)
     if impl not in IMPLS:
         raise ValueError(f"impl={impl!r} is not one of {IMPLS}")
+    _check_family(family, bt)
+
+
+def _check_family(f: dict, bt: tuple) -> None:
+    """The policy-loss family's options (TRL 1.16's names)."""
+    if f["importance_sampling_level"] not in IMPORTANCE_SAMPLING_LEVELS:
+        raise ValueError(f"importance_sampling_level={f['importance_sampling_level']!r} is not one of "
+                         f"{IMPORTANCE_SAMPLING_LEVELS}")
+    q = f["top_entropy_quantile"]
+    _check_number("top_entropy_quantile", q, low=0)
+    if q > 1:
+        raise ValueError(f"top_entropy_quantile must be in [0, 1] (the fraction of highest-entropy tokens that "
+                         f"train; 1.0 = all), got {q!r}")
+    _check_number("off_policy_mask_threshold", f["off_policy_mask_threshold"], low=0, allow_none=True)
+    for name in ("sapo_temperature_pos", "sapo_temperature_neg"):
+        _check_number(name, f[name], low=0, low_inclusive=False)
+    for name in ("vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg"):
+        _check_number(name, f[name], low=0)
+    _check_number("entropy_coef", f["entropy_coef"])
+    norm = f["entropy_normalizer"]
+    norm = float(norm) if isinstance(norm, torch.Tensor) and norm.numel() == 1 else norm
+    _check_number("entropy_normalizer", norm, low=0, low_inclusive=False, allow_none=True)
+    isr = f["importance_sampling_ratio"]
+    if isr is not None and (not isinstance(isr, torch.Tensor) or not isr.dtype.is_floating_point
+                            or tuple(isr.shape) not in (bt, (bt[0],), (bt[0], 1))):
+        raise ValueError(f"importance_sampling_ratio must be a float tensor of shape {bt} (per token) or "
+                         f"({bt[0]},) / ({bt[0]}, 1) (per sequence), got {_shape(isr)}")
 
 
 def _seq_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.to(per_token.dtype)
-    return (per_token * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+    valid = mask.bool() & torch.isfinite(per_token)  # unscorable tokens (NaN) take no part
+    return torch.where(valid, per_token, 0.0).sum(-1) / valid.sum(-1).clamp(min=1).to(per_token.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -256,46 +268,76 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
                    epsilon: float = 0.2, epsilon_high: Optional[float] = None, delta: Optional[float] = None,
                    beta: float = 0.0, temperature: float = 1.0, max_completion_length: Optional[int] = None,
                    scale_rewards: str = "none", uncertainty: Optional[str] = "se_rao",
-                   scale_fn: str = "reciprocal", alpha: float = 0.0417, normalizer=None, impl: str = "auto"):
+                   scale_fn: str = "reciprocal", alpha: float = 0.0417, normalizer=None, impl: str = "auto",
+                   importance_sampling_level: str = "token", top_entropy_quantile: float = 1.0,
+                   importance_sampling_ratio: Optional[torch.Tensor] = None,
+                   off_policy_mask_threshold: Optional[float] = None, sapo_temperature_pos: float = 1.0,
+                   sapo_temperature_neg: float = 1.05, vespo_k_pos: float = 2.0, vespo_lambda_pos: float = 3.0,
+                   vespo_k_neg: float = 3.0, vespo_lambda_neg: float = 2.0, entropy_coef: float = 0.0,
+                   entropy_normalizer=None, sampling_logprobs: Optional[torch.Tensor] = None,
+                   inplace: bool = False):
     """SEED-GRPO loss of a batch of completions; returns ``(loss, metrics)``.
 
     Inputs: ``logits`` [B, T, V] aligned with ``completion_ids`` [B, T] (``logits[b, t]`` scores
     ``completion_ids[b, t]``), or the fused-linear form ``hidden`` [B, T, H] + ``weight`` [V, H] that never
-    materialises the logits. ``completion_mask`` [B, T] marks completion tokens.
+    materialises the logits. ``completion_mask`` [B, T] marks completion tokens; the per-token inputs may hold
+    NaN/inf at masked positions (they take no part).
 
     Advantages: ``advantages`` [B] are used as given; otherwise they are computed from ``rewards`` [B]
     (``group_size`` rows per prompt) with ``scale_rewards`` and scaled by ``f(α·U)`` of each group's
-    ``uncertainty`` (``cluster_ids`` for the ``se_*`` estimators, ``embeddings`` for the GCPO-style ones).
-    ``seq_logprobs`` [B] weights the clusters (``se_rao``); when absent it is the masked mean of
-    ``old_logprobs``, or of the current log-probs (detached).
+    ``uncertainty`` (``cluster_ids`` for the ``se_*`` estimators, ``embeddings`` for the GCPO-style ones); the
+    fused kernels apply the factor in their pass. ``seq_logprobs`` [B] weights the clusters (``se_rao``); when
+    absent it is the masked mean of ``old_logprobs``, or of the current log-probs (detached).
 
-    Policy terms: ``old_logprobs=None`` is on-policy; ``epsilon``/``epsilon_high``/``delta`` clip the ratio;
-    ``beta`` > 0 adds the k3 KL to ``ref_logprobs``; ``temperature`` divides the logits. ``normalizer`` is the
-    global denominator of ``loss_type`` (see the module docstring).
+    Policy terms (TRL 1.16's names and semantics; kernels/reference.py gives the math): ``old_logprobs=None``
+    is on-policy; ``epsilon``/``epsilon_high``/``delta`` clip the ratio; ``importance_sampling_level`` token or
+    sequence (GSPO); ``loss_type`` also picks the objective (cispo, sapo with ``sapo_temperature_*``, vespo
+    with ``vespo_*``; the others clip); ``beta`` > 0 adds the k3 KL to ``ref_logprobs``; ``temperature``
+    divides the logits. ``top_entropy_quantile`` < 1 trains only the tokens whose entropy is in that top
+    fraction of the call's valid tokens (across ranks under torch.distributed, as TRL); ``off_policy_mask_
+    threshold`` drops rows with Â < 0 whose mean ``sampling_logprobs - logp`` (default ``old_logprobs``)
+    exceeds it; ``importance_sampling_ratio`` [B, T] or [B] multiplies the per-token loss (rollout
+    correction). ``entropy_coef`` subtracts ``coef × Σ H / entropy_normalizer`` over the trained tokens
+    (default: their count in this call, TRL's per-call mean). ``normalizer`` is the global denominator of
+    ``loss_type`` (see the module docstring).
 
     ``impl``: ``"torch"`` (reference; chunked for hidden/weight), ``"triton"`` (fused kernels), ``"auto"``
-    (Triton on CUDA tensors, PyTorch otherwise).
+    (Triton on CUDA tensors, PyTorch otherwise). ``inplace=True`` lets the Triton path from logits write the
+    gradient over ``logits`` (when nothing else reads them afterwards).
 
-    Metrics (detached 0-d tensors): ``clip_ratio_low``, ``clip_ratio_high``, ``kl``, ``entropy`` (masked token
-    means), ``semantic_entropy`` (mean normalised uncertainty U of the groups) and ``advantage_scale`` (mean
-    factor f(α·U)); the last two are NaN when advantages were given.
+    Metrics (detached 0-d tensors): ``clip_ratio_low``, ``clip_ratio_high`` (cispo: the tokens whose ratio
+    its ε_high caps; 0 for sapo and vespo), ``kl``, ``entropy`` (masked token means), ``semantic_entropy``
+    (mean normalised uncertainty U of the groups) and ``advantage_scale`` (mean factor f(α·U)); the last two
+    are NaN when advantages were given.
     """
+    family = dict(importance_sampling_level=importance_sampling_level, top_entropy_quantile=top_entropy_quantile,
+                  off_policy_mask_threshold=off_policy_mask_threshold, sapo_temperature_pos=sapo_temperature_pos,
+                  sapo_temperature_neg=sapo_temperature_neg, vespo_k_pos=vespo_k_pos,
+                  vespo_lambda_pos=vespo_lambda_pos, vespo_k_neg=vespo_k_neg, vespo_lambda_neg=vespo_lambda_neg,
+                  entropy_coef=entropy_coef, entropy_normalizer=entropy_normalizer)
     _check_inputs(logits, hidden, weight, completion_ids, completion_mask, old_logprobs, ref_logprobs,
                   advantages, rewards, group_size, loss_type, epsilon, epsilon_high, delta, beta, temperature,
-                  max_completion_length, scale_rewards, scale_fn, alpha, normalizer, impl)
+                  max_completion_length, scale_rewards, scale_fn, alpha, normalizer, impl,
+                  dict(family, importance_sampling_ratio=importance_sampling_ratio,
+                       sampling_logprobs=sampling_logprobs))
     source = logits if logits is not None else hidden
     if impl == "auto":
         impl = "triton" if source.is_cuda else "torch"
-    epsilon_low = float(epsilon)
-    epsilon_high = float(epsilon if epsilon_high is None else epsilon_high)
     if normalizer is None:
         normalizer = default_normalizer(completion_mask, loss_type, max_completion_length)
+    normalizer = float(normalizer)
+    if isinstance(family["entropy_normalizer"], torch.Tensor):
+        family["entropy_normalizer"] = float(family["entropy_normalizer"])
+    opts = PolicyOptions(objective=_OBJECTIVE.get(loss_type, "clip"), epsilon_low=float(epsilon),
+                         epsilon_high=float(epsilon if epsilon_high is None else epsilon_high), delta=delta,
+                         beta=float(beta), temperature=float(temperature), **family)
     row_mask = completion_mask.bool().any(-1)
 
     # The from-logits torch path needs the per-token log-probs anyway: compute them once.
     logp = entropy = None
     if impl == "torch" and logits is not None:
-        logp, entropy = token_logprobs_and_entropy(logits, completion_ids, temperature)
+        logp, entropy = token_logprobs_and_entropy(logits, completion_ids, temperature,
+                                                   entropy_grad=entropy_coef != 0.0)
 
     sem_entropy = adv_scale = torch.tensor(float("nan"))
     group_factor = None
@@ -312,38 +354,50 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
         if result.factor is not None:
             sem_entropy, adv_scale = result.uncertainty.float().mean(), result.factor.float().mean()
             group_factor = result.factor
+            if impl == "triton":  # the kernels multiply each row by its group's factor in their pass
+                advantages = result.base
         else:
             sem_entropy, adv_scale = torch.tensor(0.0), torch.tensor(1.0)
 
-    policy = dict(old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, loss_type=loss_type, normalizer=normalizer,
-                  epsilon_low=epsilon_low, epsilon_high=epsilon_high, delta=delta, beta=float(beta),
-                  temperature=float(temperature))
+    weights = token_weights(completion_mask, loss_type, normalizer,
+                            torch.float64 if logp is not None and logp.dtype == torch.float64 else torch.float32)
+    per_token = dict(old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, sampling_logprobs=sampling_logprobs,
+                     importance_sampling_ratio=importance_sampling_ratio)
     if impl == "torch" and logits is not None:
-        loss, metrics = _reference_loss(logits, completion_ids, completion_mask, advantages, old_logprobs,
-                                        ref_logprobs, loss_type=loss_type, normalizer=normalizer,
-                                        epsilon_low=epsilon_low, epsilon_high=epsilon_high, delta=delta,
-                                        beta=float(beta), temperature=float(temperature), logp=logp,
-                                        entropy=entropy)
+        isr = importance_sampling_ratio
+        isr = isr.view(-1, 1) if isr is not None and isr.dim() == 1 else isr
+        loss, stats = policy_loss(logp, entropy, mask=completion_mask, weights=weights,
+                                  advantages=advantages.to(logp.dtype), old_logp=old_logprobs,
+                                  ref_logp=ref_logprobs,
+                                  sampling_logp=sampling_logprobs, importance_sampling_ratio=isr, opts=opts)
+        metrics = {"clip_ratio_low": masked_mean(stats["clip_low"], completion_mask),
+                   "clip_ratio_high": masked_mean(stats["clip_high"], completion_mask),
+                   "kl": masked_mean(stats["kl"], completion_mask),
+                   "entropy": masked_mean(entropy.detach(), completion_mask)}
     else:
         if impl == "triton":
             _require_triton(source)
-        # The kernels can form the advantages themselves from rewards and the per-group factor; batch-std
-        # scaling needs a reduction over the whole batch, so those advantages are passed ready-made.
-        in_kernel = rewards is not None and group_factor is not None and scale_rewards != "batch"
-        adv_args = (dict(rewards=rewards, group_size=group_size, group_factor=group_factor,
-                         scale_rewards=scale_rewards) if in_kernel else dict(advantages=advantages))
+        factor_args = (dict(group_size=group_size, group_factor=group_factor) if group_factor is not None
+                       and impl == "triton" else {})
+        kernel_args = dict(weights=weights, advantages=advantages, **factor_args, **per_token,
+                           **_fields(opts))
         if logits is not None:
             from .kernels.grpo_loss import grpo_loss_from_logits
-            loss, metrics = grpo_loss_from_logits(logits, completion_ids, completion_mask, **adv_args, **policy)
+            loss, metrics = grpo_loss_from_logits(logits, completion_ids, completion_mask, inplace=inplace,
+                                                  **kernel_args)
         else:
             from .kernels.fused_linear_grpo import fused_linear_grpo_loss
-            loss, metrics = fused_linear_grpo_loss(hidden, weight, completion_ids, completion_mask, **adv_args,
-                                                   **policy, backend=impl)
+            loss, metrics = fused_linear_grpo_loss(hidden, weight, completion_ids, completion_mask,
+                                                   **kernel_args, backend=impl)
     metrics = {k: v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
                for k, v in metrics.items()}
     metrics["semantic_entropy"] = sem_entropy.detach()
     metrics["advantage_scale"] = adv_scale.detach()
     return loss, metrics
+
+
+def _fields(opts: PolicyOptions) -> dict:
+    return {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
 
 
 def _derive_seq_logprobs(logp, old_logprobs, logits, hidden, weight, completion_ids, completion_mask,
@@ -380,7 +434,9 @@ class SeedGRPOLoss(nn.Module):
 
     _CONFIG_KEYS = ("group_size", "loss_type", "epsilon", "epsilon_high", "delta", "beta", "temperature",
                     "max_completion_length", "scale_rewards", "uncertainty", "scale_fn", "alpha", "normalizer",
-                    "impl")
+                    "impl", "importance_sampling_level", "top_entropy_quantile", "off_policy_mask_threshold",
+                    "sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos", "vespo_lambda_pos",
+                    "vespo_k_neg", "vespo_lambda_neg", "entropy_coef", "entropy_normalizer", "inplace")
 
     def __init__(self, **config):
         super().__init__()

@@ -33,12 +33,13 @@ from .config import TrainConfig
 from .data import PromptSampler, format_prompt, load_problems
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .host_memory import keep_freed_host_memory
-from .loss import seed_grpo_loss
+from .loss import normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
 from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
-from .rollout.scoring import (completion_forward, gathered, lm_head_weight, score_completions,
-                               shareable_prefix_rows)
+from .model_access import gathered, lm_head_weight
+from .rollout.scoring import score_completions, shareable_prefix_rows
+from .training_forward import completion_forward
 
 # Uncertainties computed from response embeddings (seedgrpo/gcpo.py); the others need none.
 EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
@@ -217,11 +218,23 @@ class Trainer:
                     advantages=advantages)
         data = {k: v.to(device) for k, v in data.items()}
         # Old log-probs matter once the policy moves within a rollout; before that the ratio is 1 by
-        # construction and the loss uses the detached current log-probs (exactly on-policy).
+        # construction and the loss uses the detached current log-probs (exactly on-policy). The rollout
+        # correction (TRL's vllm_importance_sampling_*) compares the sampler's log-probs with the training
+        # model's, so it needs the latter whenever the engine's are not exact.
+        correct = c.vllm_importance_sampling_correction and not self.rollout.exact_logprobs
         off_policy = c.num_iterations > 1 or rows > per_optimizer_step
-        if off_policy:
+        if off_policy or correct:
             data["old_logprobs"] = (batch.logprobs.to(device) if self.rollout.exact_logprobs
                                     else self._score_all(self.policy.model, data))
+        if correct:
+            data["importance_sampling_ratio"] = rollout_importance_ratio(
+                data["old_logprobs"], batch.logprobs.to(device), data["completion_mask"],
+                mode=c.vllm_importance_sampling_mode, clip_min=c.vllm_importance_sampling_clip_min,
+                clip_max=c.vllm_importance_sampling_clip_max)
+            if not off_policy:  # on-policy: the training model's log-probs are the current ones
+                del data["old_logprobs"]
+        if c.off_policy_mask_threshold is not None:
+            data["sampling_logprobs"] = batch.logprobs.to(device)
         if self.reference is not None:
             data["ref_logprobs"] = self._score_all(self.reference, data)
 
@@ -231,10 +244,10 @@ class Trainer:
             for _ in range(c.num_iterations):
                 for group_start in range(0, rows, per_optimizer_step):
                     group = slice(group_start, group_start + per_optimizer_step)
-                    normalizer = self._global_normalizer(data["completion_mask"][group])
+                    normalizers = self._global_normalizer(data["completion_mask"][group])
                     for start in range(group.start, group.stop, micro):
                         piece = {k: v[start:start + micro] for k, v in data.items()}
-                        loss, metrics = self._micro_batch_loss(piece, normalizer)
+                        loss, metrics = self._micro_batch_loss(piece, normalizers)
                         tokens = float(piece["completion_mask"].sum())
                         totals += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
                                                ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
@@ -248,15 +261,20 @@ class Trainer:
                     kl=totals[4].item() / tokens, entropy=totals[5].item() / tokens,
                     grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"), lr=self.policy.lr())
 
-    def _micro_batch_loss(self, piece, normalizer):
+    def _micro_batch_loss(self, piece, normalizers):
         """Forward, loss and backward of one micro-batch (its share of the global loss).
 
         Without lockstep the rows may run as length buckets (`_length_buckets`): each bucket's forward pads
         only to its own longest completion; the bucket losses add up to the micro-batch's loss (the
-        normalizer is global), and one backward takes them all."""
+        normalizer is global), and one backward takes them all. The entropy mask's quantile is a statistic
+        of one call (TRL's: one micro-batch, over all ranks), so with it the micro-batch runs as one call."""
         c = self.config
         lockstep = self.policy.is_deepspeed and self.world_size > 1
-        buckets = [None] if lockstep else _length_buckets(piece, shared_prefix=c.share_prompt_prefill)
+        one_call = lockstep or c.top_entropy_quantile < 1.0
+        buckets = [None] if one_call else _length_buckets(piece, shared_prefix=c.share_prompt_prefill)
+        normalizer, entropy_normalizer = normalizers
+        # The Triton kernel from logits may write the gradient over them: nothing else reads them.
+        inplace = not c.fused_linear
         outputs = []
         for rows in buckets:
             part = piece if rows is None else {k: v[rows] for k, v in piece.items()}
@@ -265,9 +283,12 @@ class Trainer:
                              advantages=part["advantages"],
                              old_logprobs=_trim(part.get("old_logprobs"), completion_ids),
                              ref_logprobs=_trim(part.get("ref_logprobs"), completion_ids),
+                             sampling_logprobs=_trim(part.get("sampling_logprobs"), completion_ids),
+                             importance_sampling_ratio=_trim(part.get("importance_sampling_ratio"),
+                                                             completion_ids),
                              loss_type=c.loss_type, epsilon=c.epsilon, epsilon_high=c.epsilon_high,
                              delta=c.delta, beta=c.beta, temperature=c.temperature, normalizer=normalizer,
-                             impl=c.loss_impl)
+                             impl=c.loss_impl, **self._family_options(entropy_normalizer))
             output = completion_forward(self.policy.model, prompt_ids, prompt_mask, completion_ids,
                                         completion_mask, share_prefix=c.share_prompt_prefill,
                                         lockstep=lockstep,
@@ -282,21 +303,36 @@ class Trainer:
                 loss = sum(r[0] for r in results)
                 self.policy.backward(loss)
         else:
-            results = [seed_grpo_loss(logits, **args) for logits, args in outputs]
+            results = [seed_grpo_loss(logits, inplace=inplace, **args) for logits, args in outputs]
             loss = sum(r[0] for r in results)
             self.policy.backward(loss)
         return loss.detach(), _token_weighted_metrics(results, [args for _, args in outputs])
 
-    def _global_normalizer(self, completion_mask) -> float:
-        """The loss denominator of one optimizer step over all ranks (see seedgrpo/loss.py)."""
+    def _global_normalizer(self, completion_mask):
+        """(The loss denominator, the entropy bonus's) of one optimizer step over all ranks (seedgrpo/loss.py
+        owns the rule). The bonus is the mean entropy of the step's tokens; with the entropy mask its token
+        set is a statistic of each call, so each call takes its own mean (TRL's) and the coefficient is shared
+        out over the step's micro-batches instead (see _family_options)."""
         c = self.config
         rows = completion_mask.shape[0] * self.world_size
-        if c.loss_type == "grpo":
-            return float(rows)
-        if c.loss_type == "dr_grpo":
-            return float(rows * c.max_completion_length)
-        tokens = dist.all_reduce_sum(completion_mask.sum().cpu().reshape(1)).item()
-        return max(tokens, 1.0)
+        tokens = dist.all_reduce_sum((completion_mask != 0).sum().cpu().double().reshape(1)).item()
+        normalizer = normalizer_for(c.loss_type, rows=rows, tokens=tokens,
+                                    max_completion_length=c.max_completion_length)
+        return normalizer, (max(tokens, 1.0) if c.top_entropy_quantile >= 1.0 else None)
+
+    def _family_options(self, entropy_normalizer) -> dict:
+        """The policy-loss family's keys of the config, as seed_grpo_loss takes them (TRL's names)."""
+        c = self.config
+        entropy_coef = c.entropy_coef
+        if entropy_normalizer is None:  # a mean per call: each micro-batch of the step takes its share
+            entropy_coef = entropy_coef / self.gas
+        return dict(importance_sampling_level=c.importance_sampling_level,
+                    top_entropy_quantile=c.top_entropy_quantile,
+                    off_policy_mask_threshold=c.off_policy_mask_threshold,
+                    sapo_temperature_pos=c.sapo_temperature_pos, sapo_temperature_neg=c.sapo_temperature_neg,
+                    vespo_k_pos=c.vespo_k_pos, vespo_lambda_pos=c.vespo_lambda_pos, vespo_k_neg=c.vespo_k_neg,
+                    vespo_lambda_neg=c.vespo_lambda_neg, entropy_coef=entropy_coef,
+                    entropy_normalizer=entropy_normalizer)
 
     @torch.no_grad()
     def _score_all(self, model, data) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 import seedgrpo
 from seedgrpo.kernels.fused_linear_grpo import fused_linear_grpo_loss
 from seedgrpo.loss import default_normalizer, token_logprobs_and_entropy
-from test_kernels_grpo_loss import _BOUNDS, CLIPS, LOSS_TYPES, METRICS, assert_close, loss_magnitude
+from test_kernels_grpo_loss import _BOUNDS, CLIPS, LOSS_TYPES, METRICS, assert_close, kernel_options, loss_magnitude
 
 
 def make_linear_batch(B=6, T=7, V=131, H=24, *, temperature=1.0, dtype=torch.float32, seed=0, bias=True,
@@ -60,7 +60,8 @@ def run_fused(batch, backend, cfg, **kw):
     leaves = [None if batch[k] is None else batch[k].clone().requires_grad_() for k in ("hidden", "weight", "bias")]
     loss, metrics = fused_linear_grpo_loss(leaves[0], leaves[1], batch["ids"], batch["mask"], bias=leaves[2],
                                            advantages=batch["advantages"], old_logprobs=batch["old"],
-                                           ref_logprobs=batch["ref"], backend=backend, **cfg, **kw)
+                                           ref_logprobs=batch["ref"], backend=backend,
+                                           **kernel_options(cfg, batch["mask"]), **kw)
     loss.backward()
     return loss, metrics, [None if t is None else t.grad for t in leaves]
 
@@ -114,19 +115,17 @@ def test_triton_backend_matches_reference(loss_type, clip, beta, temperature, dt
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])
-def test_rewards_and_group_factor_match_given_advantages(backend):
+def test_group_factor_matches_given_advantages(backend):
     batch = make_linear_batch(T=5, V=131, beta=0.0, seed=3)
-    rewards = torch.tensor([1.0, 0.0, 0.5, 1.0, 1.0, 1.0])
     factor = torch.tensor([0.7, 1.3])
     cfg = _cfg(batch, "grpo", "epsilon_high", 0.0, 1.0)
-    given = dict(batch, advantages=seedgrpo.advantages.base_advantages(rewards, 3, "group").float()
-                 * factor.repeat_interleave(3))
+    given = dict(batch, advantages=batch["advantages"] * factor.repeat_interleave(3))
     want = run_fused(given, backend, cfg, chunk_size=8)
     leaves = [batch[k].clone().requires_grad_() for k in ("hidden", "weight", "bias")]
     loss, metrics = fused_linear_grpo_loss(leaves[0], leaves[1], batch["ids"], batch["mask"], bias=leaves[2],
-                                           rewards=rewards, group_size=3, group_factor=factor,
-                                           scale_rewards="group", old_logprobs=batch["old"], backend=backend,
-                                           chunk_size=8, **cfg)
+                                           advantages=batch["advantages"], group_size=3, group_factor=factor,
+                                           old_logprobs=batch["old"], backend=backend, chunk_size=8,
+                                           **kernel_options(cfg, batch["mask"]))
     loss.backward()
     assert want[0].item() != 0.0
     assert loss.item() == pytest.approx(want[0].item(), rel=1e-6)
@@ -156,7 +155,7 @@ def test_weight_is_an_ordinary_autograd_leaf():
         lm_head.bias.copy_(batch["bias"])
     hidden = batch["hidden"]  # frozen: no gradient wanted
     kw = dict(advantages=batch["advantages"], old_logprobs=batch["old"], ref_logprobs=batch["ref"], backend="torch",
-              **cfg)
+              **kernel_options(cfg, batch["mask"]))
     loss, _ = fused_linear_grpo_loss(hidden, lm_head.weight, batch["ids"], batch["mask"], bias=lm_head.bias, **kw)
     loss.backward()
     first = lm_head.weight.grad.clone()
@@ -175,7 +174,7 @@ def test_no_grad_gives_loss_and_metrics_only():
         loss, metrics = fused_linear_grpo_loss(batch["hidden"], batch["weight"], batch["ids"], batch["mask"],
                                                bias=batch["bias"], advantages=batch["advantages"],
                                                old_logprobs=batch["old"], ref_logprobs=batch["ref"],
-                                               backend="torch", **cfg)
+                                               backend="torch", **kernel_options(cfg, batch["mask"]))
     ref_loss, ref_metrics, _ = reference_linear(batch, torch.float64, **cfg)
     assert not loss.requires_grad
     assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
@@ -206,7 +205,7 @@ def test_seed_grpo_loss_hidden_weight_dispatch():
 def test_bad_arguments_raise_value_errors_naming_them(bad, match):
     batch = make_linear_batch(T=5, V=131, bias=False)
     kw = dict(hidden=batch["hidden"], weight=batch["weight"], bias=None, advantages=batch["advantages"],
-              normalizer=10.0, backend="torch")
+              weights=batch["mask"] / 10.0, backend="torch")
     kw.update(bad)
     hidden, weight = kw.pop("hidden"), kw.pop("weight")
     with pytest.raises(ValueError, match=match):

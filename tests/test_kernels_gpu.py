@@ -8,14 +8,13 @@ over the logits, Qwen's 151,936 vocabulary, and the memory the fused-linear path
 import pytest
 import torch
 
-import seedgrpo
 from seedgrpo.kernels import _utils
 from seedgrpo.kernels.fused_linear_grpo import fused_linear_grpo_loss
 from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits
 from seedgrpo.kernels.selective_logprob import selective_logprob
-from seedgrpo.loss import default_normalizer, token_logprobs_and_entropy
+from seedgrpo.loss import default_normalizer, token_logprobs_and_entropy  # noqa: F401
 from test_kernels_fused_linear import check_linear, make_linear_batch, run_fused
-from test_kernels_grpo_loss import CLIPS, METRICS, assert_close, check_against_reference, make_batch
+from test_kernels_grpo_loss import CLIPS, METRICS, assert_close, check_against_reference, kernel_options, make_batch
 
 pytestmark = pytest.mark.gpu
 QWEN_VOCAB = 151936
@@ -42,21 +41,21 @@ def test_from_logits_matches_reference(loss_type, clip, beta, dtype, V, inplace)
     full = batch["full"].clone().requires_grad_()
     loss, metrics = grpo_loss_from_logits(full[:, :-1], batch["ids"], batch["mask"], advantages=batch["advantages"],
                                           old_logprobs=batch["old"], ref_logprobs=batch["ref"], inplace=inplace,
-                                          **cfg)
+                                          **kernel_options(cfg, batch["mask"]))
     loss.backward()
     check_against_reference(loss, metrics, full.grad[:, :-1], batch, dtype, cfg)
 
 
-def test_rewards_in_kernel_on_gpu():
+def test_group_factor_in_kernel_on_gpu():
     batch = _cuda(make_batch(B=16, T=32, V=32000, seed=1, beta=0.0))
-    rewards = torch.rand(16, device="cuda")
+    base = torch.randn(16, device="cuda")
     factor = torch.rand(2, device="cuda") + 0.5
-    adv = seedgrpo.advantages.base_advantages(rewards, 8, "group").float() * factor.repeat_interleave(8)
+    adv = base * factor.repeat_interleave(8)
     cfg = dict(loss_type="grpo", normalizer=16.0, beta=0.0, temperature=1.0, **CLIPS["symmetric"])
     logits = batch["logits"].clone().requires_grad_()
-    loss, metrics = grpo_loss_from_logits(logits, batch["ids"], batch["mask"], rewards=rewards, group_size=8,
-                                          group_factor=factor, scale_rewards="group", old_logprobs=batch["old"],
-                                          **cfg)
+    loss, metrics = grpo_loss_from_logits(logits, batch["ids"], batch["mask"], advantages=base, group_size=8,
+                                          group_factor=factor, old_logprobs=batch["old"],
+                                          **kernel_options(cfg, batch["mask"]))
     loss.backward()
     check_against_reference(loss, metrics, logits.grad, batch, torch.float32, cfg, advantages=adv)
 
@@ -92,7 +91,7 @@ def test_fused_linear_peak_memory_is_a_fraction_of_the_logits():
     weight = (torch.randn(V, H, device="cuda", dtype=torch.bfloat16, generator=g) * H ** -0.5).requires_grad_()
     ids = torch.randint(0, V, (B, T), device="cuda", generator=g)
     mask = torch.ones(B, T, device="cuda")
-    kw = dict(advantages=torch.randn(B, device="cuda"), normalizer=float(B * T), loss_type="dapo")
+    kw = dict(advantages=torch.randn(B, device="cuda"), weights=mask / float(B * T))
     fused_linear_grpo_loss(hidden, weight, ids, mask, **kw)[0].backward()  # warm-up: autotune, cuBLAS handles
     hidden.grad = weight.grad = None
     torch.cuda.synchronize()

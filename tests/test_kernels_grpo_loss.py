@@ -14,7 +14,8 @@ import torch
 import seedgrpo
 from seedgrpo.kernels import _utils
 from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits
-from seedgrpo.loss import default_normalizer, per_token_loss, token_logprobs_and_entropy, token_weights
+from seedgrpo.kernels.reference import PolicyOptions, policy_loss
+from seedgrpo.loss import default_normalizer, token_logprobs_and_entropy, token_weights
 
 LOSS_TYPES = ["grpo", "bnpo", "dr_grpo", "dapo"]
 CLIPS = {
@@ -64,17 +65,25 @@ def reference(logits, batch, dtype, *, loss_type, normalizer, epsilon_low, epsil
     return loss.detach(), {k: metrics[k] for k in METRICS}, x.grad
 
 
+def kernel_options(cfg, mask):
+    """The kernels take per-token weights (seedgrpo.loss owns the loss types): ``cfg`` with loss_type and
+    normalizer as the kernels' keywords."""
+    cfg = dict(cfg)
+    loss_type, normalizer = cfg.pop("loss_type"), cfg.pop("normalizer")
+    return dict(cfg, weights=token_weights(mask, loss_type, normalizer))
+
+
 def loss_magnitude(logits, batch, *, loss_type, normalizer, epsilon_low, epsilon_high, delta, beta, temperature,
                    advantages=None):
     """sum(w * |per-token loss|) in float64: the scale of the loss's rounding error (the loss itself is a sum
     of terms of both signs and can be much smaller than its terms)."""
     logp, _ = token_logprobs_and_entropy(logits.double(), batch["ids"], temperature)
-    old = logp if batch["old"] is None else batch["old"].double()
-    ref = None if batch["ref"] is None else batch["ref"].double()
     adv = (batch["advantages"] if advantages is None else advantages).double()
-    loss_tok = per_token_loss(logp, old, adv, ref, epsilon_low=epsilon_low, epsilon_high=epsilon_high,
-                              delta=delta, beta=beta)[0]
-    return (token_weights(batch["mask"], loss_type, normalizer, torch.float64) * loss_tok.abs()).sum().item()
+    opts = PolicyOptions(epsilon_low=epsilon_low, epsilon_high=epsilon_high, delta=delta, beta=beta)
+    mask = batch["mask"]
+    loss_tok = policy_loss(logp, None, mask=mask, weights=torch.ones_like(logp), advantages=adv,
+                           old_logp=batch["old"], ref_logp=batch["ref"], opts=opts)[1]["loss"]
+    return (token_weights(mask, loss_type, normalizer, torch.float64) * loss_tok.abs()).sum().item()
 
 
 def _diffs(got, want):
@@ -151,7 +160,7 @@ def test_matches_reference(loss_type, clip, beta, temperature, dtype, V, on_poli
     logits = full[:, :-1] if strided else full[:, :-1].contiguous()
     loss, metrics = grpo_loss_from_logits(logits, batch["ids"], batch["mask"], advantages=batch["advantages"],
                                           old_logprobs=batch["old"], ref_logprobs=batch["ref"], inplace=inplace,
-                                          **cfg)
+                                          **kernel_options(cfg, batch["mask"]))
     loss.backward()
     grad = full.grad[:, :-1]
     assert loss.dtype == torch.float32 and loss.dim() == 0
@@ -163,36 +172,28 @@ def test_matches_reference(loss_type, clip, beta, temperature, dtype, V, on_poli
     assert torch.all(full.grad[:, -1] == 0), "the position outside the slice got a gradient"
 
 
-@pytest.mark.parametrize("scale_rewards,group_size,equal_rewards", [
-    ("group", 3, False), ("none", 3, False), ("group", 1, False), ("group", 6, True),
-])
-def test_advantages_from_rewards_in_kernel(scale_rewards, group_size, equal_rewards):
-    """rewards + group factor in, the group mean / unbiased std computed inside the kernel: the same loss and
-    gradient as passing the reference's advantages; groups of one and all-equal groups give advantage 0."""
+@pytest.mark.parametrize("group_size", [3, 1, 6])
+def test_group_factor_applied_in_kernel(group_size):
+    """Advantages (computed upstream) + the per-group f(alpha*U), multiplied inside the kernel: the same loss
+    and gradient as passing the scaled advantages."""
     batch = make_batch(T=6, V=131, seed=group_size, beta=0.0)
     g = torch.Generator().manual_seed(7)
-    rewards = torch.ones(6) if equal_rewards else torch.randint(0, 2, (6,), generator=g).float() + \
-        0.1 * torch.rand(6, generator=g)
     factor = torch.rand(6 // group_size, generator=g) + 0.5
-    advantages = seedgrpo.advantages.base_advantages(rewards, group_size, scale_rewards).float() \
-        * factor.repeat_interleave(group_size)
+    scaled = batch["advantages"] * factor.repeat_interleave(group_size)
     cfg = dict(loss_type="dr_grpo", normalizer=60.0, beta=0.0, temperature=1.0, **CLIPS["epsilon_high"])
     logits = batch["logits"].clone().requires_grad_()
-    loss, metrics = grpo_loss_from_logits(logits, batch["ids"], batch["mask"], rewards=rewards,
-                                          group_size=group_size, group_factor=factor,
-                                          scale_rewards=scale_rewards, old_logprobs=batch["old"], **cfg)
+    loss, metrics = grpo_loss_from_logits(logits, batch["ids"], batch["mask"], advantages=batch["advantages"],
+                                          group_size=group_size, group_factor=factor, old_logprobs=batch["old"],
+                                          **kernel_options(cfg, batch["mask"]))
     loss.backward()
-    check_against_reference(loss, metrics, logits.grad, batch, torch.float32, cfg, advantages=advantages)
-    if group_size == 1 or equal_rewards:
-        assert loss.item() == 0.0 and torch.all(logits.grad == 0)
-    else:
-        assert loss.item() != 0.0
+    check_against_reference(loss, metrics, logits.grad, batch, torch.float32, cfg, advantages=scaled)
+    assert loss.item() != 0.0
 
 
 def test_grad_output_scales_the_gradient_and_no_grad_skips_it():
     batch = make_batch(T=5, V=131, seed=3)
     kw = dict(advantages=batch["advantages"], old_logprobs=batch["old"], ref_logprobs=batch["ref"], beta=0.04,
-              normalizer=20.0, loss_type="dapo")
+              weights=batch["mask"] / 20.0)
     a = batch["logits"].clone().requires_grad_()
     loss_a, _ = grpo_loss_from_logits(a, batch["ids"], batch["mask"], **kw)
     loss_a.backward()
@@ -213,7 +214,7 @@ def test_all_tokens_masked_gives_zero_loss_gradient_and_metrics():
     logits = batch["logits"].clone().requires_grad_()
     loss, metrics = grpo_loss_from_logits(logits, batch["ids"], torch.zeros(3, 4), advantages=batch["advantages"],
                                           old_logprobs=batch["old"], ref_logprobs=batch["ref"], beta=0.04,
-                                          normalizer=1.0, loss_type="grpo")
+                                          weights=torch.zeros(3, 4))
     loss.backward()
     assert loss.item() == 0.0 and torch.all(logits.grad == 0)
     assert all(metrics[k].item() == 0.0 for k in METRICS)
@@ -227,28 +228,26 @@ def test_large_logits_keep_logp_and_entropy_accurate():
     cfg = dict(loss_type="bnpo", normalizer=float(batch["mask"].sum()), beta=0.0, temperature=1.0,
                **CLIPS["symmetric"])
     loss, metrics = grpo_loss_from_logits(logits, batch["ids"], batch["mask"], advantages=batch["advantages"],
-                                          old_logprobs=batch["old"], **cfg)
+                                          old_logprobs=batch["old"], **kernel_options(cfg, batch["mask"]))
     ref_loss, ref_metrics, _ = reference(logits, batch, torch.float64, **cfg)
     assert metrics["entropy"].item() == pytest.approx(ref_metrics["entropy"].item(), rel=1e-5)
     assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-4)
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(loss_type="sum"), "loss_type"),
-    (dict(normalizer=None), "normalizer"),
-    (dict(normalizer=0.0), "normalizer"),
+    (dict(weights=None), "weights"),
+    (dict(weights=torch.ones(6, 4)), "weights"),
     (dict(beta=0.1), "ref_logprobs"),
-    (dict(delta=0.9), "delta"),
-    (dict(temperature=0.0), "temperature"),
     (dict(advantages=torch.zeros(5)), "advantages"),
-    (dict(advantages=None, rewards=torch.zeros(6), group_size=4), "group_size"),
-    (dict(advantages=None, rewards=torch.zeros(6), group_size=3, scale_rewards="batch"), "scale_rewards"),
-    (dict(advantages=None, rewards=torch.zeros(6), group_size=3, group_factor=torch.ones(3)), "group_factor"),
+    (dict(group_size=4, group_factor=torch.ones(1)), "group_size"),
+    (dict(group_size=3, group_factor=torch.ones(3)), "group_factor"),
     (dict(old_logprobs=torch.zeros(6, 4)), "old_logprobs"),
+    (dict(importance_sampling_ratio=torch.ones(6, 4)), "importance_sampling_ratio"),
 ])
 def test_bad_arguments_raise_value_errors_naming_them(bad, match):
+    """The kernels keep cheap structural checks; value ranges are seed_grpo_loss's (test_reference_loss.py)."""
     batch = make_batch(T=5, V=131)
-    kw = dict(advantages=batch["advantages"], normalizer=10.0, loss_type="dapo")
+    kw = dict(advantages=batch["advantages"], weights=batch["mask"] / 10.0)
     kw.update(bad)
     with pytest.raises(ValueError, match=match):
         grpo_loss_from_logits(batch["logits"], batch["ids"], batch["mask"], **kw)
@@ -259,7 +258,7 @@ def test_triton_without_cuda_or_interpreter_says_so(monkeypatch):
     batch = make_batch(T=3, V=131)
     with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
         grpo_loss_from_logits(batch["logits"], batch["ids"], batch["mask"], advantages=batch["advantages"],
-                              normalizer=1.0)
+                              weights=batch["mask"])
 
 
 def test_seed_grpo_loss_dispatches_to_the_kernel():
@@ -294,7 +293,7 @@ os.environ.pop("TRITON_INTERPRET", None)
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from seedgrpo.kernels import grpo_loss, selective_logprob
+from seedgrpo.kernels import grpo_loss, logit_grad, selective_logprob
 
 def compile_variant(kernel, pointers, constexprs, num_warps):
     sig = {}
@@ -313,17 +312,15 @@ def compile_variant(kernel, pointers, constexprs, num_warps):
     assert "cubin" in out.asm and len(out.asm["cubin"]) > 0
 
 f32 = "*fp32"
-for dtype, on_policy, from_rewards, packed, grad, kl, delta in [
+for dtype, on_policy, factor, packed, grad, kl, delta in [
         ("bf16", False, False, False, True, True, True), ("fp32", True, True, True, True, False, False),
         ("fp16", False, True, False, False, True, False)]:
     pointers = dict(LOGITS="*" + dtype, GRAD="*" + dtype, IDS="*i64", WEIGHTS=f32, OLD_LOGP=f32, REF_LOGP=f32,
-                    ADVANTAGES=f32, REWARDS=f32, GROUP_FACTOR=f32, TOKEN_INDEX="*i64", LOSS=f32, KL=f32,
+                    ADVANTAGES=f32, GROUP_FACTOR=f32, TOKEN_INDEX="*i64", LOSS=f32, KL=f32,
                     ENTROPY=f32, CLIP_LOW=f32, CLIP_HIGH=f32)
-    constexprs = dict(ADV_FROM_REWARDS=from_rewards, SCALE_BY_STD=from_rewards, HAS_DELTA=delta, HAS_KL_LOSS=kl,
-                      WRITE_GRAD=grad, ROUND_BF16=False, BLOCK_V=4096, BLOCK_G=8)
+    constexprs = dict(HAS_DELTA=delta, HAS_KL_LOSS=kl, WRITE_GRAD=grad, ROUND_BF16=False, BLOCK_V=4096)
     for name, unused in (("OLD_LOGP", on_policy), ("REF_LOGP", not kl), ("TOKEN_INDEX", not packed),
-                         ("ADVANTAGES", from_rewards), ("REWARDS", not from_rewards),
-                         ("GROUP_FACTOR", not from_rewards)):
+                         ("GROUP_FACTOR", not factor)):
         if unused:
             constexprs[name] = None
     compile_variant(grpo_loss._grpo_loss_kernel, pointers, constexprs, num_warps=8)
@@ -333,6 +330,12 @@ for entropy in (True, False):
     compile_variant(selective_logprob._selective_logprob_kernel, pointers,
                     dict(BLOCK_V=2048, **({} if entropy else {"ENTROPY": None})), num_warps=4)
     print("selective_logprob", entropy, "ok", flush=True)
+for dtype, entropy in (("bf16", True), ("fp32", False)):
+    pointers = dict(LOGITS="*" + dtype, GRAD="*" + dtype, IDS="*i64", LOGP=f32, ENTROPY=f32, C_LOGP=f32, C_ENT=f32)
+    compile_variant(logit_grad._logit_grad_kernel, pointers,
+                    dict(HAS_ENTROPY_GRAD=entropy, ROUND_BF16=False, BLOCK_V=4096,
+                         **({} if entropy else {"C_ENT": None})), num_warps=8)
+    print("logit_grad", dtype, "ok", flush=True)
 '''
 
 
@@ -345,4 +348,4 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     proc = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
-    assert proc.stdout.count(" ok") == 5, proc.stdout
+    assert proc.stdout.count(" ok") == 7, proc.stdout

@@ -8,7 +8,8 @@ from seedgrpo import toy
 from seedgrpo.rollout.base import (SamplingSettings, completion_mask_after_eos, make_rollout_engine,
                                    row_seeds, tokenize_prompts)
 from seedgrpo.rollout.hf import HFRolloutEngine, SeededGumbelSampler, filter_logits, gumbel_noise
-from seedgrpo.rollout.scoring import can_share_prefix, completion_forward
+from seedgrpo.rollout.scoring import can_share_prefix
+from seedgrpo.training_forward import completion_forward
 
 
 @pytest.fixture(scope="module")
@@ -211,11 +212,11 @@ def test_shared_prefix_training_forward_matches_the_full_forward(output, checkpo
     """Outputs and every parameter gradient of the shared-prefix forward equal the full forward's, with and
     without activation checkpointing (whose backward replays each layer with the same cache). float64, but
     HF's RMSNorm computes in float32, so gradients agree to float32 rounding of their largest entry."""
-    from seedgrpo.rollout import scoring
+    from seedgrpo import training_forward
 
     prefix_passes = []
-    real = scoring.shared_prefix_training_cache
-    monkeypatch.setattr(scoring, "shared_prefix_training_cache",
+    real = training_forward.shared_prefix_training_cache
+    monkeypatch.setattr(training_forward, "shared_prefix_training_cache",
                         lambda *a: prefix_passes.append(1) or real(*a))
     tokenizer = toy.make_tokenizer()
     model = toy.make_model(tokenizer, layers=2, hidden=64, seed=1).double().train()

@@ -198,12 +198,14 @@ def test_bad_batch_layout_fails_before_any_work(tmp_path):
 def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatch, fused_linear):
     """Each prompt's prefix run once for its G rows (generation and update) vs the full forward for every row:
     the same samples, loss and parameters, up to float32 rounding; with old log-probs (num_iterations=2)."""
+    from seedgrpo import training_forward
     from seedgrpo.rollout import scoring
 
     prefix_passes = []
-    for name, kind in (("prefix_cache", "generation"), ("shared_prefix_training_cache", "update")):
-        real = getattr(scoring, name)
-        monkeypatch.setattr(scoring, name, lambda *a, _real=real, _kind=kind, **k:
+    for module, name, kind in ((scoring, "prefix_cache", "generation"),
+                               (training_forward, "shared_prefix_training_cache", "update")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _kind=kind, **k:
                             prefix_passes.append(_kind) or _real(*a, **k))
     settings = dict(num_iterations=2, per_device_train_batch_size=8, fused_linear=fused_linear,
                     max_prompt_length=24)
@@ -225,11 +227,12 @@ def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatc
 def test_gradient_checkpointing_trains_like_the_plain_forward(tmp_path, monkeypatch):
     """Checkpointing recomputes each layer in backward, the shared prefix's cache included: the same update
     as the plain forward, and the prefix is still shared."""
-    from seedgrpo.rollout import scoring
+    from seedgrpo import training_forward
 
     prefix_passes = []
-    real = scoring.shared_prefix_training_cache
-    monkeypatch.setattr(scoring, "shared_prefix_training_cache", lambda *a: prefix_passes.append(1) or real(*a))
+    real = training_forward.shared_prefix_training_cache
+    monkeypatch.setattr(training_forward, "shared_prefix_training_cache",
+                        lambda *a: prefix_passes.append(1) or real(*a))
     settings = dict(num_iterations=2, per_device_train_batch_size=8)
     checkpointed = Trainer(tiny(tmp_path / "a", gradient_checkpointing=True, **settings), reward_fn=digit_reward)
     assert checkpointed.policy.model.is_activation_checkpointing
