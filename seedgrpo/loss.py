@@ -239,6 +239,9 @@ def _check_family(f: dict, bt: tuple) -> None:
     for name in ("vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg"):
         _check_number(name, f[name], low=0)
     _check_number("entropy_coef", f["entropy_coef"])
+    threshold = f["entropy_threshold"]
+    threshold = float(threshold) if isinstance(threshold, torch.Tensor) and threshold.numel() == 1 else threshold
+    _check_number("entropy_threshold", threshold, allow_none=True)
     norm = f["entropy_normalizer"]
     norm = float(norm) if isinstance(norm, torch.Tensor) and norm.numel() == 1 else norm
     _check_number("entropy_normalizer", norm, low=0, low_inclusive=False, allow_none=True)
@@ -275,7 +278,7 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
                    sapo_temperature_neg: float = 1.05, vespo_k_pos: float = 2.0, vespo_lambda_pos: float = 3.0,
                    vespo_k_neg: float = 3.0, vespo_lambda_neg: float = 2.0, entropy_coef: float = 0.0,
                    entropy_normalizer=None, sampling_logprobs: Optional[torch.Tensor] = None,
-                   inplace: bool = False):
+                   entropy_threshold=None, inplace: bool = False):
     """SEED-GRPO loss of a batch of completions; returns ``(loss, metrics)``.
 
     Inputs: ``logits`` [B, T, V] aligned with ``completion_ids`` [B, T] (``logits[b, t]`` scores
@@ -297,7 +300,8 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
     fraction of the call's valid tokens (across ranks under torch.distributed, as TRL); ``off_policy_mask_
     threshold`` drops rows with Â < 0 whose mean ``sampling_logprobs - logp`` (default ``old_logprobs``)
     exceeds it; ``importance_sampling_ratio`` [B, T] or [B] multiplies the per-token loss (rollout
-    correction). ``entropy_coef`` subtracts ``coef × Σ H / entropy_normalizer`` over the trained tokens
+    correction). ``entropy_threshold`` gives the entropy mask's cut-off precomputed (e.g. over a whole batch
+    with ``seedgrpo.kernels.reference.entropy_threshold``) instead. ``entropy_coef`` subtracts ``coef × Σ H / entropy_normalizer`` over the trained tokens
     (default: their count in this call, TRL's per-call mean). ``normalizer`` is the global denominator of
     ``loss_type`` (see the module docstring).
 
@@ -319,7 +323,7 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
                   advantages, rewards, group_size, loss_type, epsilon, epsilon_high, delta, beta, temperature,
                   max_completion_length, scale_rewards, scale_fn, alpha, normalizer, impl,
                   dict(family, importance_sampling_ratio=importance_sampling_ratio,
-                       sampling_logprobs=sampling_logprobs))
+                       sampling_logprobs=sampling_logprobs, entropy_threshold=entropy_threshold))
     source = logits if logits is not None else hidden
     if impl == "auto":
         impl = "triton" if source.is_cuda else "torch"
@@ -332,6 +336,7 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
                          epsilon_high=float(epsilon if epsilon_high is None else epsilon_high), delta=delta,
                          beta=float(beta), temperature=float(temperature), **family)
     row_mask = completion_mask.bool().any(-1)
+    cutoff = None if entropy_threshold is None else torch.as_tensor(float(entropy_threshold))
 
     # The from-logits torch path needs the per-token log-probs anyway: compute them once.
     logp = entropy = None
@@ -368,8 +373,8 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
         isr = isr.view(-1, 1) if isr is not None and isr.dim() == 1 else isr
         loss, stats = policy_loss(logp, entropy, mask=completion_mask, weights=weights,
                                   advantages=advantages.to(logp.dtype), old_logp=old_logprobs,
-                                  ref_logp=ref_logprobs,
-                                  sampling_logp=sampling_logprobs, importance_sampling_ratio=isr, opts=opts)
+                                  ref_logp=ref_logprobs, sampling_logp=sampling_logprobs,
+                                  importance_sampling_ratio=isr, opts=opts, entropy_cutoff=cutoff)
         metrics = {"clip_ratio_low": masked_mean(stats["clip_low"], completion_mask),
                    "clip_ratio_high": masked_mean(stats["clip_high"], completion_mask),
                    "kl": masked_mean(stats["kl"], completion_mask),
@@ -380,7 +385,7 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
         factor_args = (dict(group_size=group_size, group_factor=group_factor) if group_factor is not None
                        and impl == "triton" else {})
         kernel_args = dict(weights=weights, advantages=advantages, **factor_args, **per_token,
-                           **_fields(opts))
+                           entropy_cutoff=cutoff, **_fields(opts))
         if logits is not None:
             from .kernels.grpo_loss import grpo_loss_from_logits
             loss, metrics = grpo_loss_from_logits(logits, completion_ids, completion_mask, inplace=inplace,
@@ -436,7 +441,8 @@ class SeedGRPOLoss(nn.Module):
                     "max_completion_length", "scale_rewards", "uncertainty", "scale_fn", "alpha", "normalizer",
                     "impl", "importance_sampling_level", "top_entropy_quantile", "off_policy_mask_threshold",
                     "sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos", "vespo_lambda_pos",
-                    "vespo_k_neg", "vespo_lambda_neg", "entropy_coef", "entropy_normalizer", "inplace")
+                    "vespo_k_neg", "vespo_lambda_neg", "entropy_coef", "entropy_normalizer", "entropy_threshold",
+                    "inplace")
 
     def __init__(self, **config):
         super().__init__()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = ("import importlib.util, seedgrpo, seedgrpo.kernels.grpo_loss as g;"
+PROBE = ("import importlib.util, seedgrpo, seedgrpo.kernels.grpo_loss as g, seedgrpo.kernels.reference;"
          "print(seedgrpo.__file__); print(g.__file__); print(importlib.util.find_spec('kernels'))")
 
 
@@ -41,7 +41,7 @@ def test_wheel_installs_kernels_as_seedgrpo_kernels(tmp_path):
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = wheels.glob("seedgrpo-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "seedgrpo/kernels/grpo_loss.py" in names
+    assert "seedgrpo/kernels/grpo_loss.py" in names and "seedgrpo/kernels/reference.py" in names
     assert not [n for n in names if n.startswith("kernels/")], "the wheel ships a top-level kernels/"
 
     venv = tmp_path / "fresh"
