@@ -131,10 +131,8 @@ def test_trl_version_is_pinned(monkeypatch, model_dir, tmp_path):
     (dict(scale_fn="sigmoid"), "scale_fn"),
     (dict(uncertainty="entropy_of_vibes"), "uncertainty"),
     (dict(answer_backend="rust"), "answer_backend"),
-    (dict(use_seedgrpo_loss=True, loss_type="cispo"), "loss_type"),
-    (dict(use_seedgrpo_loss=True, importance_sampling_level="sequence"), "importance_sampling_level"),
     (dict(use_seedgrpo_loss=True, beta=0.1), "use_bias_correction_kl"),
-    (dict(use_seedgrpo_loss=True, top_entropy_quantile=0.2), "top_entropy_quantile"),
+    (dict(use_seedgrpo_loss=True, use_adaptive_entropy=True, entropy_coef=0.01), "use_adaptive_entropy"),
 ])
 def test_config_rejects_bad_values(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -231,42 +229,98 @@ def test_gcpo_uncertainty_uses_policy_embeddings(model_dir, tmp_path):
 # Loss
 # ----------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("loss_input", ["logits", "hidden"])
-@pytest.mark.parametrize("loss_type, delta", [("grpo", None), ("bnpo", None), ("dr_grpo", None), ("dapo", None),
-                                              ("dr_grpo", 1.3)])
-def test_seedgrpo_loss_equals_trl_loss(model_dir, tmp_path, loss_type, delta, loss_input):
+def _compare_with_trl(trainer, inputs):
+    """TRL's own _compute_loss vs the drop-in's on the same inputs: loss, every gradient, the common metrics."""
+    def loss_and_grads(compute):
+        trainer.model.zero_grad()
+        trainer._metrics["train"].clear()
+        loss = compute(trainer.model, inputs)
+        loss.backward()
+        metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()
+                   if k in ("entropy", "kl", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
+                            "cispo_clip_ratio")}
+        grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+        return loss.detach(), grads, metrics
+
+    trl_loss, trl_grads, trl_metrics = loss_and_grads(lambda m, x: GRPOTrainer._compute_loss(trainer, m, x))
+    seed_loss, seed_grads, seed_metrics = loss_and_grads(trainer._compute_loss)
+    assert trl_loss.item() != 0.0
+    torch.testing.assert_close(seed_loss, trl_loss, rtol=1e-5, atol=1e-7)
+    assert seed_grads.keys() == trl_grads.keys()
+    for name, grad in trl_grads.items():
+        torch.testing.assert_close(seed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert trl_metrics.keys() == seed_metrics.keys()
+    if trainer.importance_sampling_level == "sequence":
+        # TRL averages a sequence-level clip flag over rows, seedgrpo over tokens (docs/trl.md)
+        trl_metrics = {k: v for k, v in trl_metrics.items() if "clip" not in k}
+    for key, value in trl_metrics.items():
+        assert seed_metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    return trl_metrics
+
+
+def _trainer_and_batch(model_dir, tmp_path, loss_type, **overrides):
     # Two accumulation steps per optimizer step, four per generation: exercises every normaliser and makes
-    # TRL compute pi_old's log-probs; beta > 0 loads the reference model; temperature != 1 scales the logits.
-    trainer, _ = make_trainer(model_dir, tmp_path, loss_type=loss_type, delta=delta, use_seedgrpo_loss=True,
-                              beta=0.05, use_bias_correction_kl=False, epsilon_high=0.28, temperature=0.7,
-                              per_device_train_batch_size=4, gradient_accumulation_steps=2,
-                              steps_per_generation=4, alpha=0.5, scale_rewards="group")
-    trainer._loss_input = loss_input
+    # TRL compute pi_old's log-probs; temperature != 1 scales the logits.
+    options = dict(loss_type=loss_type, use_seedgrpo_loss=True, epsilon_high=0.28, temperature=0.7,
+                   per_device_train_batch_size=4, gradient_accumulation_steps=2, steps_per_generation=4, alpha=0.5,
+                   scale_rewards="group")
+    options.update(overrides)
+    trainer, _ = make_trainer(model_dir, tmp_path, **options)
     trainer.current_gradient_accumulation_steps = 2
     inputs = generation_batch(trainer)  # the whole batch of 16 rows, as one micro-batch
     # Move pi_old away from pi so that both clipping sides and the delta cap are active.
     noise = torch.randn(inputs["old_per_token_logps"].shape, generator=torch.Generator().manual_seed(1))
     inputs["old_per_token_logps"] = inputs["old_per_token_logps"] + 0.4 * noise
     assert (inputs["advantages"] > 0).any() and (inputs["advantages"] < 0).any()
+    return trainer, inputs
 
-    def loss_and_grads(compute):
-        trainer.model.zero_grad()
-        loss = compute(trainer.model, inputs)
-        loss.backward()
-        metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()
-                   if k in ("entropy", "kl", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean")}
-        grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
-        return loss.detach(), grads, metrics
 
-    trl_loss, trl_grads, trl_metrics = loss_and_grads(lambda m, x: GRPOTrainer._compute_loss(trainer, m, x))
-    seed_loss, seed_grads, seed_metrics = loss_and_grads(trainer._compute_loss)
+@pytest.mark.parametrize("loss_input", ["logits", "hidden"])
+@pytest.mark.parametrize("loss_type, delta", [("grpo", None), ("bnpo", None), ("dr_grpo", None), ("dapo", None),
+                                              ("dr_grpo", 1.3)])
+def test_seedgrpo_loss_equals_trl_loss(model_dir, tmp_path, loss_type, delta, loss_input):
+    # beta > 0 loads the reference model
+    trainer, inputs = _trainer_and_batch(model_dir, tmp_path, loss_type, delta=delta, beta=0.05,
+                                         use_bias_correction_kl=False)
+    trainer._loss_input = loss_input
+    trl_metrics = _compare_with_trl(trainer, inputs)
     assert trl_metrics["clip_ratio/region_mean"] > 0, "no token was clipped: the clipping branch is untested"
-    torch.testing.assert_close(seed_loss, trl_loss, rtol=1e-5, atol=1e-7)
-    assert seed_grads.keys() == trl_grads.keys()
-    for name, grad in trl_grads.items():
-        torch.testing.assert_close(seed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
-    for key, value in trl_metrics.items():
-        assert seed_metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+
+
+# TRL 1.16's loss family through the drop-in. "isr": TRL's vLLM importance-sampling ratios, given per token or
+# per sequence as TRL's _generate_and_score_completions would (use_vllm is emulated: vLLM cannot run here).
+FAMILY = [
+    ("cispo", dict(epsilon_high=1.1)),
+    ("sapo", dict(sapo_temperature_pos=1.5, sapo_temperature_neg=0.8)),
+    ("luspo", dict(importance_sampling_level="sequence")),
+    ("vespo", dict(vespo_k_pos=1.5, vespo_lambda_neg=1.0)),
+    ("grpo", dict(importance_sampling_level="sequence")),
+    ("bnpo", dict(top_entropy_quantile=0.5)),
+    ("dapo", dict(off_policy_mask_threshold=0.05)),
+    ("dr_grpo", dict(entropy_coef=0.05)),
+    ("grpo", dict(entropy_coef=0.02, top_entropy_quantile=0.4, importance_sampling_level="sequence")),
+    ("dapo", dict(isr="token")),
+    ("sapo", dict(isr="sequence")),
+    ("vespo", dict(isr="token", off_policy_mask_threshold=0.0)),
+]
+
+
+@pytest.mark.parametrize("loss_input", ["logits", "hidden"])
+@pytest.mark.parametrize("loss_type, options", FAMILY)
+def test_seedgrpo_loss_family_equals_trl_loss(model_dir, tmp_path, loss_type, options, loss_input):
+    options = dict(options)
+    isr = options.pop("isr", None)
+    trainer, inputs = _trainer_and_batch(model_dir, tmp_path, loss_type, **options)
+    trainer._loss_input = loss_input
+    if isr is not None:
+        trainer.use_vllm = trainer.vllm_importance_sampling_correction = True
+        g = torch.Generator().manual_seed(2)
+        shape = inputs["completion_mask"].shape if isr == "token" else (inputs["completion_mask"].shape[0], 1)
+        ratio = torch.empty(shape).uniform_(0.5, 1.5, generator=g)
+        if isr == "token":  # TRL's ratio is exp(0) = 1 at padding
+            ratio = torch.where(inputs["completion_mask"].bool(), ratio, 1.0)
+        inputs["importance_sampling_ratio"] = ratio
+    _compare_with_trl(trainer, inputs)
 
 
 def test_short_run_with_seedgrpo_loss_has_finite_metrics(model_dir, tmp_path):

@@ -8,8 +8,10 @@ advantages by ``f(α·U_g)``, where ``U_g`` is the group's uncertainty (by defau
 entropy of the final answers, DESIGN.md §2). The factor comes from ``seedgrpo.advantages.seed_advantages``, the
 same code behind ``seedgrpo.compute_advantages``; with ``alpha=0`` the trainer is TRL's GRPO, bit for bit.
 ``use_seedgrpo_loss=True`` also replaces TRL's per-token loss by ``seedgrpo.seed_grpo_loss`` (the fused
-kernels on GPU), with TRL's ``loss_type`` / ``epsilon`` / ``epsilon_high`` / ``delta`` / ``beta`` /
-``temperature`` and its gradient-accumulation normaliser, so the loss equals TRL's for the same inputs.
+kernels on GPU), with TRL's ``loss_type`` (all eight), ``epsilon`` / ``epsilon_high`` / ``delta`` / ``beta`` /
+``temperature``, ``importance_sampling_level``, ``top_entropy_quantile``, ``off_policy_mask_threshold``, the
+sapo / vespo knobs, a static ``entropy_coef``, the vLLM importance-sampling ratios TRL computes, and its
+gradient-accumulation normalisers, so the loss and its gradients equal TRL's for the same inputs.
 
 How the batch is laid out (TRL 1.16): every process generates ``per_device_train_batch_size *
 steps_per_generation`` rows; concatenated in rank order they form the global generation batch, where rows
@@ -41,7 +43,7 @@ import seedgrpo.gcpo  # noqa: F401  (registers the GCPO-style uncertainties)
 from seedgrpo import answers
 from seedgrpo.advantages import SCALE_FNS, SCALE_REWARDS, seed_advantages
 from seedgrpo.embeddings import policy_embeddings
-from seedgrpo.loss import LOSS_TYPES, seed_grpo_loss
+from seedgrpo.loss import LOSS_TYPES, normalizer_for, seed_grpo_loss
 from seedgrpo.registry import GroupContext, get_uncertainty
 
 __all__ = ["SeedGRPOConfig", "SeedGRPOTrainer", "SUPPORTED_TRL", "check_trl_version"]
@@ -93,7 +95,8 @@ class SeedGRPOConfig(GRPOConfig):
             Answer extraction and hashing backend of `seedgrpo.answers.answer_hashes`: `"c"` or `"python"`.
         use_seedgrpo_loss (`bool`, defaults to `False`):
             Compute the policy loss with `seedgrpo.seed_grpo_loss` (fused kernels on GPU) instead of TRL's.
-            Supports `loss_type` in grpo/bnpo/dr_grpo/dapo with token-level importance sampling.
+            Supports every `loss_type` and TRL's loss options, except the adaptive entropy controller and
+            the bias-corrected KL (`use_bias_correction_kl` with `beta > 0`).
     """
 
     uncertainty: str = field(default="se_rao", metadata={
@@ -123,18 +126,12 @@ class SeedGRPOConfig(GRPOConfig):
             self._check_seed_loss_options()
 
     def _check_seed_loss_options(self) -> None:
-        """seed_grpo_loss implements TRL's clipped surrogate and k3 KL; refuse the options it does not."""
-        if self.loss_type not in LOSS_TYPES:  # the aggregations seed_grpo_loss implements, TRL's names
+        """seed_grpo_loss implements TRL's loss family; refuse the options it does not."""
+        if self.loss_type not in LOSS_TYPES:  # the loss types seed_grpo_loss implements, TRL's names
             raise ValueError(f"use_seedgrpo_loss=True supports loss_type in {LOSS_TYPES}, got "
                              f"loss_type={self.loss_type!r}: pick one of them or set use_seedgrpo_loss=False")
         unsupported = [
-            ("importance_sampling_level", self.importance_sampling_level != "token", "'token'"),
-            ("top_entropy_quantile", self.top_entropy_quantile < 1.0, "1.0"),
-            ("off_policy_mask_threshold", self.off_policy_mask_threshold is not None, "None"),
-            ("entropy_coef", self.entropy_coef != 0.0, "0.0"),
             ("use_adaptive_entropy", self.use_adaptive_entropy, "False"),
-            ("vllm_importance_sampling_correction", self.use_vllm and self.vllm_importance_sampling_correction,
-             "False"),
             # TRL multiplies the KL by the importance ratio (its gradient differs even on-policy); ours is plain k3.
             ("use_bias_correction_kl", self.beta != 0.0 and self.use_bias_correction_kl, "False"),
         ]
@@ -338,15 +335,30 @@ class SeedGRPOTrainer(GRPOTrainer):
                 hidden = out.hidden_states[-1][:, -length - 1:-1]
                 policy_input = dict(hidden=hidden.to(weight.dtype), weight=weight)
             else:
-                out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=length + 1,
+                # only the T rows that score the completion reach the lm_head: logits the kernel may overwrite
+                total = input_ids.size(1)
+                keep = torch.arange(total - length - 1, total - 1, device=input_ids.device)
+                out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
                             use_cache=False)
-                policy_input = dict(logits=out.logits[:, :-1])
+                policy_input = dict(logits=out.logits, inplace=True)
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
+        rollout_correction = self.use_vllm and self.vllm_importance_sampling_correction
+        args = self.args
         loss, metrics = seed_grpo_loss(
             **policy_input, completion_ids=completion_ids, completion_mask=mask, advantages=advantages,
             old_logprobs=inputs.get("old_per_token_logps"),
             ref_logprobs=inputs.get("ref_per_token_logps") if self.beta != 0.0 else None,
+            sampling_logprobs=inputs.get("sampling_per_token_logps"),
+            importance_sampling_ratio=inputs.get("importance_sampling_ratio") if rollout_correction else None,
             loss_type=self.loss_type, epsilon=self.epsilon_low, epsilon_high=self.epsilon_high,
-            delta=self.args.delta, beta=self.beta, temperature=self.temperature,
+            delta=args.delta, beta=self.beta, temperature=self.temperature,
+            importance_sampling_level=self.importance_sampling_level,
+            top_entropy_quantile=self.top_entropy_quantile, off_policy_mask_threshold=self.off_policy_mask_threshold,
+            sapo_temperature_pos=args.sapo_temperature_pos, sapo_temperature_neg=args.sapo_temperature_neg,
+            vespo_k_pos=args.vespo_k_pos, vespo_lambda_pos=args.vespo_lambda_pos, vespo_k_neg=args.vespo_k_neg,
+            vespo_lambda_neg=args.vespo_lambda_neg,
+            # TRL: the bonus is the call's mean entropy of the trained tokens, scaled for accumulation only
+            entropy_coef=self.entropy_coef / accumulation,
             normalizer=self._loss_normalizer(inputs, mask, mode))
         self._log_loss_metrics(metrics, mask, mode)
         return loss
@@ -357,21 +369,20 @@ class SeedGRPOTrainer(GRPOTrainer):
         return base.get_output_embeddings().weight
 
     def _loss_normalizer(self, inputs: dict[str, Any], mask: torch.Tensor, mode: str) -> float:
-        """The denominator TRL 1.16's _compute_loss divides by, for this micro-batch (see its loss_type branches)."""
+        """The denominator TRL 1.16's _compute_loss divides by for this micro-batch, through seedgrpo's one
+        rule (seedgrpo.loss.normalizer_for) with TRL's counts: every type is also divided by the accumulation
+        steps; bnpo counts this micro-batch's tokens, dapo/cispo/vespo TRL's global token count."""
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
-        rows = mask.size(0)
-        if self.loss_type == "grpo":
-            return float(rows * accumulation)
-        if self.loss_type == "bnpo":
-            return float(mask.sum().clamp(min=1).item() * accumulation)
-        if self.loss_type == "dr_grpo":
-            return float(rows * self.max_completion_length * accumulation)
-        # dapo: num_items_in_batch counts the whole generation batch of all ranks; TRL rescales it to one
-        # accumulation window of one rank.
-        normalizer = inputs["num_items_in_batch"].clamp(min=1.0).item() / self.accelerator.num_processes
-        if mode == "train":
-            normalizer = normalizer * accumulation / self.args.steps_per_generation
-        return float(normalizer)
+        if self.loss_type in ("dapo", "cispo", "vespo"):
+            # num_items_in_batch counts the whole generation batch of all ranks; TRL rescales it to one
+            # accumulation window of one rank.
+            tokens = inputs["num_items_in_batch"].clamp(min=1.0).item() / self.accelerator.num_processes
+            if mode == "train":
+                tokens = tokens * accumulation / self.args.steps_per_generation
+        else:
+            tokens = float(mask.sum().clamp(min=1).item() * accumulation)
+        return normalizer_for(self.loss_type, rows=mask.size(0) * accumulation, tokens=tokens,
+                              max_completion_length=self.max_completion_length)
 
     def _log_loss_metrics(self, metrics: dict[str, torch.Tensor], mask: torch.Tensor, mode: str) -> None:
         """TRL's metric names, averaged over the tokens of all processes as TRL's global_masked_mean does."""
@@ -386,6 +397,10 @@ class SeedGRPOTrainer(GRPOTrainer):
         if self.beta != 0.0:
             self._metrics[mode]["kl"].append(global_mean(metrics["kl"]))
         self._metrics[mode]["entropy"].append(global_mean(metrics["entropy"]))
+        if self.loss_type == "cispo":  # the tokens whose ratio cispo's epsilon_high caps
+            self._metrics[mode]["cispo_clip_ratio"].append(high)
+        if self.loss_type in ("cispo", "sapo", "vespo"):
+            return
         self._metrics[mode]["clip_ratio/low_mean"].append(low)
         self._metrics[mode]["clip_ratio/high_mean"].append(high)
         # Low clipping needs A < 0 and high clipping A > 0: the regions are disjoint, so their union is the sum.
