@@ -244,10 +244,10 @@ class Trainer:
             for _ in range(c.num_iterations):
                 for group_start in range(0, rows, per_optimizer_step):
                     group = slice(group_start, group_start + per_optimizer_step)
-                    normalizers = self._global_normalizer(data["completion_mask"][group])
+                    normalizer, entropy_normalizer = self._global_normalizer(data["completion_mask"][group])
                     for start in range(group.start, group.stop, micro):
                         piece = {k: v[start:start + micro] for k, v in data.items()}
-                        loss, metrics = self._micro_batch_loss(piece, normalizers)
+                        loss, metrics = self._micro_batch_loss(piece, normalizer, entropy_normalizer)
                         tokens = float(piece["completion_mask"].sum())
                         totals += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
                                                ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
@@ -261,7 +261,7 @@ class Trainer:
                     kl=totals[4].item() / tokens, entropy=totals[5].item() / tokens,
                     grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"), lr=self.policy.lr())
 
-    def _micro_batch_loss(self, piece, normalizers):
+    def _micro_batch_loss(self, piece, normalizer, entropy_normalizer=None):
         """Forward, loss and backward of one micro-batch (its share of the global loss).
 
         Without lockstep the rows may run as length buckets (`_length_buckets`): each bucket's forward pads
@@ -272,7 +272,6 @@ class Trainer:
         lockstep = self.policy.is_deepspeed and self.world_size > 1
         one_call = lockstep or c.top_entropy_quantile < 1.0
         buckets = [None] if one_call else _length_buckets(piece, shared_prefix=c.share_prompt_prefill)
-        normalizer, entropy_normalizer = normalizers
         # The Triton kernel from logits may write the gradient over them: nothing else reads them.
         inplace = not c.fused_linear
         outputs = []

@@ -31,7 +31,8 @@ def test_bare_flag_means_true_and_dashes_become_underscores():
     (["--max_stepz", "3"], "unknown config key 'max_stepz'.*did you mean max_steps"),
     (["--data.pth", "x"], "unknown config key 'data.pth'.*data.path"),
     (["--loss_type", "ppo"],
-     r"loss_type='ppo' is not allowed; choose one of \['grpo', 'bnpo', 'dr_grpo', 'dapo'\]"),
+     r"loss_type='ppo' is not allowed; choose one of \['grpo', 'bnpo', 'dr_grpo', 'dapo', 'cispo', 'sapo', "
+     r"'luspo', 'vespo'\]"),
     (["--max_steps", "two"], "max_steps='two' is not a valid int"),
     (["--temperature", "0"], r"temperature=0.0 is out of range; allowed: \(0, inf\)"),
     (["--top_p", "1.5"], r"top_p=1.5 is out of range; allowed: \(0, 1\]"),
