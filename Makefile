@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo test test-fast bench gpu-check clean
+.PHONY: setup build demo test test-fast bench gpu-check gpu-wheels clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -30,9 +30,14 @@ demo: build
 test: build
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
-# On a CUDA machine: GPU tests + kernel benchmarks in one call, logs under $$OUT (or ./gpu-check-out).
+# On a lent GPU machine: every GPU stage in one call of at most 8 minutes, outputs under $$OUT (default
+# benchmarks/out/gpu); GPU_CHECK_ARGS="--dry-run" prints the plan. `make gpu-wheels` (where PyPI is reachable)
+# fetches the wheels it installs there into ./wheels.
 gpu-check:
-	bash scripts/gpu-check.sh
+	bash scripts/gpu-check.sh $(GPU_CHECK_ARGS)
+
+gpu-wheels:
+	bash scripts/fetch-gpu-wheels.sh
 
 clean:
 	rm -rf build *.egg-info seedgrpo/*.so

@@ -2,6 +2,7 @@
 
 Install with `pip install --no-build-isolation -e .` so that pip builds against the torch already in the
 environment and never fetches another one. `python setup.py build_ext --inplace` rebuilds after an edit.
+`SEEDGRPO_SKIP_EXTENSION=1` installs the package without the extension (answers fall back to Python).
 """
 import os
 import subprocess
@@ -38,4 +39,7 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "--build", str(build_dir), "--parallel", jobs], check=True)
 
 
-setup(ext_modules=[CMakeExtension("seedgrpo._C")], cmdclass={"build_ext": CMakeBuild})
+# SEEDGRPO_SKIP_EXTENSION=1 installs without seedgrpo._C (no CMake/pybind11 needed, e.g. on a lent GPU machine):
+# seedgrpo.answers then runs its Python reference, with the same answers.
+SKIP_EXTENSION = os.environ.get("SEEDGRPO_SKIP_EXTENSION") == "1"
+setup(ext_modules=[] if SKIP_EXTENSION else [CMakeExtension("seedgrpo._C")], cmdclass={"build_ext": CMakeBuild})

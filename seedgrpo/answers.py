@@ -16,6 +16,7 @@ seedgrpo.answers_reference; both give identical output (tests/test_answers_equiv
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -50,9 +51,30 @@ def canonical_hash(canonical: str) -> int:
         return _reference.canonical_hash(canonical)
 
 
-def _check_backend(backend: str) -> None:
+def _check_backend(backend: str) -> str:
+    """The backend to run: `backend`, or "python" when "c" is asked for and seedgrpo._C was not built (an
+    install with SEEDGRPO_SKIP_EXTENSION=1): same answers, serial and slower, said once."""
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend == "c" and not _extension_built():
+        return "python"
+    return backend
+
+
+_extension_state: list = []  # [bool] once probed
+
+
+def _extension_built() -> bool:
+    if not _extension_state:
+        try:
+            _compiled()
+            _extension_state.append(True)
+        except ImportError:
+            warnings.warn("seedgrpo._C is not built (installed with SEEDGRPO_SKIP_EXTENSION=1?): answers use the "
+                          "Python reference, same results, slower; build it with `python setup.py build_ext "
+                          "--inplace`", stacklevel=3)
+            _extension_state.append(False)
+    return _extension_state[0]
 
 
 def _flags(units: bool, degrees: bool, percent: bool) -> int:
@@ -87,7 +109,7 @@ def extract_answer(text: str, *, backend: str = "c") -> str | None:
     """The final answer of a completion, unchanged: the last non-empty `\\boxed{…}` / `\\fbox{…}` with
     balanced braces (or `\\boxed 5`), else the last `<answer>…</answer>`, else the text after the last
     "answer:" / "answer is" (as in "The final answer is $5$."); None if there is none."""
-    _check_backend(backend)
+    backend = _check_backend(backend)
     _check_str(text, "text")
     return _compiled().extract_answer(text) if backend == "c" else _reference.extract_answer(text)
 
@@ -97,7 +119,7 @@ def canonicalize(answer: str, *, units: bool = True, degrees: bool = True, perce
     """The canonical form of an extracted answer (docs/answers.md): `0.5`, `\\frac{1}{2}`, `\\dfrac12`,
     `2/4` -> `1/2`; `x = 5` -> `5`; `\\text{(B)}` -> `B`; `\\{3,1\\}` -> `\\{1,3\\}`. `units`, `degrees`,
     `percent` strip trailing unit words / `^\\circ` / `%` (all on by default)."""
-    _check_backend(backend)
+    backend = _check_backend(backend)
     _check_str(answer, "answer")
     flags = _flags(units, degrees, percent)
     if backend == "c":
@@ -110,7 +132,7 @@ def extract_and_canonicalize(texts: Sequence[str], *, threads: int = 0, backend:
                              percent: bool = True) -> list[str | None]:
     """Canonical final answer of every completion; None where there is no answer (or it is empty once
     canonical). This is what answer_hashes hashes; trainers log and compare it."""
-    _check_backend(backend)
+    backend = _check_backend(backend)
     _check_threads(threads)
     flags = _flags(units, degrees, percent)
     if backend == "c":
@@ -128,7 +150,7 @@ def answer_hashes(texts: Sequence[str], *, threads: int = 0, backend: str = "c",
     """int64 answer hash of every completion: FNV-1a 64 of the canonical answer's UTF-8 bytes with the top
     bit cleared (>= 0, the same on every platform); `-1 - i` for completion i without an answer, so it
     forms a singleton cluster. `threads=0` uses all cores (C backend; the Python reference is serial)."""
-    _check_backend(backend)
+    backend = _check_backend(backend)
     _check_threads(threads)
     flags = _flags(units, degrees, percent)
     if backend == "c":

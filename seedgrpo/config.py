@@ -46,12 +46,15 @@ class ToyConfig:
 
 @dataclass
 class VLLMConfig:
+    """The colocated vLLM engine (`rollout_engine: vllm`). Its recorded log-probs (se_rao's sequence weights)
+    equal the hf engine's softmax(logits / T) before top-k/top-p, except at temperature != 1 combined with
+    top_k/top_p, where vLLM only returns the filtered distribution's (seedgrpo/rollout/vllm.py)."""
     gpu_memory_utilization: float = 0.3   # colocated with training: leave room for the ZeRO-3 shards
     sleep: bool = True                    # free vLLM's weights and KV cache while the policy trains
     sync_bucket_mb: float = 0.0           # 0 = push one gathered parameter at a time
     max_model_len: Optional[int] = None   # default max_prompt_length + max_completion_length
     enable_prefix_caching: bool = True
-    enforce_eager: bool = False
+    enforce_eager: bool = True            # no CUDA graphs: not yet shown to survive sleep mode on a GPU
     dtype: str = AUTO
 
 

@@ -165,7 +165,15 @@ def resolve_deepspeed_config(path: str, config: TrainConfig, world_size: int, ga
 
 # ------------------------------------------------------------------------------------------- policies
 class TorchPolicy:
-    """One process, plain PyTorch: AdamW, LambdaLR, gradient clipping at accumulation boundaries."""
+    """One process, plain PyTorch: AdamW, LambdaLR, gradient clipping at accumulation boundaries.
+
+    A bf16 model keeps float32 master weights, as DeepSpeed's bf16 optimizer does: the model (so generation,
+    the forward and the fused kernels) stays in bf16; each backward adds the bf16 gradients into float32
+    master gradients and frees them; AdamW steps the float32 masters, which are then rounded into the model.
+    Without them AdamW would update the bf16 weights directly, and at lr 1e-6 almost every update is below
+    half a bf16 ulp and rounds away (0.83% of the weights changed over 10 steps). fp16 needs a loss scaler,
+    which only the DeepSpeed engine has (`build_policy` refuses fp16 without `deepspeed_config`).
+    """
 
     is_deepspeed = False
 
@@ -173,7 +181,11 @@ class TorchPolicy:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(device)
         self.model.train()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.masters = None  # float32 copies of bf16 parameters (None: the parameters are float32 already)
+        if any(p.dtype == torch.bfloat16 for p in self.params):
+            self.masters = [p.detach().float().clone() for p in self.params]
+        self.optimizer = torch.optim.AdamW(self.masters or self.params, lr=config.learning_rate,
                                            betas=(config.adam_beta1, config.adam_beta2),
                                            eps=config.adam_epsilon, weight_decay=config.weight_decay,
                                            foreach=True)  # multi-tensor ops: PyTorch's CUDA default, not CPU's
@@ -188,19 +200,35 @@ class TorchPolicy:
 
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()
+        if self.masters is None:
+            return
+        for param, master in zip(self.params, self.masters):  # accumulate in float32, not in bf16
+            if param.grad is not None:
+                if master.grad is None:
+                    master.grad = param.grad.float()
+                else:
+                    master.grad.add_(param.grad)
+                param.grad = None
 
     def step(self) -> bool:
         """Count one micro-batch; at an accumulation boundary clip, step and return True."""
         self.micro_steps += 1
         if self.micro_steps % self.gas:
             return False
+        trained = self.masters or self.params
         if self.max_grad_norm > 0:
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+            norm = torch.nn.utils.clip_grad_norm_(trained, self.max_grad_norm)
             self.grad_norm = float(norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.masters is not None:
+            self._round_masters_into_model()
         return True
+
+    @torch.no_grad()
+    def _round_masters_into_model(self) -> None:
+        torch._foreach_copy_(self.params, self.masters)
 
     def lr(self) -> float:
         return self.scheduler.get_last_lr()[0]
@@ -209,12 +237,16 @@ class TorchPolicy:
         path = Path(directory) / tag
         path.mkdir(parents=True, exist_ok=True)
         torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(), "micro_steps": self.micro_steps},
-                   path / "policy.pt")
+                    "scheduler": self.scheduler.state_dict(), "micro_steps": self.micro_steps,
+                    "masters": self.masters}, path / "policy.pt")
 
     def load(self, directory: Path, tag: str) -> None:
         state = torch.load(Path(directory) / tag / "policy.pt", map_location=self.device, weights_only=False)
         self.model.load_state_dict(state["model"])
+        if self.masters is not None:  # the float32 masters, not the bf16 weights rounded from them
+            masters = state.get("masters") or [p.detach().float() for p in self.params]
+            with torch.no_grad():
+                torch._foreach_copy_(self.masters, masters)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.micro_steps = state["micro_steps"]
@@ -282,6 +314,10 @@ def build_policy(config: TrainConfig, tokenizer, *, world_size: int, total_optim
         if world_size > 1:
             raise ValueError(f"deepspeed_config=None runs in one process, but WORLD_SIZE={world_size}: pass "
                              "--deepspeed_config configs/ds_zero3.json (or ds_zero3_cpu.json on CPU)")
+        if model_dtype(config) == torch.float16:
+            raise ValueError("dtype='float16' without deepspeed_config: fp16 training needs a loss scaler, "
+                             "which the plain-torch engine does not have; use dtype bfloat16 or float32, or "
+                             "pass --deepspeed_config configs/ds_zero3.json with an fp16 section")
         model = load_model(config, tokenizer)
         _maybe_checkpointing(model, config)
         return TorchPolicy(model, config, gas, total_optimizer_steps)

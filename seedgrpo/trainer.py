@@ -149,7 +149,8 @@ class Trainer:
         with self._progress("rollout", len(seeds)) as bar:
             batch = self.rollout.generate(prompts, num_generations=c.num_generations, row_seeds=seeds,
                                           with_hidden=self.embedding_source == "policy", progress=bar)
-        if c.mask_truncated_completions:
+        batch.completion_lengths = batch.completion_mask.sum(1)  # what was generated, for the metrics
+        if c.mask_truncated_completions:  # the loss mask only: truncated rows still count in the lengths
             batch.completion_mask = batch.completion_mask * (~batch.is_truncated).long()[:, None]
         return batch
 
@@ -353,7 +354,7 @@ class Trainer:
         c, G = self.config, self.config.num_generations
         rewards = scores["rewards"]
         grouped = rewards.view(-1, G)
-        lengths = batch.completion_mask.sum(1).float().cpu()
+        lengths = batch.completion_lengths.float().cpu()  # generated tokens, not the loss mask's
         semantic = adv_stats["semantic_entropy"].double()
         factor = adv_stats["advantage_scale"]
         local = torch.tensor([

@@ -155,41 +155,118 @@ def test_vllm_engine_without_vllm_says_how_to_fix_it():
         make_rollout_engine("sglang")
 
 
-def _fake_vllm_engine(model, bucket_mb, *, reload_api=True):
-    """A VLLMRolloutEngine around a stand-in LLM that records what it is sent."""
+class _FakeWorker:
+    """What vLLM 0.33's GPU worker offers the weight sync: `reload_weights` (which enters the vLLM config
+    context itself), `get_model`, `vllm_config`."""
+
+    def __init__(self, calls):
+        self.calls, self.vllm_config = calls, object()
+        shared = torch.zeros(3, 2)  # a tied model: head and embedding share storage
+        head = types.SimpleNamespace(weight=shared, quant_method=types.SimpleNamespace(
+            process_weights_after_loading=lambda layer: calls.append(("re-process head", _CONFIG_CONTEXT[-1:]))))
+        self.model = types.SimpleNamespace(lm_head=head, model=types.SimpleNamespace(
+            embed_tokens=types.SimpleNamespace(weight=shared)))
+
+    def reload_weights(self, weights_iterator=None):
+        self.calls.append(("reload_weights", [name for name, tensor in weights_iterator if tensor.numel() > 0]))
+
+    def get_model(self):
+        return self.model
+
+
+_CONFIG_CONTEXT = []  # the vLLM config a fake `set_current_vllm_config` has entered
+
+
+class _FakeLLM:
+    """A stand-in `vllm.LLM` that records its arguments and runs `collective_rpc` on one in-process worker, as
+    vLLM's UniProcExecutor does (a method name is looked up on the worker; a callable gets it first)."""
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.calls = kwargs, []
+        self.worker = _FakeWorker(self.calls)
+
+    def collective_rpc(self, method, timeout=None, args=(), kwargs=None):
+        func = getattr(self.worker, method) if isinstance(method, str) else (lambda *a, **k: method(self.worker,
+                                                                                                   *a, **k))
+        return [func(*args, **(kwargs or {}))]
+
+    def reset_prefix_cache(self):
+        self.calls.append("reset")
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    import contextlib
+    import sys
+
+    @contextlib.contextmanager
+    def set_current_vllm_config(config):
+        _CONFIG_CONTEXT.append(config)
+        try:
+            yield
+        finally:
+            _CONFIG_CONTEXT.pop()
+
+    module = types.ModuleType("vllm")
+    module.LLM, module.SamplingParams = _FakeLLM, dict
+    module.config = types.ModuleType("vllm.config")
+    module.config.set_current_vllm_config = set_current_vllm_config
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    monkeypatch.setitem(sys.modules, "vllm.config", module.config)
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    return module
+
+
+def _fake_vllm_engine(model, tokenizer, bucket_mb=0.0, **sampling):
+    from seedgrpo.config import VLLMConfig
     from seedgrpo.rollout.vllm import VLLMRolloutEngine
 
-    calls = []
-
-    def receive(weights):
-        calls.append([name for name, tensor in weights if tensor.numel() > 0])
-
-    shared = torch.zeros(3, 2)  # a tied model: head and embedding share storage
-    head = types.SimpleNamespace(weight=shared, quant_method=types.SimpleNamespace(
-        process_weights_after_loading=lambda layer: calls.append("re-process head")))
-    embedding = types.SimpleNamespace(weight=shared)
-    vllm_model = types.SimpleNamespace(load_weights=receive, lm_head=head,
-                                       model=types.SimpleNamespace(embed_tokens=embedding))
-    runner = types.SimpleNamespace(model=vllm_model)
-    if reload_api:
-        runner.reload_weights = lambda weights_iterator: receive(weights_iterator)
-    executor = types.SimpleNamespace(driver_worker=types.SimpleNamespace(model_runner=runner))
-    llm = types.SimpleNamespace(llm_engine=types.SimpleNamespace(model_executor=executor),
-                                reset_prefix_cache=lambda: calls.append("reset"))
-    engine = object.__new__(VLLMRolloutEngine)
-    engine.model, engine.llm, engine._sleeping = model, llm, set()
-    engine.vllm_config = types.SimpleNamespace(sync_bucket_mb=bucket_mb)
-    return engine, calls
+    return VLLMRolloutEngine(model=model, tokenizer=tokenizer, sampling=SamplingSettings(8, 8, **sampling),
+                             model_path="/some/model", vllm_config=VLLMConfig(sync_bucket_mb=bucket_mb))
 
 
-@pytest.mark.parametrize("reload_api", [True, False])
-def test_vllm_weight_sync_streams_every_parameter_then_resets_the_prefix_cache(tiny_model, reload_api):
-    model, _ = tiny_model
-    engine, calls = _fake_vllm_engine(model, bucket_mb=0, reload_api=reload_api)
+def test_vllm_engine_is_built_as_vllm_033_expects(tiny_model, fake_vllm):
+    model, tokenizer = tiny_model
+    engine = _fake_vllm_engine(model, tokenizer)
+    kwargs = engine.llm.kwargs
+    assert kwargs["enforce_eager"] is True  # the default until a GPU run shows CUDA graphs survive sleep mode
+    assert kwargs["logprobs_mode"] == "raw_logprobs" and kwargs["model"] == "/some/model"
+    assert kwargs["dtype"] == "float32" and kwargs["max_model_len"] == 16
+
+
+@pytest.mark.parametrize("bucket_mb", [0.0, 1.0])
+def test_vllm_weight_sync_goes_through_the_worker_api(tiny_model, fake_vllm, bucket_mb):
+    """collective_rpc("reload_weights") gets every parameter; the tied head is re-processed inside the worker's
+    vLLM config context; then the prefix cache is reset."""
+    model, tokenizer = tiny_model
+    engine = _fake_vllm_engine(model, tokenizer, bucket_mb)
     engine.sync_weights()
     names = [n for n, _ in model.named_parameters()]
     assert model.config.tie_word_embeddings  # so the head is re-processed after the reload
-    assert calls == [names, "re-process head", "reset"] and engine._weights_current
+    assert engine.llm.calls == [("reload_weights", names), ("re-process head", [engine.llm.worker.vllm_config]),
+                                "reset"]
+    assert engine._weights_current and not _CONFIG_CONTEXT
+
+
+def test_vllm_engine_refuses_a_multiprocess_engine(tiny_model, fake_vllm, monkeypatch):
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    with pytest.raises(ValueError, match="VLLM_ENABLE_V1_MULTIPROCESSING='1'.*set it to 0"):
+        _fake_vllm_engine(*tiny_model)
+
+
+def test_vllm_logprobs_follow_the_hf_engines_definition():
+    """softmax(logits / T) before top-k/top-p: raw at T = 1 (whatever the filters), processed (after the
+    temperature) when nothing is filtered; T != 1 with a filter cannot match, and says so."""
+    import warnings
+
+    from seedgrpo.rollout.vllm import logprobs_mode_for
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert logprobs_mode_for(SamplingSettings(8, 8, temperature=1.0, top_p=0.9, top_k=20)) == "raw_logprobs"
+        assert logprobs_mode_for(SamplingSettings(8, 8, temperature=0.6)) == "processed_logprobs"
+    with pytest.warns(UserWarning, match="temperature=0.6, top_p=0.95.*se_rao's sequence weights differ"):
+        assert logprobs_mode_for(SamplingSettings(8, 8, temperature=0.6, top_p=0.95)) == "processed_logprobs"
 
 
 def test_vllm_buckets_are_sized_by_the_full_parameter_not_the_local_shard():

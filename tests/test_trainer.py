@@ -144,6 +144,16 @@ def test_masked_truncated_completions_do_not_train(tmp_path):
     metrics = trainer.train()
     assert metrics["truncated_rate"] == 1.0
     assert max_diff(before, params(trainer)) == 0.0
+    # the loss mask is not the lengths: the truncated rows generated 2 tokens each
+    assert metrics["completion_length"] == 2.0 and metrics["tokens_per_s"] > 0
+
+
+def test_masking_truncated_completions_leaves_the_length_metrics_alone(tmp_path):
+    """The same samples with and without the mask (same seeds) have the same lengths and token rate basis."""
+    plain, masked = (Trainer(tiny(tmp_path / str(mask), max_completion_length=5, mask_truncated_completions=mask),
+                             reward_fn=digit_reward).train() for mask in (False, True))
+    assert masked["truncated_rate"] == plain["truncated_rate"] > 0  # some rows are masked out of the loss
+    assert masked["completion_length"] == plain["completion_length"] > 0
 
 
 def test_batch_scaled_advantages_use_the_std_of_all_rewards(tmp_path):

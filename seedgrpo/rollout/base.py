@@ -40,6 +40,7 @@ class RolloutBatch:
     texts: list                     # [B] decoded completions (special tokens skipped)
     is_truncated: torch.Tensor      # [B] bool: no EOS within max_completion_length
     hidden: Optional[torch.Tensor] = None  # [B, T, H] hidden states of the completion tokens, when asked
+    completion_lengths: Optional[torch.Tensor] = None  # [B] tokens generated (set by the trainer)
 
 
 class RolloutEngine(ABC):

@@ -26,7 +26,8 @@ otherwise, or when `decode_loop="generate"`; both give the same samples up to ke
 
 Under ZeRO-3 the weights are gathered for generation when they fit (`gather_for_generation`), with ZeRO's
 module hooks removed meanwhile (the full parameters are already there); otherwise every rank generates
-with sharded weights and `synced_gpus=True`, which keeps the ranks' forward passes in lock-step.
+with sharded weights and `synced_gpus=True`, which keeps the ranks' forward passes in lock-step. "Fit" is
+decided on every rank's free memory together (one all-reduce), so that all ranks take the same branch.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import contextlib
 
 import torch
 
+from .. import dist
 from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
                    decode_completions, eos_token_ids, expand_rows, pad_token_id, tokenize_prompts)
 from . import scoring
@@ -263,13 +265,23 @@ class HFRolloutEngine(RolloutEngine):
                 _restore_zero3_hooks(self.model)
 
     def _should_gather(self, params) -> bool:
+        """Gather when the full weights fit on EVERY rank. The two branches run different collectives (an
+        all-gather of every parameter vs. generate's lock-step all-reduces), so ranks that decided apart
+        would hang in unmatched NCCL calls: one all-reduce makes the decision common."""
         if self.gather_for_generation in (True, False):
             return self.gather_for_generation
-        if not torch.cuda.is_available():
-            return True
         full_bytes = sum(full_numel(p) * p.element_size() for p in params)
-        free_bytes, _ = torch.cuda.mem_get_info()
-        return full_bytes < _GATHER_MEMORY_SHARE * free_bytes
+        free_bytes = free_accelerator_bytes()
+        fits = free_bytes is None or full_bytes < _GATHER_MEMORY_SHARE * free_bytes
+        return not dist.any_rank(not fits)
+
+
+def free_accelerator_bytes() -> int | None:
+    """Free memory of this rank's GPU; None on the CPU, where the gathered weights live in host memory."""
+    if not torch.cuda.is_available():
+        return None
+    free_bytes, _ = torch.cuda.mem_get_info()
+    return free_bytes
 
 
 def _parameter_offload(engine):

@@ -10,22 +10,31 @@ Every rank runs its own vLLM engine on its own prompts (`distributed_executor_ba
 when there are several ranks, as TRL's colocate mode does). With `vllm.sleep` (CUDA only) vLLM gives its
 weights and KV cache back while the policy trains (sleep level 2) and gets them again for the next rollout.
 
-Weight sync streams the policy's parameters into vLLM's in-place reload (`model_runner.reload_weights`,
-or the model's `load_weights` on older vLLM) from a generator that gathers one ZeRO-3 parameter at a time,
-or a bucket of up to `vllm.sync_bucket_mb`. Bucket sizes use `ds_numel` (the full size): a partitioned
-parameter's `numel()` is 0 outside a gather, and sizing by it would put the whole model in one bucket.
-The prefix cache is reset afterwards (its KV entries were computed with the old weights).
+Weight sync goes through vLLM's worker API, as vLLM's RLHF examples do: `LLM.collective_rpc("reload_weights",
+...)` runs the worker's in-place reload (inside the vLLM config context, and re-running the weight
+post-processing) on a generator that gathers one ZeRO-3 parameter at a time, or a bucket of up to
+`vllm.sync_bucket_mb`. The generator is handed over by reference, so the engine must run in this process
+(`VLLM_ENABLE_V1_MULTIPROCESSING=0`, set here unless the user set it otherwise, which is refused). Bucket sizes
+use `ds_numel` (the full size): a partitioned parameter's `numel()` is 0 outside a gather, and sizing by it
+would put the whole model in one bucket. The prefix cache is reset afterwards (its KV entries were computed
+with the old weights). `vllm.enforce_eager` is on by default: CUDA graphs captured before a level-2 sleep
+have not been shown to survive it on a GPU yet.
 
 Each row's request carries its own seed (`row_seeds`), so a prompt's samples do not depend on the batch it
-was generated in. vLLM's log-probs are those of the processed distribution (`logprobs_mode=
-"processed_logprobs"`: after temperature, and after top-k/top-p when set); they come from vLLM's own kernels,
-so `exact_logprobs` is False and the trainer recomputes old log-probs with the training model when it needs
-them. vLLM is an optional dependency: without it this module raises ImportError with the fix.
+was generated in. The recorded log-probs follow the HF engine's definition, log softmax(logits / T) before
+top-k/top-p filtering, as far as vLLM can return it (`logprobs_mode_for`): at T = 1 vLLM's `raw_logprobs` are
+exactly that, whatever the filters; at T != 1 its `processed_logprobs` are, when top_k/top_p are off. At
+T != 1 WITH top-k/top-p, vLLM only returns the filtered distribution's log-probs, log p_T(token) - log(kept
+mass) >= the HF value, so `se_rao`'s sequence weights differ from the HF engine's (a warning says so). They
+come from vLLM's own kernels either way, so `exact_logprobs` is False and the trainer recomputes old
+log-probs with the training model when the loss needs them. vLLM is an optional dependency: without it this
+module raises ImportError with the fix.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 
 import torch
 
@@ -55,8 +64,12 @@ class VLLMRolloutEngine(RolloutEngine):
         self.eos_ids = eos_token_ids(tokenizer, unwrap(model))
         self.pad_id = pad_token_id(tokenizer)
         self.sleep = bool(vllm_config.sleep and torch.cuda.is_available())  # needs CUDA's allocator
-        # Keep the engine in this process, so that its model object is reachable for load_weights.
+        # Keep the engine in this process: the weight sync hands vLLM's worker a generator of gathered tensors.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        if os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] != "0":
+            raise ValueError(f"VLLM_ENABLE_V1_MULTIPROCESSING={os.environ['VLLM_ENABLE_V1_MULTIPROCESSING']!r}: "
+                             "the colocated vLLM engine must run in the training process (its weight sync "
+                             "streams gathered tensors to it); unset it or set it to 0")
         self._tmpdir = None
         if not os.path.isdir(model_path) and model_path == "toy":
             model_path = self._save_initial_weights()
@@ -69,7 +82,7 @@ class VLLMRolloutEngine(RolloutEngine):
             model=model_path, dtype=dtype, seed=seed,
             gpu_memory_utilization=vllm_config.gpu_memory_utilization, max_model_len=max_model_len,
             enable_prefix_caching=vllm_config.enable_prefix_caching, enforce_eager=vllm_config.enforce_eager,
-            logprobs_mode="processed_logprobs",
+            logprobs_mode=logprobs_mode_for(sampling),
         )
         if self.sleep:
             kwargs["enable_sleep_mode"] = True
@@ -130,14 +143,10 @@ class VLLMRolloutEngine(RolloutEngine):
     @torch.no_grad()
     def sync_weights(self) -> None:
         self._wake("weights")
-        runner = _vllm_model_runner(self.llm)
-        weights = self._gathered_weights()
-        if hasattr(runner, "reload_weights"):  # recent vLLM: in-place reload, re-runs weight post-processing
-            runner.reload_weights(weights_iterator=weights)
-        else:  # older vLLM (TRL's colocate path)
-            runner.model.load_weights(weights)
+        # The worker's reload_weights enters the vLLM config context and re-runs the weight post-processing.
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": self._gathered_weights()})
         if getattr(unwrap(self.model).config, "tie_word_embeddings", False):
-            _retie_output_embeddings(runner.model)
+            self.llm.collective_rpc(_retie_output_embeddings_in_worker)
         self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
         self._weights_current = True
 
@@ -189,6 +198,27 @@ def weight_buckets(named_params, bucket_bytes: float) -> list[list]:
     return buckets
 
 
+def logprobs_mode_for(sampling: SamplingSettings) -> str:
+    """vLLM's `logprobs_mode` whose values equal the HF engine's log softmax(logits / T) before filtering (see
+    the module docstring); warns when no mode does (T != 1 with top-k/top-p)."""
+    if sampling.temperature == 1.0:
+        return "raw_logprobs"  # log softmax of the model's logits: T = 1, before any filter
+    if sampling.top_k or sampling.top_p < 1.0:
+        warnings.warn(f"rollout_engine='vllm' with temperature={sampling.temperature}, top_p={sampling.top_p}, "
+                      f"top_k={sampling.top_k}: vLLM records log-probs of the top-k/top-p filtered distribution, "
+                      "not softmax(logits / T) as the hf engine does, so se_rao's sequence weights differ; "
+                      "use temperature 1 or no top-k/top-p for the hf engine's definition", stacklevel=3)
+    return "processed_logprobs"  # after temperature (and after the filters, when there are any)
+
+
+def _retie_output_embeddings_in_worker(worker) -> None:
+    """Run by `collective_rpc` on each vLLM worker, inside that worker's vLLM config context."""
+    from vllm.config import set_current_vllm_config
+
+    with set_current_vllm_config(worker.vllm_config):
+        _retie_output_embeddings(worker.get_model())
+
+
 def _retie_output_embeddings(vllm_model) -> None:
     """A tied model's head receives no weights of its own (vLLM skips `lm_head.weight`), so vLLM's in-place
     reload does not post-process it ("ParallelLMHead: Failed to load weights" in vLLM 0.32's log): on the
@@ -204,14 +234,3 @@ def _retie_output_embeddings(vllm_model) -> None:
     method = getattr(head, "quant_method", None)
     if method is not None and hasattr(method, "process_weights_after_loading"):
         method.process_weights_after_loading(head)
-
-
-def _vllm_model_runner(llm):
-    """The model runner inside an in-process vLLM engine (the attribute path moved between versions)."""
-    worker = llm.llm_engine.model_executor.driver_worker
-    for candidate in (worker, getattr(worker, "worker", None)):
-        runner = getattr(candidate, "model_runner", None)
-        if runner is not None and hasattr(runner, "model"):
-            return runner
-    raise RuntimeError("could not reach the model inside vLLM (llm_engine.model_executor.driver_worker"
-                       "[.worker].model_runner): is VLLM_ENABLE_V1_MULTIPROCESSING=0 set?")
