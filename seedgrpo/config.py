@@ -159,6 +159,7 @@ RANGES: dict[str, tuple] = {
     "gradient_accumulation_steps": (1, True, None, True),
     "max_steps": (1, True, None, True), "save_steps": (0, True, None, True),
     "save_total_limit": (1, True, None, True), "ddp_timeout": (1, True, None, True),
+    "seed": (0, True, 2 ** 32 - 1, True),  # numpy's seed range
     "logging_steps": (1, True, None, True),
     "sample_log_steps": (0, True, None, True), "num_samples_logged": (0, True, None, True),
     "data.limit": (1, True, None, True), "toy.layers": (1, True, None, True),

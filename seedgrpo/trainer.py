@@ -30,7 +30,7 @@ from . import dist
 from .advantages import STD_EPS, seed_advantages
 from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import PromptSampler, format_prompt, load_problems
+from .data import PromptSampler, format_prompt, load_problems, training_problems
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
 from .host_memory import keep_freed_host_memory
@@ -483,9 +483,9 @@ def _load_training_problems(config: TrainConfig):
         return problems[: config.data.limit] if config.data.limit else problems
     problems = load_problems(config.data.path, problem_field=config.data.problem_field,
                              answer_field=config.data.answer_field, limit=config.data.limit)
-    usable = [p for p in problems if p.answer not in ("", [])]
-    if len(usable) < len(problems):
-        dist.print0(f"skipping {len(problems) - len(usable)} problems without a reference answer")
+    usable, skipped = training_problems(problems)
+    if skipped:
+        dist.print0(skipped)
     return usable
 
 
