@@ -113,9 +113,14 @@ def _save_failure(root: Path, directory: Path, error: BaseException) -> str:
     latest = root / LATEST
     previous = latest.read_text().strip() if latest.is_file() else None
     kept = f"`latest` still names {previous}, which is complete" if previous else "no earlier checkpoint exists"
+    try:
+        free = f"{shutil.disk_usage(root).free / 2 ** 30:.1f} GiB are free there"
+    except OSError:
+        free = "the free space there is unknown"
+    # torch.save reports a short write as "enforce fail ... unexpected pos": say what to check.
     return (f"saving checkpoint {directory} failed ({type(error).__name__}: {error}); {kept}, and the partial "
-            f"directory has no {MANIFEST} so resume skips it. Free disk space (or raise the file-size limit) "
-            "and restart with --resume auto")
+            f"directory has no {MANIFEST} so resume skips it. {free}: if the disk is full (or a file-size "
+            "limit was hit), free space and restart with --resume auto")
 
 
 def write_atomic(path: Path, text: str, *, before_rename=None) -> None:

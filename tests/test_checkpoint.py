@@ -187,6 +187,7 @@ def test_full_disk_keeps_the_previous_checkpoint_and_resume_is_exact(tmp_path, s
     message = str(error.value)
     assert "saving checkpoint" in message and "step_000002 failed" in message
     assert "`latest` still names step_000001, which is complete" in message and "--resume auto" in message
+    assert "GiB are free there: if the disk is full" in message
     assert (run / "checkpoints" / LATEST).read_text() == "step_000001"
     assert checkpoint_problem(run / "checkpoints" / "step_000001") is None
     assert checkpoint_problem(run / "checkpoints" / "step_000002").startswith("incomplete")
