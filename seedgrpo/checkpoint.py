@@ -81,7 +81,7 @@ def save_checkpoint(policy, output_dir, step: int, trainer_state: dict, *,
     directory = root / tag_for(step)
     if dist.is_main():
         root.mkdir(parents=True, exist_ok=True)
-        _discard(directory)  # a leftover of a cut save (or of an abandoned timeline) is not overwritten in place
+        _discard(directory)  # a cut save's leftover (or an abandoned timeline's) is never rewritten in place
         for leftover in root.glob(f".{LATEST}.tmp-*"):
             leftover.unlink(missing_ok=True)
     dist.barrier()
@@ -112,14 +112,14 @@ def save_checkpoint(policy, output_dir, step: int, trainer_state: dict, *,
 def _save_failure(root: Path, directory: Path, error: BaseException) -> str:
     latest = root / LATEST
     previous = latest.read_text().strip() if latest.is_file() else None
-    kept = f"`latest` still names {previous}, which is complete" if previous else "no earlier checkpoint exists"
+    kept = f"`latest` still names {previous}, which is complete" if previous else "there is no earlier one"
     try:
         free = f"{shutil.disk_usage(root).free / 2 ** 30:.1f} GiB are free there"
     except OSError:
         free = "the free space there is unknown"
     # torch.save reports a short write as "enforce fail ... unexpected pos": say what to check.
-    return (f"saving checkpoint {directory} failed ({type(error).__name__}: {error}); {kept}, and the partial "
-            f"directory has no {MANIFEST} so resume skips it. {free}: if the disk is full (or a file-size "
+    return (f"saving checkpoint {directory} failed ({type(error).__name__}: {error}); {kept}, and the "
+            f"partial directory has no {MANIFEST} so resume skips it. {free}: if the disk is full (or a file-size "
             "limit was hit), free space and restart with --resume auto")
 
 

@@ -121,7 +121,7 @@ class TrainConfig:
     sample_log_steps: int = 10            # write completions to samples.jsonl every N steps (0 = never)
     num_samples_logged: int = 4
     resume: Optional[str] = None          # "auto" (latest in output_dir) or a checkpoint directory
-    ddp_timeout: int = 1800               # seconds a collective waits for a missing rank before failing (HF's)
+    ddp_timeout: int = 1800               # seconds a collective waits for a dead rank before failing (HF's)
     progress: bool = True                 # rank-0 tqdm bars
     keep_freed_host_memory: bool = True   # glibc: reuse freed host memory instead of faulting it in each step
     tensorboard: bool = True              # when tensorboard is installed
@@ -186,8 +186,8 @@ CHECKS: dict[str, tuple] = {
     "data.path": (lambda v: v == "toy" or Path(v).is_file(), " is not a file",
                   "'toy' or a .jsonl/.json/.parquet file"),
     "deepspeed_config": (lambda v: v is None or Path(v).is_file(), " is not a file",
-                         "null (plain PyTorch, one process) or a DeepSpeed JSON such as configs/ds_zero3.json "
-                         "(GPU) or configs/ds_zero3_cpu.json (CPU)"),
+                         "null (plain PyTorch, one process) or a DeepSpeed JSON such as "
+                         "configs/ds_zero3.json (GPU) or configs/ds_zero3_cpu.json (CPU)"),
     "resume": (lambda v: v is None or v == AUTO or Path(v).is_dir(),
                ": give 'auto' or an existing checkpoint directory", "null, 'auto' or a checkpoint directory"),
     "reward_fn": (_is_reward_fn, " must be 'math' or 'package.module:function'",

@@ -44,8 +44,8 @@ def steps_on_disk(tmp_path):
 def test_a_save_writes_every_file_then_the_manifest_then_latest(tmp_path):
     directory = save(tmp_path, FilePolicy(), 3)
     manifest = json.loads((directory / MANIFEST).read_text())
-    assert manifest["files"] == {"policy.pt": 1000, "rng_rank0.pt": (directory / "rng_rank0.pt").stat().st_size,
-                                 "trainer_state.json": (directory / "trainer_state.json").stat().st_size}
+    sizes = {name: (directory / name).stat().st_size for name in ("rng_rank0.pt", "trainer_state.json")}
+    assert manifest["files"] == {"policy.pt": 1000, **sizes}
     assert json.loads((directory / "trainer_state.json").read_text())["sampler"] == {"position": 3}
     assert (tmp_path / "checkpoints" / LATEST).read_text() == "step_000003"
     assert checkpoint_problem(directory) is None
