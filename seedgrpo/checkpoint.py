@@ -198,7 +198,7 @@ def checkpoint_problem(directory: Path) -> str | None:
     manifest_file = directory / MANIFEST
     if not manifest_file.is_file():
         if not state_file.is_file():
-            return f"incomplete: no {MANIFEST} and no {TRAINER_STATE} (the save was cut)"
+            return f"incomplete: no {MANIFEST} and no {TRAINER_STATE} (a cut save, or not a checkpoint)"
         try:
             legacy = "format" not in json.loads(state_file.read_text())
         except (OSError, ValueError):

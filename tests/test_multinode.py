@@ -11,6 +11,7 @@ Four launches in all (~12 s of start-up each on an idle 2-core CPU); real multi-
 docs/reliability.md.
 """
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,11 +61,17 @@ def two_nodes(tmp_path, output_dir, *extra, fault=None, timeout=600):
                    "--master_port", port, "--module", "seedgrpo.train", *run_args(output_dir, *extra)]
         log = open(tmp_path / f"node{node_rank}-{output_dir.name}.log", "w+")
         jobs.append((subprocess.Popen(command, cwd=REPO, env=env(fault), stdout=log,
-                                      stderr=subprocess.STDOUT), log))
+                                      stderr=subprocess.STDOUT, start_new_session=True), log))
     deadline, ends = time.monotonic() + timeout, []
-    for job, _ in jobs:
-        job.wait(timeout=max(1, deadline - time.monotonic()))
-        ends.append(time.time())
+    try:
+        for job, _ in jobs:
+            job.wait(timeout=max(1, deadline - time.monotonic()))
+            ends.append(time.time())
+    finally:  # a launcher still running past the deadline: end it and its ranks, then fail
+        for job, _ in jobs:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+                job.wait()
     logs = []
     for _, log in jobs:
         log.seek(0)

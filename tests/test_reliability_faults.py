@@ -4,8 +4,9 @@ where an uninterrupted run ends.
 - one process (plain torch, `python -m seedgrpo.train`): killed (a) in the rollout, (b) in the update, (c)
   between the shards and the trainer state of a checkpoint, (d) while `latest` is written; resumed here
   and compared bitwise with an uninterrupted run (same ops, same thread count, fp32 on the CPU).
-- two ranks (`deepspeed --num_gpus 2`, ZeRO-3): rank 1 killed mid-checkpoint while rank 0 waits for it in
-  a barrier; the launcher ends rank 0 within a bounded time and `latest` still names the previous one.
+- two ranks (`deepspeed --num_gpus 2`, ZeRO-3): a rank killed in the rollout, mid-checkpoint or while
+  `latest` is written, the other one waiting for it in a collective: the launcher ends the job within a
+  bounded time and `latest` still names the last complete checkpoint.
   The 4-rank kill in the update and its exact resume are in test_multinode.py.
 """
 import os
@@ -123,23 +124,38 @@ def test_sigkill_at_a_fault_point_then_resume_auto_is_exact(tmp_path, straight, 
     assert (root / LATEST).read_text() == "step_000003" and checkpoint_problem(root / "step_000002") is None
 
 
+# (fault, what is left of step 2's checkpoint): a rank that dies leaves the other one in a collective of
+# the rollout, in the save's barrier after the shards, or (rank 0 writes `latest`) in the save's last barrier.
+TWO_RANK_CASES = [
+    ("rollout@2:1", None),
+    ("checkpoint_shards@2:1", "incomplete"),
+    ("checkpoint_latest@2:0", "complete"),
+]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_a_rank_killed_mid_checkpoint_ends_the_job_and_latest_stays_on_the_previous_one(tmp_path):
+@pytest.mark.parametrize("fault, left", TWO_RANK_CASES, ids=[c[0].split("@")[0] for c in TWO_RANK_CASES])
+def test_a_rank_killed_ends_the_job_and_latest_stays_on_the_last_complete_checkpoint(tmp_path, fault, left):
     from seedgrpo.dist import free_port
 
     output = tmp_path / "run"
     deepspeed = str(Path(sys.executable).parent / "deepspeed")
     command = [deepspeed, "--num_gpus", "2", "--master_port", str(free_port()), "--module", "seedgrpo.train",
                *run_args(output)]
-    job = subprocess.run(command, cwd=REPO, env=launch_env("checkpoint_shards@2:1"), capture_output=True,
-                         text=True, timeout=400)
+    job = subprocess.run(command, cwd=REPO, env=launch_env(fault), capture_output=True, text=True,
+                         timeout=400)
     ended = time.time()
     log = job.stdout + job.stderr
     assert job.returncode != 0, log[-3000:]
-    assert ended - fault_time(log) < KILL_BOUND_S, log[-3000:]  # rank 0 was waiting in the save's barrier
+    assert ended - fault_time(log) < KILL_BOUND_S, log[-3000:]
     root = output / "checkpoints"
     assert (root / LATEST).read_text() == "step_000001"
     assert checkpoint_problem(root / "step_000001") is None
-    assert checkpoint_problem(root / "step_000002").startswith("incomplete")
+    if left is None:
+        assert not (root / "step_000002").exists()
+    elif left == "incomplete":
+        assert checkpoint_problem(root / "step_000002").startswith("incomplete")
+    else:
+        assert checkpoint_problem(root / "step_000002") is None  # complete, not yet named by `latest`
     assert find_checkpoint("auto", output).name == "step_000001"
