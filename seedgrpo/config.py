@@ -136,11 +136,13 @@ class TrainConfig:
     max_steps: int = 10
     output_dir: str = "runs/seedgrpo"
     save_steps: int = 0                   # 0 = only at the end (and on SIGTERM)
+    save_total_limit: Optional[int] = None  # keep the newest N complete checkpoints (None = all); HF's name
     save_final_model: bool = True         # HF-format export to output_dir/final
     logging_steps: int = 1
     sample_log_steps: int = 10            # write completions to samples.jsonl every N steps (0 = never)
     num_samples_logged: int = 4
     resume: Optional[str] = None          # "auto" (latest in output_dir) or a checkpoint directory
+    ddp_timeout: int = 1800               # seconds a collective waits for a dead rank before failing (HF's)
     progress: bool = True                 # rank-0 tqdm bars
     keep_freed_host_memory: bool = True   # glibc: reuse freed host memory instead of faulting it in each step
     tensorboard: bool = True              # when tensorboard is installed
@@ -185,6 +187,8 @@ RANGES: dict[str, tuple] = {
     "per_device_train_batch_size": (1, True, None, True),
     "gradient_accumulation_steps": (1, True, None, True),
     "max_steps": (1, True, None, True), "save_steps": (0, True, None, True),
+    "save_total_limit": (1, True, None, True), "ddp_timeout": (1, True, None, True),
+    "seed": (0, True, 2 ** 32 - 1, True),  # numpy's seed range
     "logging_steps": (1, True, None, True),
     "sample_log_steps": (0, True, None, True), "num_samples_logged": (0, True, None, True),
     "data.limit": (1, True, None, True), "toy.layers": (1, True, None, True),
@@ -193,6 +197,80 @@ RANGES: dict[str, tuple] = {
     "vllm.gpu_memory_utilization": (0, False, 1, True), "vllm.sync_bucket_mb": (0, True, None, True),
     "vllm.max_model_len": (1, True, None, True),
 }
+
+
+def _is_reward_fn(value: str) -> bool:
+    module, colon, function = value.partition(":")
+    return value == "math" or bool(colon and module and function and ":" not in function)
+
+
+def _is_prompt_template(value: str) -> bool:
+    from .data import TEMPLATES
+
+    return value in TEMPLATES or "{problem}" in value
+
+
+# String knobs with a rule: key -> (accepts(value), what the error says, allowed values for the message).
+CHECKS: dict[str, tuple] = {
+    "data.path": (lambda v: v == "toy" or Path(v).is_file(), " is not a file",
+                  "'toy' or a .jsonl/.json/.parquet file"),
+    "deepspeed_config": (lambda v: v is None or Path(v).is_file(), " is not a file",
+                         "null (plain PyTorch, one process) or a DeepSpeed JSON such as "
+                         "configs/ds_zero3.json (GPU) or configs/ds_zero3_cpu.json (CPU)"),
+    "resume": (lambda v: v is None or v == AUTO or Path(v).is_dir(),
+               ": give 'auto' or an existing checkpoint directory", "null, 'auto' or a checkpoint directory"),
+    "reward_fn": (_is_reward_fn, " must be 'math' or 'package.module:function'",
+                  "'math' or 'package.module:function' (a function (completions, problems) -> list[float])"),
+    "toy.ops": (lambda v: bool(v) and not set(v) - set("+-*"), " must be a non-empty string over '+-*'",
+                "a non-empty string over '+-*'"),
+    "prompt_template": (_is_prompt_template, " is not a template",
+                        "qwen_math, r1, none, or a string holding '{problem}'"),
+}
+# Keys whose every string is valid here: paths and model ids are checked where they are opened, field names
+# against each record when the data loads.
+FREE_TEXT = ("model", "tokenizer", "output_dir", "data.problem_field", "data.answer_field")
+# Names checked against the registries when the Trainer starts (user code may register more after loading).
+REGISTRY_CHECKED = ("advantage", "uncertainty")
+
+
+def allowed_values(key: str) -> str:
+    """What `key` accepts, as every error about it says (choices, an interval, a rule, or a type)."""
+    if key in CHOICES:
+        return f"one of {list(CHOICES[key])}"
+    if key in RANGES:
+        return _interval(key)
+    if key in CHECKS:
+        return CHECKS[key][2]
+    tp = _key_type(key)
+    if tp is bool:
+        return "true or false"
+    if key in REGISTRY_CHECKED:
+        return "a registered name (see docs/trainer.md)"
+    return f"a {_type_name(tp)}"
+
+
+def _interval(key: str) -> str:
+    low, low_incl, high, high_incl = RANGES[key]
+    lo = "(-inf" if low is None else ("[" if low_incl else "(") + str(low)
+    hi = "inf)" if high is None else str(high) + ("]" if high_incl else ")")
+    return f"{lo}, {hi}"
+
+
+def _describe(key: str) -> str:
+    """allowed_values with the type of a number range in front ("an int in [1, inf)")."""
+    if key not in RANGES:
+        return allowed_values(key)
+    tp = _key_type(key)
+    auto = "'auto' or " if key == "gradient_accumulation_steps" else ""
+    null = "null or " if type(None) in typing.get_args(tp) else ""
+    number = "int" if int in (typing.get_args(tp) or (tp,)) else "float"
+    return f"{null}{auto}{'an' if number == 'int' else 'a'} {number} in {_interval(key)}"
+
+
+def _key_type(key: str):
+    section, _, attr = key.rpartition(".")
+    owner = _field_types(TrainConfig)[section] if section else TrainConfig
+    return _field_types(owner)[attr]
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -260,12 +338,13 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig) if f.name in ("data", "toy", "vllm")}
-
-
 def _field_types(cls) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+# Nested blocks (`data:`, `toy:`, ...): every dataclass-typed field of TrainConfig.
+_SECTIONS = {name for name, tp in _field_types(TrainConfig).items() if dataclasses.is_dataclass(tp)}
 
 
 def all_keys() -> list[str]:
@@ -302,7 +381,8 @@ def _coerce(key: str, raw: Any, tp: Any) -> Any:
     if raw is None:
         if optional:
             return None
-        raise ValueError(f"{key}=None is not allowed; give a value of type {_type_name(tp)}")
+        raise ValueError(f"{key}=None is not allowed; give a value of type {_type_name(tp)}; "
+                         f"allowed: {_describe(key)}")
     members = [a for a in args if a is not type(None)] or [tp]
     errors = []
     for member in members:
@@ -310,7 +390,7 @@ def _coerce(key: str, raw: Any, tp: Any) -> Any:
             return _coerce_one(raw, member)
         except (TypeError, ValueError) as e:
             errors.append(str(e))
-    raise ValueError(f"{key}={raw!r} is not a valid {_type_name(tp)}")
+    raise ValueError(f"{key}={raw!r} is not a valid {_type_name(tp)}; allowed: {_describe(key)}")
 
 
 def _coerce_one(raw: Any, tp: Any) -> Any:
@@ -373,31 +453,19 @@ def validate(config: TrainConfig) -> None:
             continue
         if isinstance(value, str):
             either = " or 'auto'" if key == "gradient_accumulation_steps" else ""
-            raise ValueError(f"{key}={value!r} must be a number{either}")
+            raise ValueError(f"{key}={value!r} must be a number{either}; allowed: {_describe(key)}")
         if (low is not None and (value < low or (value == low and not low_incl))) or \
                 (high is not None and (value > high or (value == high and not high_incl))):
-            lo = "(-inf" if low is None else ("[" if low_incl else "(") + str(low)
-            hi = "inf)" if high is None else str(high) + ("]" if high_incl else ")")
-            raise ValueError(f"{key}={value!r} is out of range; allowed: {lo}, {hi}")
+            raise ValueError(f"{key}={value!r} is out of range; allowed: {_interval(key)}")
+    for key, (accepts, problem, allowed) in CHECKS.items():
+        value = _get(config, key)
+        if not accepts(value):
+            raise ValueError(f"{key}={value!r}{problem}; allowed: {allowed}")
     if config.epsilon_high is not None and config.epsilon_high < config.epsilon:
         raise ValueError(f"epsilon_high={config.epsilon_high} must be >= epsilon={config.epsilon} "
                          "(DAPO's clip-higher)")
-    if set(config.toy.ops) - set("+-*") or not config.toy.ops:
-        raise ValueError(f"toy.ops={config.toy.ops!r} must be a non-empty string over '+-*'")
-    module, colon, function = config.reward_fn.partition(":")
-    if config.reward_fn != "math" and (not colon or not module or not function or ":" in function):
-        raise ValueError(f"reward_fn={config.reward_fn!r} must be 'math' or 'package.module:function' "
-                         "(a function (completions, problems) -> list[float])")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
-    if config.resume is not None and config.resume != AUTO and not Path(config.resume).is_dir():
-        raise ValueError(f"resume={config.resume!r}: give 'auto' or an existing checkpoint directory")
-    if config.deepspeed_config is not None and not Path(config.deepspeed_config).is_file():
-        raise ValueError(f"deepspeed_config={config.deepspeed_config!r} is not a file; "
-                         "use configs/ds_zero3.json (GPU) or configs/ds_zero3_cpu.json (CPU), or null")
-    if config.data.path != "toy" and not Path(config.data.path).is_file():
-        raise ValueError(f"data.path={config.data.path!r} is not a file; "
-                         "give a .jsonl/.json/.parquet file or 'toy'")
 
 
 def to_dict(config: TrainConfig) -> dict:

@@ -75,31 +75,77 @@ def load_problems(path, *, problem_field: str | None = None, answer_field: str |
 
 
 def _read_records(path: Path, limit: int | None) -> list[dict]:
+    """The file's records; a line or file that is not valid JSON/UTF-8/parquet is one error naming where."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         records = []
-        with path.open(encoding="utf-8") as f:
-            for line in f:
+        with path.open("rb") as f:
+            for line_number, raw in enumerate(f, start=1):
                 if limit is not None and len(records) >= limit:
                     break
-                if line.strip():
-                    records.append(json.loads(line))
-        return records
+                try:
+                    line = raw.decode("utf-8")
+                    if line.strip():
+                        records.append(json.loads(line))
+                except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                    raise ValueError(f"{path} line {line_number} is not a valid JSON line "
+                                     f"({_json_error(error)}): fix or delete that line") from None
+        return _non_empty(records, path, limit)
     if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON ({_json_error(error)})") from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
             raise ValueError(f"{path}: a .json file must hold a list of records (or {{'data': [...]}})")
-        return data[:limit] if limit is not None else data
+        return _non_empty(data[:limit] if limit is not None else data, path, limit)
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as error:
+            raise ValueError(f"{path} cannot be read as parquet ({error})") from None
         if limit is not None:
             table = table.slice(0, limit)
-        return table.to_pylist()
+        return _non_empty(table.to_pylist(), path, limit)
     raise ValueError(f"path={str(path)!r} has suffix {suffix!r}; expected .jsonl, .json or .parquet")
+
+
+def _json_error(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno} column {error.colno}"
+    return f"not UTF-8: {error.reason} at byte {error.start}"
+
+
+def _non_empty(records: list, path: Path, limit: int | None) -> list:
+    if not records and limit != 0:
+        raise ValueError(f"{path} holds no records: give a file with one problem per line (.jsonl), a "
+                         "list of records (.json) or rows (.parquet)")
+    return records
+
+
+# A reference answer longer than this is skipped (and counted) for training: no completion of a sane
+# length writes it, and every row of its group would spend the grader's time budget on it.
+MAX_ANSWER_CHARS = 10_000
+
+
+def training_problems(problems: list[Problem]) -> tuple[list[Problem], str | None]:
+    """The problems that can be trained on, and a one-line note counting the skipped ones (None: none)."""
+    def size(answer):
+        return sum(map(len, answer)) if isinstance(answer, list) else len(answer)
+
+    usable = [p for p in problems if p.answer not in ("", []) and size(p.answer) <= MAX_ANSWER_CHARS]
+    empty = sum(p.answer in ("", []) for p in problems)
+    long = len(problems) - len(usable) - empty
+    if len(usable) == len(problems):
+        return usable, None
+    parts = [f"{empty} without a reference answer"] if empty else []
+    parts += [f"{long} whose reference answer is over {MAX_ANSWER_CHARS} characters"] if long else []
+    return usable, f"skipping {len(problems) - len(usable)} of {len(problems)} problems: {', '.join(parts)}"
 
 
 def _get(record: Any, dotted: str) -> Any:

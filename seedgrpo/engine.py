@@ -366,13 +366,19 @@ def _maybe_checkpointing(model, config: TrainConfig) -> None:
 
 
 def init_distributed(config: TrainConfig) -> None:
-    """Start the process group (DeepSpeed's helper: NCCL on GPUs, gloo on CPU) when DeepSpeed is used."""
+    """Start the process group (DeepSpeed's helper: NCCL on GPUs, gloo on CPU) when DeepSpeed is used.
+
+    `ddp_timeout` bounds how long a collective waits for a rank that died (on another node, whose launcher
+    cannot end this one's ranks): then it raises, this rank exits, and its launcher ends the rest."""
     dist.set_launcher_defaults()
     if config.deepspeed_config is None:
         return
+    import datetime
+
     import deepspeed
 
     if not dist.is_initialized():
-        deepspeed.init_distributed(dist_init_required=True)
+        deepspeed.init_distributed(dist_init_required=True,
+                                   timeout=datetime.timedelta(seconds=config.ddp_timeout))
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))

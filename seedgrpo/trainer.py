@@ -30,8 +30,9 @@ from . import dist
 from .advantages import STD_EPS, seed_advantages
 from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import PromptSampler, format_prompt, load_problems
+from .data import PromptSampler, format_prompt, load_problems, training_problems
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
+from .faults import fault_point
 from .host_memory import keep_freed_host_memory
 from .loss import normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger
@@ -124,7 +125,8 @@ class Trainer:
                 stop = dist.any_rank(self._stop_requested)
                 if stop or self.step == c.max_steps or (c.save_steps and self.step % c.save_steps == 0):
                     save_checkpoint(self.policy, c.output_dir, self.step,
-                                    {"sampler": self.sampler.state_dict()})
+                                    {"sampler": self.sampler.state_dict()},
+                                    save_total_limit=c.save_total_limit)
                 if stop:
                     dist.print0(f"SIGTERM: saved a checkpoint at step {self.step}; resume with --resume auto")
                     break
@@ -146,6 +148,7 @@ class Trainer:
         c = self.config
         prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
         seeds = row_seeds(c.seed, self.step, batch_positions, c.num_generations)
+        fault_point("rollout", self.step)
         with self._progress("rollout", len(seeds)) as bar:
             batch = self.rollout.generate(prompts, num_generations=c.num_generations, row_seeds=seeds,
                                           with_hidden=self.embedding_source == "policy", progress=bar)
@@ -249,6 +252,7 @@ class Trainer:
                     for start in range(group.start, group.stop, micro):
                         piece = {k: v[start:start + micro] for k, v in data.items()}
                         loss, metrics = self._micro_batch_loss(piece, normalizer, entropy_normalizer)
+                        fault_point("update", self.step)
                         tokens = float(piece["completion_mask"].sum())
                         totals += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
                                                ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
@@ -515,9 +519,9 @@ def _load_training_problems(config: TrainConfig):
         return problems[: config.data.limit] if config.data.limit else problems
     problems = load_problems(config.data.path, problem_field=config.data.problem_field,
                              answer_field=config.data.answer_field, limit=config.data.limit)
-    usable = [p for p in problems if p.answer not in ("", [])]
-    if len(usable) < len(problems):
-        dist.print0(f"skipping {len(problems) - len(usable)} problems without a reference answer")
+    usable, skipped = training_problems(problems)
+    if skipped:
+        dist.print0(skipped)
     return usable
 
 
