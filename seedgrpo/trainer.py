@@ -36,6 +36,7 @@ from .host_memory import keep_freed_host_memory
 from .loss import seed_grpo_loss
 from .metrics_log import RunLogger
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
+from .reward_funcs import from_config as reward_functions, trainer_state
 from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
 from .rollout.scoring import (completion_forward, gathered, lm_head_weight, score_completions,
                                shareable_prefix_rows)
@@ -48,13 +49,15 @@ _BUILTIN_UNCERTAINTIES = ("none", "se_discrete", "se_rao", "se_mc") + EMBEDDING_
 class Trainer:
     """`Trainer(config).train()`.
 
-    `reward_fn(completions, problems) -> list[float]` replaces `config.reward_fn` (default: the math reward,
+    `reward_funcs` (a function or a list: callables, "math" or dotted paths) are called as TRL calls them and
+    replace `config.reward_funcs`; `reward_weights` come from the config (seedgrpo/reward_funcs.py). The older
+    `reward_fn(completions, problems) -> list[float]` still works (default: the math reward,
     `seedgrpo.rewards.math_reward` against each problem's reference answer). Each of `callbacks` is called
     as `fn(trainer, step, metrics)` on every rank after each step's update; a dict it returns is merged into
     that step's metrics row.
     """
 
-    def __init__(self, config: TrainConfig, *, reward_fn=None, callbacks=()):
+    def __init__(self, config: TrainConfig, *, reward_funcs=None, reward_fn=None, callbacks=()):
         self.config = config
         _check_registered_names(config)
         if config.keep_freed_host_memory:  # before the model and the first step allocate (host_memory.py)
@@ -71,7 +74,7 @@ class Trainer:
         self.tokenizer = load_tokenizer(config)
         self.problems = _load_training_problems(config)
         self.sampler = PromptSampler(len(self.problems), seed=config.seed, shuffle=config.data.shuffle)
-        self.reward_fn = reward_fn or _resolve_reward_fn(config.reward_fn)
+        self.rewards = reward_functions(config, reward_funcs=reward_funcs, reward_fn=reward_fn)
         self.callbacks = list(callbacks)
         self.policy = build_policy(config, self.tokenizer, world_size=self.world_size,
                                    total_optimizer_steps=config.max_steps * self.optimizer_steps_per_step)
@@ -158,7 +161,16 @@ class Trainer:
 
         c, G = self.config, self.config.num_generations
         row_problems = [p for p in problems for _ in range(G)]
-        rewards = torch.tensor(self.reward_fn(batch.texts, row_problems), dtype=torch.float32)
+        prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in row_problems]
+        # The sampled tokens up to and including EOS (all of them when truncated), as TRL passes them.
+        lengths = torch.where(batch.is_truncated.cpu(), min(batch.completion_ids.shape[1], c.max_completion_length),
+                              batch.completion_mask.sum(1).cpu()).tolist()
+        ids = batch.completion_ids.tolist()
+        rewards, per_function = self.rewards(
+            prompts=prompts, completions=batch.texts, problems=row_problems, group_size=G,
+            completion_ids=[row[:n] for row, n in zip(ids, lengths)],
+            trainer_state=trainer_state(self.step, c.max_steps, self.optimizer_steps_per_step,
+                                        self.sampler.epoch + self.sampler.position / self.sampler.n))
         hashes = answers.answer_hashes(batch.texts, backend=c.answer_backend)
         cluster_ids = answers.cluster_ids(hashes, G)
         # Canonical answers only for estimators we do not know (ours read hashes and clusters).
@@ -176,7 +188,7 @@ class Trainer:
             from .embeddings import minilm_embeddings
 
             embeddings = minilm_embeddings(batch.texts)
-        return dict(rewards=rewards, hashes=hashes, cluster_ids=cluster_ids, answers=canonical,
+        return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes, cluster_ids=cluster_ids, answers=canonical,
                     seq_logprobs=seq_logprobs, embeddings=embeddings, row_mask=mask.bool().any(1))
 
     # -------------------------------------------------------------------------------------- 3. advantage
@@ -341,6 +353,7 @@ class Trainer:
             zero_variance_group_frac=total[4].item() / groups, no_answer_rate=total[6].item() / n,
             truncated_rate=total[8].item() / n, grad_norm=update_stats["grad_norm"], lr=update_stats["lr"],
         )
+        metrics.update(self.rewards.metrics(scores["rewards_per_function"]))  # rewards/<name>/mean|std, as TRL
         for callback in self.callbacks:
             metrics.update(callback(self, self.step, metrics) or {})
         if self.step % c.logging_steps == 0 or self.step == c.max_steps:
@@ -449,25 +462,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _math_reward(completions, problems):
-    from .rewards import math_reward
-
-    return math_reward(completions, [p.answer for p in problems])
-
-
-def _resolve_reward_fn(name: str):
-    if name == "math":
-        return _math_reward
-    import importlib
-
-    module_name, _, function_name = name.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"reward_fn={name!r} cannot be imported ({error}); "
-                         "give 'package.module:function'") from None
 
 
 def _load_training_problems(config: TrainConfig):
