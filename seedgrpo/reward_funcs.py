@@ -185,6 +185,11 @@ class RewardFunctions:
         self.logged_metrics.clear()
         return out
 
+    def take_logged_columns(self) -> dict[str, list]:
+        """The `log_extra` columns since the last call (one value per row), for samples.jsonl."""
+        columns, self.logged_columns = self.logged_columns, {}
+        return columns
+
     def _column(self, i: int, output, rows: int) -> torch.Tensor:
         name = self.names[i]
         if output is None or isinstance(output, (str, bytes)) or not hasattr(output, "__len__"):

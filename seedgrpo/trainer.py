@@ -34,7 +34,7 @@ from .data import PromptSampler, format_prompt, load_problems
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .host_memory import keep_freed_host_memory
 from .loss import seed_grpo_loss
-from .metrics_log import RunLogger
+from .metrics_log import RunLogger, resolve_report_to
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
 from .reward_funcs import from_config as reward_functions, trainer_state
 from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
@@ -60,6 +60,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, reward_funcs=None, reward_fn=None, callbacks=()):
         self.config = config
         _check_registered_names(config)
+        resolve_report_to(config)  # a tracker that is not installed stops the run here, before any work
         if config.keep_freed_host_memory:  # before the model and the first step allocate (host_memory.py)
             keep_freed_host_memory()
         # DeepSpeed 0.19 calls torch.distributed functions that torch 2.13 deprecates, once per bucket.
@@ -90,7 +91,7 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
             self.rollout.sync_weights()
             dist.print0(f"resumed from {checkpoint} at step {self.step}")
-        self.log = RunLogger(config.output_dir, config, resume_step=self.step, tensorboard=config.tensorboard)
+        self.log = RunLogger(config.output_dir, config, resume_step=self.step)
         self._stop_requested = False
 
     def _rollout_kwargs(self) -> dict:
@@ -361,12 +362,14 @@ class Trainer:
             dist.print0(f"step {self.step}/{c.max_steps}  loss {metrics['loss']:.4f}  reward "
                         f"{metrics['reward_mean']:.3f}  SE {metrics['semantic_entropy_mean']:.3f}  "
                         f"len {metrics['completion_length']:.1f}  {elapsed:.2f}s")
+        extra = self.rewards.take_logged_columns()  # reward functions' log_extra(column, values)
         if c.sample_log_steps and self.step % c.sample_log_steps == 0:
             rows = range(min(c.num_samples_logged * G, len(batch.texts)))
             self.log.samples(self.step, [
                 dict(problem=problems[i // G].problem, answer=problems[i // G].answer,
                      completion=batch.texts[i], reward=float(rewards[i]),
-                     cluster=int(scores["cluster_ids"][i])) for i in rows])
+                     cluster=int(scores["cluster_ids"][i]),
+                     **{k: v[i] for k, v in extra.items() if i < len(v)}) for i in rows])
         return metrics
 
     # --------------------------------------------------------------------------------------------- misc

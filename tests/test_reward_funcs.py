@@ -167,9 +167,10 @@ def test_trainer_runs_trl_style_functions_unchanged(tmp_path):
         calls.append(dict(step=trainer_state.global_step, max_steps=trainer_state.max_steps,
                           ids=completion_ids, texts=completions, op=op, problem=problem))
         kwargs["log_metric"]("custom/calls", 1.0)
+        kwargs["log_extra"]("row", list(range(len(completions))))
         return [0.0] * len(completions)
 
-    config = tiny(tmp_path, max_steps=2, reward_weights=[1.0, 0.5, 1.0])
+    config = tiny(tmp_path, max_steps=2, reward_weights=[1.0, 0.5, 1.0], sample_log_steps=1)
     trainer = Trainer(config, reward_funcs=[digit_format_reward, overlong, columns_reward], callbacks=[capture])
     trainer.train()
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -185,6 +186,8 @@ def test_trainer_runs_trl_style_functions_unchanged(tmp_path):
         assert row["custom/calls"] == 1.0
         assert set(call["op"]) <= {"+", "-", "*"} and len(call["problem"]) == len(texts)
     assert any(p < 0 for p in overlong(calls[0]["ids"]))  # the penalty did bite: a real check
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [s["row"] for s in samples if s["step"] == 2] == list(range(len(samples) // 2))
 
 
 def test_older_reward_fn_still_works(tmp_path):
