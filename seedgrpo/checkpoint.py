@@ -6,7 +6,9 @@
             (DeepSpeed's model and optimizer shards, or policy.pt for the plain-torch engine)
             trainer_state.json        step, data-sampler position, world size
             rng_rank{r}.pt            python, numpy, torch (CPU and CUDA) RNG states of rank r
+            adapter/                  LoRA runs: the adapter in peft's format (checkpoint.save_adapter)
     output_dir/final/                 save_pretrained() of the consolidated weights + the tokenizer
+                                      (LoRA runs: the adapter + the tokenizer)
 
 `resume: auto` takes `latest` when there is one (and starts afresh otherwise); `resume: <dir>` takes that
 checkpoint directory. Rollouts are seeded by (seed, step, prompt), so restoring the step, the sampler
@@ -62,6 +64,7 @@ def save_checkpoint(policy, output_dir, step: int, trainer_state: dict) -> Path:
     if dist.is_main():
         state = dict(trainer_state, step=step, world_size=dist.world_size())
         (directory / "trainer_state.json").write_text(json.dumps(state, indent=2))
+    save_adapter(policy, directory / "adapter")  # LoRA only; before `latest` names the checkpoint complete
     dist.barrier()
     if dist.is_main():  # only now is the checkpoint complete on every rank
         (root / LATEST).write_text(tag)
@@ -105,12 +108,44 @@ def export_hf(policy, tokenizer, directory) -> Path | None:
     """save_pretrained() of the consolidated weights (collective) and the tokenizer, on rank 0."""
     from .rollout.scoring import unwrap
 
+    if getattr(policy, "peft_model", None) is not None:
+        return export_adapter(policy, tokenizer, directory)
     state_dict = policy.consolidated_state_dict()
     directory = Path(directory)
     if dist.is_main():
         directory.mkdir(parents=True, exist_ok=True)
         state_dict = {k: v.detach().cpu() for k, v in state_dict.items()}
         unwrap(policy.model).save_pretrained(str(directory), state_dict=state_dict)
+        tokenizer.save_pretrained(str(directory))
+    dist.barrier()
+    return directory
+
+
+# ------------------------------------------------------------------------------------------ LoRA adapters
+def save_adapter(policy, directory) -> Path | None:
+    """The LoRA adapter alone, in peft's format (adapter_config.json + adapter_model.safetensors), when the
+    policy has one (`peft.r > 0`). Collective: the adapter's parameters are gathered under ZeRO-3; rank 0
+    writes. The optimizer and the rest of the resume state stay in the policy's own checkpoint files."""
+    peft_model = getattr(policy, "peft_model", None)
+    if peft_model is None:
+        return None
+    from .rollout.scoring import gathered
+
+    directory = Path(directory)
+    with gathered([p for p in peft_model.parameters() if p.requires_grad]):
+        if dist.is_main():
+            directory.mkdir(parents=True, exist_ok=True)
+            peft_model.save_pretrained(str(directory))
+    dist.barrier()
+    return directory
+
+
+def export_adapter(policy, tokenizer, directory) -> Path:
+    """`final/` of a LoRA run: the adapter and the tokenizer (load with peft's `PeftModel.from_pretrained(base,
+    directory)`, or `merge_and_unload()` it for a plain model). Collective."""
+    directory = Path(directory)
+    save_adapter(policy, directory)
+    if dist.is_main():
         tokenizer.save_pretrained(str(directory))
     dist.barrier()
     return directory

@@ -57,8 +57,9 @@ class VLLMConfig:
 class PeftConfig:
     """LoRA through peft (seedgrpo/engine.py `apply_peft`): peft's LoraConfig names; r = 0 trains the full model."""
     r: int = 0                            # adapter rank; 0 = no adapter
-    lora_alpha: float = 32.0              # TRL's ModelConfig defaults (lora_alpha 32, dropout 0.05)
-    lora_dropout: float = 0.05
+    lora_alpha: float = 32.0              # TRL's ModelConfig default
+    lora_dropout: float = 0.0             # peft's default: dropout would make the training forward differ from
+                                          # the (eval-mode) sampling forward, so the on-policy ratio is not 1
     target_modules: list[str] = field(default_factory=list)  # [] = peft's default for the model type; ["all-linear"]
 
 
