@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any, Optional, Union
 import yaml
 
 AUTO = "auto"
+# A Hub model id: "name" or "org/name" (no path separators beyond the one slash, no leading . or /).
+HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 @dataclass
@@ -404,6 +407,11 @@ def validate(config: TrainConfig) -> None:
     if config.peft.r == 0 and dataclasses.asdict(config.peft) != dataclasses.asdict(PeftConfig()):
         raise ValueError(f"peft.r=0 turns LoRA off, but other peft keys are set ({config.peft}); set peft.r "
                          "(e.g. 16) to train an adapter")
+    for key in ("model", "tokenizer"):
+        name = getattr(config, key)
+        if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name):
+            raise ValueError(f"{key}={name!r} is neither a local directory nor a Hugging Face model id "
+                             "('org/name'); give a directory holding config.json, a model id, or 'toy'")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
     if config.resume is not None and config.resume != AUTO and not Path(config.resume).is_dir():

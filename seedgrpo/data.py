@@ -83,14 +83,14 @@ def _read_records(path: Path, limit: int | None) -> list[dict]:
     if suffix == ".jsonl":
         records = []
         with path.open(encoding="utf-8") as f:
-            for line in f:
+            for number, line in enumerate(f, 1):
                 if limit is not None and len(records) >= limit:
                     break
                 if line.strip():
-                    records.append(json.loads(line))
+                    records.append(_parse_json(line, path, number))
         return records
     if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _parse_json(path.read_text(encoding="utf-8"), path)
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
@@ -104,6 +104,16 @@ def _read_records(path: Path, limit: int | None) -> list[dict]:
             table = table.slice(0, limit)
         return table.to_pylist()
     raise ValueError(f"path={str(path)!r} has suffix {suffix!r}; expected .jsonl, .json or .parquet")
+
+
+def _parse_json(text: str, path: Path, line: int | None = None) -> Any:
+    """json.loads, or a ValueError naming the file and the line (of a .jsonl file, or inside a .json file)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        what = "each line of a .jsonl file must be one JSON object" if line else "the file must be one JSON value"
+        raise ValueError(f"{path}, line {line or error.lineno}: not valid JSON ({error.msg} at column "
+                         f"{error.colno}); {what}") from None
 
 
 def _get(record: Any, dotted: str) -> Any:

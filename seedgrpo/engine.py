@@ -39,7 +39,8 @@ def load_tokenizer(config: TrainConfig):
         return toy.make_tokenizer()
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or config.model)
+    key = "tokenizer" if config.tokenizer else "model"
+    tokenizer = _from_pretrained(key, config.tokenizer or config.model, AutoTokenizer.from_pretrained)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -82,8 +83,8 @@ def load_model(config: TrainConfig, tokenizer, ds_config: dict | None = None):
 
         hf_ds_config = HfDeepSpeedConfig(ds_config)  # noqa: F841  (its existence switches on zero.Init)
     try:
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=model_dtype(config),
-                                                     attn_implementation=attn_implementation(config))
+        model = _from_pretrained("model", config.model, AutoModelForCausalLM.from_pretrained,
+                                 dtype=model_dtype(config), attn_implementation=attn_implementation(config))
     finally:
         del hf_ds_config
         if ds_config is not None:
@@ -91,6 +92,21 @@ def load_model(config: TrainConfig, tokenizer, ds_config: dict | None = None):
 
             unset_hf_deepspeed_config()
     return model
+
+
+def _from_pretrained(key: str, name: str, load, **kwargs):
+    """`load(name)`, with transformers' long OSError (no such directory or model id, no network, no config.json)
+    turned into a one-line ValueError naming the config key."""
+    if key == "model" and Path(name).is_dir() and not (Path(name) / "config.json").is_file():
+        raise ValueError(f"model={name!r} is a directory without config.json; give a directory saved with "
+                         "save_pretrained (a LoRA run's final/ holds an adapter: load it with peft)")
+    try:
+        return load(name, **kwargs)
+    except OSError as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        where = "a directory, but" if Path(name).is_dir() else "not a local directory, and as a model id it"
+        raise ValueError(f"{key}={name!r} is {where} could not be loaded ({first}); give a directory saved "
+                         "with save_pretrained or a Hub model id reachable from here (offline: in the cache)") from None
 
 
 def apply_peft(model, config: TrainConfig):

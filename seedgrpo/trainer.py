@@ -30,6 +30,7 @@ from . import dist
 from .advantages import STD_EPS, seed_advantages
 from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .console import RunConsole
 from .data import PromptSampler, format_prompt, load_problems
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .host_memory import keep_freed_host_memory
@@ -92,6 +93,7 @@ class Trainer:
             self.rollout.sync_weights()
             dist.print0(f"resumed from {checkpoint} at step {self.step}")
         self.log = RunLogger(config.output_dir, config, resume_step=self.step)
+        self.console = RunConsole(config, start_step=self.step)  # rank 0: the run's bar, or a line per step
         self._stop_requested = False
 
     def _rollout_kwargs(self) -> dict:
@@ -359,9 +361,9 @@ class Trainer:
             metrics.update(callback(self, self.step, metrics) or {})
         if self.step % c.logging_steps == 0 or self.step == c.max_steps:
             self.log.metrics(self.step, metrics)
-            dist.print0(f"step {self.step}/{c.max_steps}  loss {metrics['loss']:.4f}  reward "
-                        f"{metrics['reward_mean']:.3f}  SE {metrics['semantic_entropy_mean']:.3f}  "
-                        f"len {metrics['completion_length']:.1f}  {elapsed:.2f}s")
+        self.console.step(self.step, metrics)
+        if self.step == c.max_steps or self._stop_requested:
+            self.console.finish(self.step, stopped=self.step < c.max_steps)
         extra = self.rewards.take_logged_columns()  # reward functions' log_extra(column, values)
         if c.sample_log_steps and self.step % c.sample_log_steps == 0:
             rows = range(min(c.num_samples_logged * G, len(batch.texts)))
@@ -374,7 +376,7 @@ class Trainer:
 
     # --------------------------------------------------------------------------------------------- misc
     def _progress(self, name: str, total: int):
-        if not (self.config.progress and dist.is_main()):
+        if not (self.config.progress == "detailed" and dist.is_main()):  # per-step bars: detailed only
             return contextlib.nullcontext(_NoBar())
         from tqdm.auto import tqdm
 

@@ -134,7 +134,7 @@ def test_zero3_trains_the_same_adapter_as_plain_torch(tmp_path):
     pytest.importorskip("deepspeed")
     from safetensors.torch import load_file
 
-    common = dict(max_steps=2, save_final_model=True, per_device_train_batch_size=4, **LORA)
+    common = dict(max_steps=1, save_final_model=True, per_device_train_batch_size=4, **LORA)
     zero = Trainer(tiny(tmp_path / "zero", deepspeed_config=str(REPO / "configs" / "ds_zero3_cpu.json"),
                         **common), reward_fn=digit_reward)
     assert zero.policy.is_deepspeed
@@ -145,6 +145,6 @@ def test_zero3_trains_the_same_adapter_as_plain_torch(tmp_path):
     assert a.keys() == b.keys() and a
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert max(b[k].abs().max().item() for k in b if "lora_B" in k) > 1e-4  # B moved off its zero start
-    c = load_file(str(tmp_path / "zero" / "checkpoints" / "step_000002" / "adapter" / "adapter_model.safetensors"))
+    c = load_file(str(tmp_path / "zero" / "checkpoints" / "step_000001" / "adapter" / "adapter_model.safetensors"))
     assert all(torch.equal(a[k], c[k]) for k in a)
     assert zero_metrics["grad_norm"] == pytest.approx(plain_metrics["grad_norm"], rel=1e-4)
