@@ -139,8 +139,13 @@ class RewardFunctions:
     def log_extra(self, column: str, values: list) -> None:
         self.logged_columns.setdefault(column, []).extend(values)
 
-    def __call__(self, *, prompts: list[str], completions: list[str], completion_ids: list[list[int]],
-                 problems: list, group_size: int, trainer_state=None) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def takes_trl_arguments(self) -> bool:
+        """Whether any function is called TRL's way (else prompts, token ids and the state are not needed)."""
+        return any(f.trl_style for f in self.functions)
+
+    def __call__(self, *, completions: list[str], problems: list, group_size: int, prompts: list[str] = None,
+                 completion_ids: list[list[int]] = None, trainer_state=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(rewards [B] float32, per-function rewards [B, F] float32 with NaN where a function gave None)."""
         rows = len(completions)
         columns = [problem_columns(p) for p in problems]

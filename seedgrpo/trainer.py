@@ -164,16 +164,19 @@ class Trainer:
 
         c, G = self.config, self.config.num_generations
         row_problems = [p for p in problems for _ in range(G)]
-        prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in row_problems]
-        # The sampled tokens up to and including EOS (all of them when truncated), as TRL passes them.
-        lengths = torch.where(batch.is_truncated.cpu(), min(batch.completion_ids.shape[1], c.max_completion_length),
-                              batch.completion_mask.sum(1).cpu()).tolist()
-        ids = batch.completion_ids.tolist()
-        rewards, per_function = self.rewards(
-            prompts=prompts, completions=batch.texts, problems=row_problems, group_size=G,
-            completion_ids=[row[:n] for row, n in zip(ids, lengths)],
-            trainer_state=trainer_state(self.step, c.max_steps, self.optimizer_steps_per_step,
-                                        self.sampler.epoch + self.sampler.position / self.sampler.n))
+        trl_inputs = {}
+        if self.rewards.takes_trl_arguments:  # prompts, token ids and the state only for TRL-style functions
+            prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+            # The sampled tokens up to and including EOS (all of them when truncated), as TRL passes them.
+            lengths = torch.where(batch.is_truncated.cpu(), min(batch.completion_ids.shape[1],
+                                                                c.max_completion_length),
+                                  batch.completion_mask.sum(1).cpu()).tolist()
+            trl_inputs = dict(prompts=[p for p in prompts for _ in range(G)],
+                              completion_ids=[row[:n] for row, n in zip(batch.completion_ids.tolist(), lengths)],
+                              trainer_state=trainer_state(self.step, c.max_steps, self.optimizer_steps_per_step,
+                                                          self.sampler.epoch + self.sampler.position / self.sampler.n))
+        rewards, per_function = self.rewards(completions=batch.texts, problems=row_problems, group_size=G,
+                                             **trl_inputs)
         hashes = answers.answer_hashes(batch.texts, backend=c.answer_backend)
         cluster_ids = answers.cluster_ids(hashes, G)
         # Canonical answers only for estimators we do not know (ours read hashes and clusters).
