@@ -119,6 +119,14 @@ def test_vllm_push_sends_the_merged_weights_under_the_base_names(tmp_path):
     assert adapted and all(not torch.allclose(received[n], _base_model().state_dict()[n]) for n in adapted)
     assert max_diff(before, model.state_dict()) == 0.0  # nothing merged in place
     assert calls[-1] == "reset"
+    # model: toy has no directory for vLLM to start from: the one written holds the merged plain model
+    from transformers import AutoModelForCausalLM
+
+    engine.tokenizer = toy.make_tokenizer()
+    written = AutoModelForCausalLM.from_pretrained(engine._save_initial_weights()).state_dict()
+    engine._tmpdir.cleanup()
+    assert written.keys() == expected.keys()
+    assert all(torch.allclose(written[k], expected[k], atol=1e-6) for k in expected)
 
 
 def test_lm_head_adapters_and_a_missing_module_are_refused():
