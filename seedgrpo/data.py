@@ -57,7 +57,7 @@ class Problem:
     answer: str | list[str]
     id: str
     meta: dict = field(default_factory=dict)
-    columns: dict = field(default_factory=dict, repr=False)
+    columns: dict = field(default_factory=dict, repr=False, compare=False)  # the raw record, not compared
 
 
 # ----------------------------------------------------------------------------------------------- loading
