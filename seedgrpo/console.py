@@ -18,12 +18,15 @@ import time
 from . import dist
 
 # metric key -> (bar label, format)
-LIVE = {"reward_mean": ("reward", "{:.3f}"), "accuracy": ("acc", "{:.1%}"), "semantic_entropy_mean": ("SE", "{:.3f}"),
-        "advantage_scale_mean": ("scale", "{:.3f}"), "tokens_per_s": ("tok/s", "{:.0f}")}
+LIVE = {"reward_mean": ("reward", "{:.3f}"), "accuracy": ("acc", "{:.1%}"),
+        "semantic_entropy_mean": ("SE", "{:.3f}"), "advantage_scale_mean": ("scale", "{:.3f}"),
+        "tokens_per_s": ("tok/s", "{:.0f}")}
 
 
 def _format(value, spec: str) -> str:
-    return "nan" if value is None or (isinstance(value, float) and not math.isfinite(value)) else spec.format(value)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "nan"
+    return spec.format(value)
 
 
 class RunConsole:

@@ -106,7 +106,8 @@ def _from_pretrained(key: str, name: str, load, **kwargs):
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         where = "a directory, but" if Path(name).is_dir() else "not a local directory, and as a model id it"
         raise ValueError(f"{key}={name!r} is {where} could not be loaded ({first}); give a directory saved "
-                         "with save_pretrained or a Hub model id reachable from here (offline: in the cache)") from None
+                         "with save_pretrained or a Hub model id reachable from here (offline: in the cache)"
+                         ) from None
 
 
 def apply_peft(model, config: TrainConfig):

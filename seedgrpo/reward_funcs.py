@@ -264,6 +264,16 @@ def from_config(config, *, reward_funcs: Sequence | None = None, reward_fn: Call
     return RewardFunctions([], config.reward_weights, legacy=import_dotted(config.reward_fn, "reward_fn"))
 
 
+def trl_arguments(batch, prompts: list[str], group_size: int, max_completion_length: int, state) -> dict:
+    """The per-row inputs TRL passes besides the completions: each row's prompt (G rows per prompt), its
+    sampled token ids up to and including EOS (all of them when truncated), and the trainer state."""
+    lengths = torch.where(batch.is_truncated.cpu(), min(batch.completion_ids.shape[1], max_completion_length),
+                          batch.completion_mask.sum(1).cpu()).tolist()
+    ids = batch.completion_ids.tolist()
+    return dict(prompts=[p for p in prompts for _ in range(group_size)],
+                completion_ids=[row[:n] for row, n in zip(ids, lengths)], trainer_state=state)
+
+
 def trainer_state(step: int, max_steps: int, optimizer_steps_per_step: int, epoch: float):
     """A transformers TrainerState as TRL passes it (`trainer_state=`): `global_step` counts the optimizer
     steps done before this rollout, `max_steps` the run's, so `global_step / max_steps` is the progress."""

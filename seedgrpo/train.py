@@ -8,9 +8,9 @@
 
 Every `--key value` overrides the YAML (dotted keys reach sections: `--data.limit 100`); `--resume auto`
 continues from the latest checkpoint in output_dir. A bad key or value stops the run before any work,
-with a one-line error and the usage; so do a missing file, a bad JSON line, a model that is neither a directory
-nor a model id, and a missing optional package (`--debug` shows the traceback). Launchers' own `--local_rank` argument is accepted and ignored (LOCAL_RANK is read
-from the environment).
+with a one-line error and the usage; so do a missing file, a bad JSON line, a model that is neither a
+directory nor a model id, and a missing optional package (`--debug` shows the traceback). Launchers' own
+`--local_rank` argument is accepted and ignored (LOCAL_RANK is read from the environment).
 """
 from __future__ import annotations
 

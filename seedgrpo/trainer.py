@@ -37,7 +37,7 @@ from .host_memory import keep_freed_host_memory
 from .loss import seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
-from .reward_funcs import from_config as reward_functions, trainer_state
+from .reward_funcs import from_config as reward_functions, trainer_state, trl_arguments
 from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
 from .rollout.scoring import (completion_forward, gathered, lm_head_weight, score_completions,
                                shareable_prefix_rows)
@@ -166,15 +166,10 @@ class Trainer:
         row_problems = [p for p in problems for _ in range(G)]
         trl_inputs = {}
         if self.rewards.takes_trl_arguments:  # prompts, token ids and the state only for TRL-style functions
+            state = trainer_state(self.step, c.max_steps, self.optimizer_steps_per_step,
+                                  self.sampler.epoch + self.sampler.position / self.sampler.n)
             prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
-            # The sampled tokens up to and including EOS (all of them when truncated), as TRL passes them.
-            lengths = torch.where(batch.is_truncated.cpu(), min(batch.completion_ids.shape[1],
-                                                                c.max_completion_length),
-                                  batch.completion_mask.sum(1).cpu()).tolist()
-            trl_inputs = dict(prompts=[p for p in prompts for _ in range(G)],
-                              completion_ids=[row[:n] for row, n in zip(batch.completion_ids.tolist(), lengths)],
-                              trainer_state=trainer_state(self.step, c.max_steps, self.optimizer_steps_per_step,
-                                                          self.sampler.epoch + self.sampler.position / self.sampler.n))
+            trl_inputs = trl_arguments(batch, prompts, G, c.max_completion_length, state)
         rewards, per_function = self.rewards(completions=batch.texts, problems=row_problems, group_size=G,
                                              **trl_inputs)
         hashes = answers.answer_hashes(batch.texts, backend=c.answer_backend)
@@ -194,8 +189,9 @@ class Trainer:
             from .embeddings import minilm_embeddings
 
             embeddings = minilm_embeddings(batch.texts)
-        return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes, cluster_ids=cluster_ids, answers=canonical,
-                    seq_logprobs=seq_logprobs, embeddings=embeddings, row_mask=mask.bool().any(1))
+        return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes, cluster_ids=cluster_ids,
+                    answers=canonical, seq_logprobs=seq_logprobs, embeddings=embeddings,
+                    row_mask=mask.bool().any(1))
 
     # -------------------------------------------------------------------------------------- 3. advantage
     def _advantages(self, batch, scores):
@@ -359,7 +355,7 @@ class Trainer:
             zero_variance_group_frac=total[4].item() / groups, no_answer_rate=total[6].item() / n,
             truncated_rate=total[8].item() / n, grad_norm=update_stats["grad_norm"], lr=update_stats["lr"],
         )
-        metrics.update(self.rewards.metrics(scores["rewards_per_function"]))  # rewards/<name>/mean|std, as TRL
+        metrics.update(self.rewards.metrics(scores["rewards_per_function"]))  # rewards/<name>/mean|std (TRL)
         for callback in self.callbacks:
             metrics.update(callback(self, self.step, metrics) or {})
         if self.step % c.logging_steps == 0 or self.step == c.max_steps:
