@@ -93,7 +93,7 @@ def test_report_to_choices_and_the_older_tensorboard_key(tmp_path, monkeypatch):
 
 def test_the_real_trackers_log_a_training_run(tmp_path):
     """`seedgrpo train --report_to tensorboard,wandb,trackio` for two steps, wandb offline, trackio in a
-    temporary directory: each holds the rows of metrics.jsonl."""
+    temporary directory: each holds the rows of metrics.jsonl (reward functions given as dotted paths)."""
     for package in ("tensorboard", "wandb", "trackio"):
         pytest.importorskip(package)
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", TRACKIO_DIR=str(tmp_path / "trackio"),
@@ -104,11 +104,15 @@ def test_the_real_trackers_log_a_training_run(tmp_path):
                "--num_generations", "4", "--per_device_train_batch_size", "8", "--max_steps", "2",
                "--toy.layers", "1", "--toy.hidden", "32", "--toy.num_problems", "20", "--progress", "false",
                "--save_final_model", "false", "--output_dir", str(out), "--run_name", "tracked",
-               "--project", "seedgrpo-test", "--report_to", "tensorboard,wandb,trackio"]
+               "--project", "seedgrpo-test", "--report_to", "tensorboard,wandb,trackio",
+               "--reward_funcs", "math,tests.test_reward_funcs.length_reward", "--reward_weights", "1,0.5"]
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:  # reward functions by dotted path from the command line, weighted
+        expected = r["rewards/math/mean"] + 0.5 * r["rewards/length_reward/mean"]
+        assert r["rewards/length_reward/mean"] > 0 and r["reward_mean"] == pytest.approx(expected, abs=1e-6)
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
