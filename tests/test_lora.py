@@ -156,3 +156,13 @@ def test_zero3_trains_the_same_adapter_as_plain_torch(tmp_path):
     c = load_file(str(tmp_path / "zero" / "checkpoints" / "step_000001" / "adapter" / "adapter_model.safetensors"))
     assert all(torch.equal(a[k], c[k]) for k in a)
     assert zero_metrics["grad_norm"] == pytest.approx(plain_metrics["grad_norm"], rel=1e-4)
+
+
+def test_activation_checkpointing_trains_the_adapter_like_the_plain_forward(tmp_path):
+    runs = [Trainer(tiny(tmp_path / str(flag), max_steps=1, gradient_checkpointing=flag, **LORA),
+                    reward_fn=digit_reward) for flag in (False, True)]
+    start = params(runs[0])
+    metrics = [run.train() for run in runs]
+    assert metrics[1]["grad_norm"] == pytest.approx(metrics[0]["grad_norm"], rel=1e-5)
+    assert max_diff(params(runs[0]), params(runs[1])) < 1e-6
+    assert max_diff(start, params(runs[0])) > 1e-4
