@@ -6,7 +6,10 @@
             (DeepSpeed's model and optimizer shards, or policy.pt for the plain-torch engine)
             rng_rank{r}.pt            python, numpy, torch (CPU and CUDA) RNG states of rank r
             trainer_state.json        step, data-sampler position, world size
+            adapter/                  LoRA runs: the adapter in peft's format (checkpoint.save_adapter)
             complete.json             written last: every file of the checkpoint with its size in bytes
+    output_dir/final/                 save_pretrained() of the consolidated weights + the tokenizer
+                                      (LoRA runs: the adapter + the tokenizer)
 
 A checkpoint is complete once its `complete.json` exists and every file it lists has its recorded size;
 it becomes the run's checkpoint when `latest` names it. The order of a save (each step on every rank
@@ -89,6 +92,7 @@ def save_checkpoint(policy, output_dir, step: int, trainer_state: dict, *,
         policy.save(root, directory.name)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(capture_rng(), directory / f"rng_rank{dist.rank()}.pt")
+        save_adapter(policy, directory / "adapter")  # LoRA only; listed in the manifest like the shards
         fault_point("checkpoint_shards", step)
         dist.barrier()
         if dist.is_main():
@@ -282,12 +286,44 @@ def export_hf(policy, tokenizer, directory) -> Path | None:
     """save_pretrained() of the consolidated weights (collective) and the tokenizer, on rank 0."""
     from .model_access import unwrap
 
+    if getattr(policy, "peft_model", None) is not None:
+        return export_adapter(policy, tokenizer, directory)
     state_dict = policy.consolidated_state_dict()
     directory = Path(directory)
     if dist.is_main():
         directory.mkdir(parents=True, exist_ok=True)
         state_dict = {k: v.detach().cpu() for k, v in state_dict.items()}
         unwrap(policy.model).save_pretrained(str(directory), state_dict=state_dict)
+        tokenizer.save_pretrained(str(directory))
+    dist.barrier()
+    return directory
+
+
+# ------------------------------------------------------------------------------------------ LoRA adapters
+def save_adapter(policy, directory) -> Path | None:
+    """The LoRA adapter alone, in peft's format (adapter_config.json + adapter_model.safetensors), when the
+    policy has one (`peft.r > 0`). Collective: the adapter's parameters are gathered under ZeRO-3; rank 0
+    writes. The optimizer and the rest of the resume state stay in the policy's own checkpoint files."""
+    peft_model = getattr(policy, "peft_model", None)
+    if peft_model is None:
+        return None
+    from .model_access import gathered
+
+    directory = Path(directory)
+    with gathered([p for p in peft_model.parameters() if p.requires_grad]):
+        if dist.is_main():
+            directory.mkdir(parents=True, exist_ok=True)
+            peft_model.save_pretrained(str(directory))
+    dist.barrier()
+    return directory
+
+
+def export_adapter(policy, tokenizer, directory) -> Path:
+    """`final/` of a LoRA run: the adapter and the tokenizer (load with peft's `PeftModel.from_pretrained(base,
+    directory)`, or `merge_and_unload()` it for a plain model). Collective."""
+    directory = Path(directory)
+    save_adapter(policy, directory)
+    if dist.is_main():
         tokenizer.save_pretrained(str(directory))
     dist.barrier()
     return directory

@@ -5,10 +5,14 @@
     seedgrpo demo
 
 Each subcommand's module is imported only when it runs, so `seedgrpo eval` does not pay for DeepSpeed.
+A mistake in the input (a bad key or value, a missing file, a bad JSON line, a model that cannot be found, a
+missing optional package) prints its one-line message and the usage, not a traceback; `--debug` shows the
+traceback.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -16,12 +20,33 @@ COMMANDS = {
     "eval": ("seedgrpo.evaluate", "evaluate a model on the math benchmarks"),
     "demo": ("seedgrpo.demo", "warm start + SEED-GRPO on the toy arithmetic task, on CPU"),
 }
+# What a user's input can raise (json.JSONDecodeError is a ValueError, FileNotFoundError an OSError);
+# anything else is a bug and keeps its traceback.
+INPUT_ERRORS = (ValueError, ImportError, OSError)
 
 
 def usage() -> str:
-    lines = ["usage: seedgrpo {train,eval,demo} [args...]", ""]
+    lines = ["usage: seedgrpo {train,eval,demo} [args...] [--debug]", ""]
     lines += [f"  {name:<6} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
+
+
+def call_reporting_errors(fn, argv: list[str], *, prog: str, usage_text: str):
+    """`fn(argv)`, with an input error printed as `prog: error: message` + the usage (exit code 2) unless
+    `--debug` is in argv (then removed before the call), which lets the traceback through."""
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return fn(argv)
+    except INPUT_ERRORS as error:
+        if debug:
+            raise
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        where = f" [rank {os.environ.get('RANK', '0')}]" if world > 1 else ""
+        message = str(error).strip() or type(error).__name__
+        print(f"{prog}{where}: error: {message}\n{usage_text}\n(--debug shows the traceback)",
+              file=sys.stderr, flush=True)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seedgrpo: error: unknown command {command!r}\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
-    result = module.main(rest)
-    return result if isinstance(result, int) else 0  # eval and demo return their results, not a code
+    if command == "train":  # reports its own errors (it is also `python -m seedgrpo.train`)
+        result = module.main(rest)
+    else:
+        parser_usage = module.build_parser().format_usage().strip()
+        result = call_reporting_errors(module.main, rest, prog=f"seedgrpo {command}", usage_text=parser_usage)
+    if isinstance(result, int) and not isinstance(result, bool):
+        return result
+    return 0  # eval and demo return their results, not a code
 
 
 if __name__ == "__main__":

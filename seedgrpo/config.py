@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ import yaml
 from .loss import IMPORTANCE_SAMPLING_LEVELS, IMPORTANCE_SAMPLING_MODES, LOSS_TYPES
 
 AUTO = "auto"
+# A Hub model id: "name" or "org/name" (no path separators beyond the one slash, no leading . or /).
+HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 @dataclass
@@ -59,6 +62,16 @@ class VLLMConfig:
 
 
 @dataclass
+class PeftConfig:
+    """LoRA through peft (seedgrpo/engine.py `apply_peft`): peft's LoraConfig names; r = 0 trains the full model."""
+    r: int = 0                            # adapter rank; 0 = no adapter
+    lora_alpha: float = 32.0              # TRL's ModelConfig default
+    lora_dropout: float = 0.0             # peft's default: dropout would make the training forward differ from
+                                          # the (eval-mode) sampling forward, so the on-policy ratio is not 1
+    target_modules: list[str] = field(default_factory=list)  # [] = peft's default for the model type; ["all-linear"]
+
+
+@dataclass
 class TrainConfig:
     # model
     model: str = "toy"                    # a local HF directory / hub id, or "toy"
@@ -85,7 +98,9 @@ class TrainConfig:
     decode_loop: str = AUTO               # hf engine: auto = lean loop for Llama/Mistral/Qwen2/Qwen3, else generate
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     # scoring and advantages
-    reward_fn: str = "math"               # "math" (seedgrpo.rewards.math_reward) or "package.module:function"
+    reward_fn: str = "math"               # older form: "math" or "package.module:function" (completions, problems)
+    reward_funcs: list[str] = field(default_factory=list)  # TRL-style: "math" or dotted paths; [] = [reward_fn]
+    reward_weights: Optional[list[float]] = None  # one per reward function; None = all 1 (TRL)
     answer_backend: str = "c"             # c | python (seedgrpo.answers)
     advantage: str = "seed_grpo"          # a registered advantage estimator
     uncertainty: str = "se_rao"           # a registered uncertainty, or "none"
@@ -143,9 +158,13 @@ class TrainConfig:
     num_samples_logged: int = 4
     resume: Optional[str] = None          # "auto" (latest in output_dir) or a checkpoint directory
     ddp_timeout: int = 1800               # seconds a collective waits for a dead rank before failing (HF's)
-    progress: bool = True                 # rank-0 tqdm bars
+    progress: Union[bool, str] = True     # true: one rank-0 bar over the run; detailed: + per-step bars; false
     keep_freed_host_memory: bool = True   # glibc: reuse freed host memory instead of faulting it in each step
-    tensorboard: bool = True              # when tensorboard is installed
+    tensorboard: bool = True              # older key: with report_to auto, TensorBoard when installed
+    report_to: list[str] = field(default_factory=lambda: [AUTO])  # tensorboard | wandb | trackio | all | none
+    run_name: Optional[str] = None        # wandb/trackio run name; None = output_dir's name
+    project: str = "seedgrpo"             # wandb/trackio project
+    peft: PeftConfig = field(default_factory=PeftConfig)
 
 
 # Allowed values of the string-valued knobs ("registry" = names checked against the registry at start-up).
@@ -155,6 +174,7 @@ CHOICES: dict[str, tuple] = {
     "rollout_engine": ("hf", "vllm"),
     "decode_loop": (AUTO, "lean", "generate"),
     "gather_for_generation": (AUTO, True, False),
+    "progress": (True, False, "detailed"),
     "answer_backend": ("c", "python"),
     "scale_fn": ("linear", "exp", "focal", "reciprocal"),
     "scale_rewards": ("none", "group", "batch"),
@@ -165,6 +185,7 @@ CHOICES: dict[str, tuple] = {
     "loss_impl": (AUTO, "torch", "triton"),
     "lr_scheduler_type": ("constant", "linear", "cosine"),
     "vllm.dtype": (AUTO, "float32", "bfloat16", "float16"),
+    "report_to": (AUTO, "none", "all", "tensorboard", "wandb", "trackio"),  # checked per entry
 }
 # (low, low_inclusive, high, high_inclusive); None = unbounded.
 RANGES: dict[str, tuple] = {
@@ -196,6 +217,8 @@ RANGES: dict[str, tuple] = {
     "toy.num_problems": (1, True, None, True), "toy.max_digits": (1, True, 6, True),
     "vllm.gpu_memory_utilization": (0, False, 1, True), "vllm.sync_bucket_mb": (0, True, None, True),
     "vllm.max_model_len": (1, True, None, True),
+    "peft.r": (0, True, None, True), "peft.lora_alpha": (0, False, None, True),
+    "peft.lora_dropout": (0, True, 1, False),
 }
 
 
@@ -374,7 +397,7 @@ def build_config(values: dict[str, Any]) -> TrainConfig:
 
 def _coerce(key: str, raw: Any, tp: Any) -> Any:
     """Convert `raw` (from YAML or the command line) to the field's type, or raise naming the key."""
-    args = typing.get_args(tp)
+    args = typing.get_args(tp) if typing.get_origin(tp) is Union else ()
     optional = type(None) in args
     if isinstance(raw, str) and optional and raw.lower() in ("none", "null", "~", ""):
         return None
@@ -394,6 +417,13 @@ def _coerce(key: str, raw: Any, tp: Any) -> Any:
 
 
 def _coerce_one(raw: Any, tp: Any) -> Any:
+    if typing.get_origin(tp) is list:  # YAML list, or "a,b" on the command line
+        (item,) = typing.get_args(tp)
+        if isinstance(raw, str):
+            raw = [part.strip() for part in raw.split(",") if part.strip()]
+        if not isinstance(raw, (list, tuple)):
+            raise ValueError("not a list")
+        return [_coerce_one(value, item) for value in raw]
     if tp is bool:
         if isinstance(raw, bool):
             return raw
@@ -427,9 +457,11 @@ def _coerce_one(raw: Any, tp: Any) -> Any:
 
 
 def _type_name(tp: Any) -> str:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    names = [getattr(a, "__name__", str(a)) for a in (args or [tp])]
-    return " or ".join(names) + (" or null" if type(None) in typing.get_args(tp) else "")
+    union = typing.get_args(tp) if typing.get_origin(tp) is Union else ()
+    args = [a for a in union if a is not type(None)]
+    names = [f"list of {typing.get_args(a)[0].__name__}" if typing.get_origin(a) is list
+             else getattr(a, "__name__", str(a)) for a in (args or [tp])]
+    return " or ".join(names) + (" or null" if type(None) in union else "")
 
 
 # -------------------------------------------------------------------------------------------- validation
@@ -445,8 +477,10 @@ def validate(config: TrainConfig) -> None:
         if isinstance(value, str) and value.lower() in ("true", "false") and True in allowed:
             value = value.lower() == "true"
             setattr(config, key, value)
-        if value not in allowed:
-            raise ValueError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
+        for entry in value if isinstance(value, list) else [value]:  # a list-valued key: each entry
+            if entry not in allowed:
+                which = f" ({entry!r})" if isinstance(value, list) else ""
+                raise ValueError(f"{key}={value!r} is not allowed{which}; choose one of {list(allowed)}")
     for key, (low, low_incl, high, high_incl) in RANGES.items():
         value = _get(config, key)
         if value is None or (key == "gradient_accumulation_steps" and value == AUTO):
@@ -464,6 +498,25 @@ def validate(config: TrainConfig) -> None:
     if config.epsilon_high is not None and config.epsilon_high < config.epsilon:
         raise ValueError(f"epsilon_high={config.epsilon_high} must be >= epsilon={config.epsilon} "
                          "(DAPO's clip-higher)")
+    if len(config.report_to) > 1 and set(config.report_to) & {AUTO, "none", "all"}:
+        raise ValueError(f"report_to={config.report_to!r}: 'auto', 'none' and 'all' stand alone; give one of "
+                         "them or a list of trackers (tensorboard, wandb, trackio)")
+    if config.reward_funcs and config.reward_fn != "math":
+        raise ValueError(f"reward_fn={config.reward_fn!r} and reward_funcs={config.reward_funcs!r} are both set; "
+                         "reward_fn is the older form: move it into reward_funcs")
+    # (with reward_funcs given in Python, Trainer(reward_funcs=[...]) checks the count)
+    if config.reward_funcs and config.reward_weights is not None \
+            and len(config.reward_weights) != len(config.reward_funcs):
+        raise ValueError(f"reward_weights={config.reward_weights!r} has {len(config.reward_weights)} entries for "
+                         f"{len(config.reward_funcs)} reward functions; give one weight per entry of reward_funcs")
+    if config.peft.r == 0 and dataclasses.asdict(config.peft) != dataclasses.asdict(PeftConfig()):
+        raise ValueError(f"peft.r=0 turns LoRA off, but other peft keys are set ({config.peft}); set peft.r "
+                         "(e.g. 16) to train an adapter")
+    for key in ("model", "tokenizer"):
+        name = getattr(config, key)
+        if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name):
+            raise ValueError(f"{key}={name!r} is neither a local directory nor a Hugging Face model id "
+                             "('org/name'); give a directory holding config.json, a model id, or 'toy'")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
 

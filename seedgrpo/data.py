@@ -48,12 +48,16 @@ TEMPLATES = tuple(_TEMPLATES)
 
 @dataclass
 class Problem:
-    """One math problem: its text, the reference answer(s), a stable id and whatever else the file held."""
+    """One math problem: its text, the reference answer(s), a stable id and whatever else the file held.
+
+    `columns` is the file's record as read (every column, nested ones included): what TRL-style reward
+    functions receive as keyword arguments (seedgrpo/reward_funcs.py)."""
 
     problem: str
     answer: str | list[str]
     id: str
     meta: dict = field(default_factory=dict)
+    columns: dict = field(default_factory=dict, repr=False, compare=False)  # the raw record, not compared
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -208,7 +212,7 @@ def _to_problem(record: dict, row: int, path: Path, problem_field, answer_field)
     meta = {k: v for k, v in record.items() if k not in used and isinstance(v, (str, int, float, bool))}
     meta.update({k: v for k, v in extra.items() if isinstance(v, (str, int, float, bool))})
     meta["source"] = path.parent.name if path.stem in ("test", "train") else path.stem
-    return Problem(problem=text, answer=answer, id=str(ident), meta=meta)
+    return Problem(problem=text, answer=answer, id=str(ident), meta=meta, columns=record)
 
 
 def _detect_answer(record: dict) -> Any:

@@ -22,6 +22,7 @@ import copy
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,7 +39,8 @@ def load_tokenizer(config: TrainConfig):
         return toy.make_tokenizer()
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer or config.model)
+    key = "tokenizer" if config.tokenizer else "model"
+    tokenizer = _from_pretrained(key, config.tokenizer or config.model, AutoTokenizer.from_pretrained)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -81,8 +83,8 @@ def load_model(config: TrainConfig, tokenizer, ds_config: dict | None = None):
 
         hf_ds_config = HfDeepSpeedConfig(ds_config)  # noqa: F841  (its existence switches on zero.Init)
     try:
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=model_dtype(config),
-                                                     attn_implementation=attn_implementation(config))
+        model = _from_pretrained("model", config.model, AutoModelForCausalLM.from_pretrained,
+                                 dtype=model_dtype(config), attn_implementation=attn_implementation(config))
     finally:
         del hf_ds_config
         if ds_config is not None:
@@ -90,6 +92,54 @@ def load_model(config: TrainConfig, tokenizer, ds_config: dict | None = None):
 
             unset_hf_deepspeed_config()
     return model
+
+
+def _from_pretrained(key: str, name: str, load, **kwargs):
+    """`load(name)`, with transformers' long OSError (no such directory or model id, no network, no config.json)
+    turned into a one-line ValueError naming the config key."""
+    if key == "model" and Path(name).is_dir() and not (Path(name) / "config.json").is_file():
+        raise ValueError(f"model={name!r} is a directory without config.json; give a directory saved with "
+                         "save_pretrained (a LoRA run's final/ holds an adapter: load it with peft)")
+    try:
+        return load(name, **kwargs)
+    except OSError as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        where = "a directory, but" if Path(name).is_dir() else "not a local directory, and as a model id it"
+        raise ValueError(f"{key}={name!r} is {where} could not be loaded ({first}); give a directory saved "
+                         "with save_pretrained or a Hub model id reachable from here (offline: in the cache)"
+                         ) from None
+
+
+def apply_peft(model, config: TrainConfig):
+    """LoRA (`peft.r > 0`): (the model to train, the PeftModel around it, or None without an adapter).
+
+    peft injects its LoRA layers into the HF model in place and freezes every other parameter; the model
+    handed on is that HF model (`get_base_model()`), so the rollout, the shared-prefix forward, the lean
+    decode loop and the fused-linear head run the adapted layers unchanged. The PeftModel is kept to save
+    the adapter alone (peft's format: adapter_config.json + adapter_model.safetensors)."""
+    if config.peft.r == 0:
+        return model, None
+    try:
+        from peft import LoraConfig, get_peft_model
+        from peft.tuners.lora import LoraLayer
+    except ImportError:
+        raise ImportError("peft.r > 0 needs the peft package: pip install peft (pinned in requirements.txt), "
+                          "or set peft.r: 0") from None
+    modules = config.peft.target_modules
+    lora = LoraConfig(r=config.peft.r, lora_alpha=config.peft.lora_alpha, lora_dropout=config.peft.lora_dropout,
+                      target_modules=(modules[0] if modules == ["all-linear"] else modules) or None,
+                      task_type="CAUSAL_LM")
+    try:
+        with warnings.catch_warnings():  # peft 0.21 asks transformers 5 a deprecated checkpointing question
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            peft_model = get_peft_model(model, lora)
+    except ValueError as error:  # e.g. a target module the model does not have
+        raise ValueError(f"peft.target_modules={modules!r}: {error}") from None
+    inner = peft_model.get_base_model()
+    if isinstance(inner.get_output_embeddings(), LoraLayer):
+        raise ValueError(f"peft.target_modules={modules!r} puts an adapter on the lm_head, which the loss "
+                         "reads as a plain weight; leave lm_head out of target_modules")
+    return inner, peft_model
 
 
 # ------------------------------------------------------------------------------------ batch arithmetic
@@ -318,14 +368,17 @@ def build_policy(config: TrainConfig, tokenizer, *, world_size: int, total_optim
             raise ValueError("dtype='float16' without deepspeed_config: fp16 training needs a loss scaler, "
                              "which the plain-torch engine does not have; use dtype bfloat16 or float32, or "
                              "pass --deepspeed_config configs/ds_zero3.json with an fp16 section")
-        model = load_model(config, tokenizer)
+        model, peft_model = apply_peft(load_model(config, tokenizer), config)
         _maybe_checkpointing(model, config)
-        return TorchPolicy(model, config, gas, total_optimizer_steps)
-    hidden = _hidden_size(config)
-    ds_config = resolve_deepspeed_config(config.deepspeed_config, config, world_size, gas, hidden)
-    model = load_model(config, tokenizer, ds_config)
-    _maybe_checkpointing(model, config)
-    return DeepSpeedPolicy(model, config, ds_config, total_optimizer_steps)
+        policy = TorchPolicy(model, config, gas, total_optimizer_steps)
+    else:
+        hidden = _hidden_size(config)
+        ds_config = resolve_deepspeed_config(config.deepspeed_config, config, world_size, gas, hidden)
+        model, peft_model = apply_peft(load_model(config, tokenizer, ds_config), config)
+        _maybe_checkpointing(model, config)
+        policy = DeepSpeedPolicy(model, config, ds_config, total_optimizer_steps)
+    policy.peft_model = peft_model  # None without LoRA; checkpoint.save_adapter / export_adapter read it
+    return policy
 
 
 def build_reference(config: TrainConfig, tokenizer, policy):

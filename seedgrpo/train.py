@@ -8,14 +8,15 @@
 
 Every `--key value` overrides the YAML (dotted keys reach sections: `--data.limit 100`); `--resume auto`
 continues from the latest checkpoint in output_dir. A bad key or value stops the run before any work,
-with a one-line error. Launchers' own `--local_rank` argument is accepted and ignored (LOCAL_RANK is read
-from the environment).
+with a one-line error and the usage; so do a missing file, a bad JSON line, a model that is neither a
+directory nor a model id, and a missing optional package (`--debug` shows the traceback). Launchers' own
+`--local_rank` argument is accepted and ignored (LOCAL_RANK is read from the environment).
 """
 from __future__ import annotations
 
 import sys
 
-USAGE = "usage: python -m seedgrpo.train --config CONFIG.yaml [--key value ...] [--resume auto|DIR]"
+USAGE = "usage: python -m seedgrpo.train --config CONFIG.yaml [--key value ...] [--resume auto|DIR] [--debug]"
 
 
 def parse_args(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -40,20 +41,20 @@ def parse_args(argv: list[str]) -> tuple[str | None, list[str]]:
     return config_path, rest
 
 
-def main(argv: list[str] | None = None) -> int:
+def train(argv: list[str]) -> int:
     from .config import load_config
-
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        config_path, overrides = parse_args(argv)
-        config = load_config(config_path, overrides)
-    except ValueError as error:  # a clean one-line message: the user mistyped a key or a value
-        print(f"seedgrpo train: error: {error}\n{USAGE}", file=sys.stderr)
-        return 2
     from .trainer import Trainer
 
-    Trainer(config).train()
+    config_path, overrides = parse_args(argv)
+    Trainer(load_config(config_path, overrides)).train()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import call_reporting_errors
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return call_reporting_errors(train, argv, prog="seedgrpo train", usage_text=USAGE)
 
 
 if __name__ == "__main__":

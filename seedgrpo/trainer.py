@@ -30,13 +30,15 @@ from . import dist
 from .advantages import STD_EPS, seed_advantages
 from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .console import RunConsole
 from .data import PromptSampler, format_prompt, load_problems, training_problems
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
 from .host_memory import keep_freed_host_memory
 from .loss import normalizer_for, rollout_importance_ratio, seed_grpo_loss
-from .metrics_log import RunLogger
+from .metrics_log import RunLogger, resolve_report_to
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
+from .reward_funcs import from_config as reward_functions, trainer_state, trl_arguments
 from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
 from .model_access import gathered, lm_head_weight
 from .rollout.scoring import score_completions, shareable_prefix_rows
@@ -50,15 +52,18 @@ _BUILTIN_UNCERTAINTIES = ("none", "se_discrete", "se_rao", "se_mc") + EMBEDDING_
 class Trainer:
     """`Trainer(config).train()`.
 
-    `reward_fn(completions, problems) -> list[float]` replaces `config.reward_fn` (default: the math reward,
+    `reward_funcs` (a function or a list: callables, "math" or dotted paths) are called as TRL calls them and
+    replace `config.reward_funcs`; `reward_weights` come from the config (seedgrpo/reward_funcs.py). The older
+    `reward_fn(completions, problems) -> list[float]` still works (default: the math reward,
     `seedgrpo.rewards.math_reward` against each problem's reference answer). Each of `callbacks` is called
     as `fn(trainer, step, metrics)` on every rank after each step's update; a dict it returns is merged into
     that step's metrics row.
     """
 
-    def __init__(self, config: TrainConfig, *, reward_fn=None, callbacks=()):
+    def __init__(self, config: TrainConfig, *, reward_funcs=None, reward_fn=None, callbacks=()):
         self.config = config
         _check_registered_names(config)
+        resolve_report_to(config)  # a tracker that is not installed stops the run here, before any work
         if config.keep_freed_host_memory:  # before the model and the first step allocate (host_memory.py)
             keep_freed_host_memory()
         # DeepSpeed 0.19 calls torch.distributed functions that torch 2.13 deprecates, once per bucket.
@@ -73,7 +78,7 @@ class Trainer:
         self.tokenizer = load_tokenizer(config)
         self.problems = _load_training_problems(config)
         self.sampler = PromptSampler(len(self.problems), seed=config.seed, shuffle=config.data.shuffle)
-        self.reward_fn = reward_fn or _resolve_reward_fn(config.reward_fn)
+        self.rewards = reward_functions(config, reward_funcs=reward_funcs, reward_fn=reward_fn)
         self.callbacks = list(callbacks)
         self.policy = build_policy(config, self.tokenizer, world_size=self.world_size,
                                    total_optimizer_steps=config.max_steps * self.optimizer_steps_per_step)
@@ -89,7 +94,8 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
             self.rollout.sync_weights()
             dist.print0(f"resumed from {checkpoint} at step {self.step}")
-        self.log = RunLogger(config.output_dir, config, resume_step=self.step, tensorboard=config.tensorboard)
+        self.log = RunLogger(config.output_dir, config, resume_step=self.step)
+        self.console = RunConsole(config, start_step=self.step)  # rank 0: the run's bar, or a line per step
         self._stop_requested = False
 
     def _rollout_kwargs(self) -> dict:
@@ -163,7 +169,14 @@ class Trainer:
 
         c, G = self.config, self.config.num_generations
         row_problems = [p for p in problems for _ in range(G)]
-        rewards = torch.tensor(self.reward_fn(batch.texts, row_problems), dtype=torch.float32)
+        trl_inputs = {}
+        if self.rewards.takes_trl_arguments:  # prompts, token ids and the state only for TRL-style functions
+            state = trainer_state(self.step, c.max_steps, self.optimizer_steps_per_step,
+                                  self.sampler.epoch + self.sampler.position / self.sampler.n)
+            prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+            trl_inputs = trl_arguments(batch, prompts, G, c.max_completion_length, state)
+        rewards, per_function = self.rewards(completions=batch.texts, problems=row_problems, group_size=G,
+                                             **trl_inputs)
         hashes = answers.answer_hashes(batch.texts, backend=c.answer_backend)
         cluster_ids = answers.cluster_ids(hashes, G)
         # Canonical answers only for estimators we do not know (ours read hashes and clusters).
@@ -181,8 +194,9 @@ class Trainer:
             from .embeddings import minilm_embeddings
 
             embeddings = minilm_embeddings(batch.texts)
-        return dict(rewards=rewards, hashes=hashes, cluster_ids=cluster_ids, answers=canonical,
-                    seq_logprobs=seq_logprobs, embeddings=embeddings, row_mask=mask.bool().any(1))
+        return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes, cluster_ids=cluster_ids,
+                    answers=canonical, seq_logprobs=seq_logprobs, embeddings=embeddings,
+                    row_mask=mask.bool().any(1))
 
     # -------------------------------------------------------------------------------------- 3. advantage
     def _advantages(self, batch, scores):
@@ -381,24 +395,27 @@ class Trainer:
             zero_variance_group_frac=total[4].item() / groups, no_answer_rate=total[6].item() / n,
             truncated_rate=total[8].item() / n, grad_norm=update_stats["grad_norm"], lr=update_stats["lr"],
         )
+        metrics.update(self.rewards.metrics(scores["rewards_per_function"]))  # rewards/<name>/mean|std (TRL)
         for callback in self.callbacks:
             metrics.update(callback(self, self.step, metrics) or {})
         if self.step % c.logging_steps == 0 or self.step == c.max_steps:
             self.log.metrics(self.step, metrics)
-            dist.print0(f"step {self.step}/{c.max_steps}  loss {metrics['loss']:.4f}  reward "
-                        f"{metrics['reward_mean']:.3f}  SE {metrics['semantic_entropy_mean']:.3f}  "
-                        f"len {metrics['completion_length']:.1f}  {elapsed:.2f}s")
+        self.console.step(self.step, metrics)
+        if self.step == c.max_steps or self._stop_requested:
+            self.console.finish(self.step, stopped=self.step < c.max_steps)
+        extra = self.rewards.take_logged_columns()  # reward functions' log_extra(column, values)
         if c.sample_log_steps and self.step % c.sample_log_steps == 0:
             rows = range(min(c.num_samples_logged * G, len(batch.texts)))
             self.log.samples(self.step, [
                 dict(problem=problems[i // G].problem, answer=problems[i // G].answer,
                      completion=batch.texts[i], reward=float(rewards[i]),
-                     cluster=int(scores["cluster_ids"][i])) for i in rows])
+                     cluster=int(scores["cluster_ids"][i]),
+                     **{k: v[i] for k, v in extra.items() if i < len(v)}) for i in rows])
         return metrics
 
     # --------------------------------------------------------------------------------------------- misc
     def _progress(self, name: str, total: int):
-        if not (self.config.progress and dist.is_main()):
+        if not (self.config.progress == "detailed" and dist.is_main()):  # per-step bars: detailed only
             return contextlib.nullcontext(_NoBar())
         from tqdm.auto import tqdm
 
@@ -489,25 +506,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _math_reward(completions, problems):
-    from .rewards import math_reward
-
-    return math_reward(completions, [p.answer for p in problems])
-
-
-def _resolve_reward_fn(name: str):
-    if name == "math":
-        return _math_reward
-    import importlib
-
-    module_name, _, function_name = name.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"reward_fn={name!r} cannot be imported ({error}); "
-                         "give 'package.module:function'") from None
 
 
 def _load_training_problems(config: TrainConfig):

@@ -154,6 +154,9 @@ class VLLMRolloutEngine(RolloutEngine):
         """(name, full tensor) pairs, gathered one bucket at a time: vLLM consumes each before the next
         bucket is gathered, so at most one bucket of full parameters exists beyond the shards."""
         bucket_bytes = self.vllm_config.sync_bucket_mb * 2 ** 20
+        if has_lora(unwrap(self.model)):  # vLLM holds the plain model: push W + ΔW under the base names
+            yield from lora_merged_weights(unwrap(self.model), bucket_bytes)
+            return
         for bucket in weight_buckets(unwrap(self.model).named_parameters(), bucket_bytes):
             with gathered([p for _, p in bucket]):
                 for name, param in bucket:
@@ -170,8 +173,11 @@ class VLLMRolloutEngine(RolloutEngine):
         """A locally built model (model: toy) has no directory vLLM could load: write one per rank."""
         self._tmpdir = tempfile.TemporaryDirectory(prefix=f"seedgrpo-vllm-rank{dist.rank()}-")
         module = unwrap(self.model)
-        with gathered(list(module.parameters())):
-            state = {name: p.detach().cpu().clone() for name, p in module.state_dict().items()}
+        if has_lora(module):
+            state = {name: t.detach().cpu().clone() for name, t in lora_merged_weights(module, 0)}
+        else:
+            with gathered(list(module.parameters())):
+                state = {name: p.detach().cpu().clone() for name, p in module.state_dict().items()}
         module.save_pretrained(self._tmpdir.name, state_dict=state)
         self.tokenizer.save_pretrained(self._tmpdir.name)
         return self._tmpdir.name
@@ -217,6 +223,45 @@ def _retie_output_embeddings_in_worker(worker) -> None:
 
     with set_current_vllm_config(worker.vllm_config):
         _retie_output_embeddings(worker.get_model())
+
+
+def has_lora(module) -> bool:
+    return any(".lora_" in name for name, _ in module.named_parameters())
+
+
+def lora_merged_weights(module, bucket_bytes: float = 0):
+    """(name, tensor) pairs of a peft-LoRA model as the plain model vLLM serves: each adapted layer's base
+    weight with its active adapters merged in (W + Σ scale·B·A, from peft's `get_delta_weight`), under the
+    base model's parameter names; the adapter tensors themselves are not sent. The merge is computed out of
+    place from gathered shards, one bucket at a time: the same weights as peft's merge → push → unmerge, but
+    the training weights are never written, so no unmerge rounding drifts them (W + ΔW − ΔW ≠ W in bf16)."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = {name: m for name, m in module.named_modules() if isinstance(m, LoraLayer)}
+    entries = []  # (vLLM name, base parameter, LoRA layer whose delta it takes, or None)
+    for name, param in module.named_parameters():
+        if ".lora_" in name:
+            continue
+        owner, base, attr = name.rpartition(".base_layer.")
+        layer = layers.get(owner) if base and attr == "weight" else None
+        entries.append((owner + "." + attr if base else name, param, layer))
+    by_name = {vllm_name: (param, layer) for vllm_name, param, layer in entries}
+    for bucket in weight_buckets([(vllm_name, param) for vllm_name, param, _ in entries], bucket_bytes):
+        adapters = [(layer, a) for n, _ in bucket if (layer := by_name[n][1]) is not None
+                    for a in layer.active_adapters if a in layer.lora_A]
+        adapter_params = [p for layer, a in adapters
+                          for p in (layer.lora_A[a].weight, layer.lora_B[a].weight)]
+        with gathered([p for _, p in bucket] + adapter_params):
+            for vllm_name, param in bucket:
+                layer = by_name[vllm_name][1]
+                if layer is None:
+                    yield vllm_name, param.data
+                    continue
+                merged = param.data.clone()
+                for adapter in layer.active_adapters:
+                    if adapter in layer.lora_A:
+                        merged += layer.get_delta_weight(adapter).to(merged.dtype)
+                yield vllm_name, merged
 
 
 def _retie_output_embeddings(vllm_model) -> None:
