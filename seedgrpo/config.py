@@ -193,7 +193,7 @@ RANGES: dict[str, tuple] = {
     "max_prompt_length": (1, True, None, True), "max_completion_length": (1, True, None, True),
     "temperature": (0, False, None, True), "top_p": (0, False, 1, True), "top_k": (0, True, None, True),
     "generation_batch_size": (1, True, None, True), "alpha": (0, True, None, True),
-    "beta": (0, True, None, True), "epsilon": (0, True, 1, True), "epsilon_high": (0, True, None, True),
+    "beta": (0, True, None, True), "entropy_coef": (0, True, None, True), "epsilon": (0, True, 1, True), "epsilon_high": (0, True, None, True),
     "delta": (1, False, None, True), "num_iterations": (1, True, None, True),
     "top_entropy_quantile": (0, True, 1, True), "off_policy_mask_threshold": (0, True, None, True),
     "sapo_temperature_pos": (0, False, None, True), "sapo_temperature_neg": (0, False, None, True),
@@ -246,12 +246,16 @@ CHECKS: dict[str, tuple] = {
                   "'math' or 'package.module:function' (a function (completions, problems) -> list[float])"),
     "toy.ops": (lambda v: bool(v) and not set(v) - set("+-*"), " must be a non-empty string over '+-*'",
                 "a non-empty string over '+-*'"),
+    "reward_weights": (lambda v: v is None or (isinstance(v, list) and len(v) > 0), " must not be an empty list",
+                       "null (every reward function weighs 1) or a list of numbers, one per reward function"),
     "prompt_template": (_is_prompt_template, " is not a template",
                         "qwen_math, r1, none, or a string holding '{problem}'"),
 }
 # Keys whose every string is valid here: paths and model ids are checked where they are opened, field names
 # against each record when the data loads.
-FREE_TEXT = ("model", "tokenizer", "output_dir", "data.problem_field", "data.answer_field")
+FREE_TEXT = ("model", "tokenizer", "output_dir", "data.problem_field", "data.answer_field", "run_name", "project",
+             "peft.target_modules",
+             "reward_funcs")  # each entry imported (with a one-line error naming it) when the Trainer starts
 # Names checked against the registries when the Trainer starts (user code may register more after loading).
 REGISTRY_CHECKED = ("advantage", "uncertainty")
 
