@@ -18,9 +18,9 @@ def digit_reward(completions, problems):
 
 def tiny(output_dir, **overrides):
     values = {
-        "prompt_template": "none", "max_prompt_length": 16, "max_completion_length": 8, "prompts_per_step": 4,
-        "num_generations": 4, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 2, "max_steps": 3,
-        "toy.layers": 2, "toy.hidden": 64, "toy.num_problems": 40, "progress": False, "tensorboard": False,
+        "prompt_template": "none", "max_prompt_length": 16, "max_completion_length": 4, "prompts_per_step": 2,
+        "num_generations": 4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2, "max_steps": 3,
+        "toy.layers": 1, "toy.hidden": 32, "toy.num_problems": 20, "progress": False, "tensorboard": False,
         "output_dir": str(output_dir), "save_final_model": False,
     }
     values.update(overrides)
