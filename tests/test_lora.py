@@ -136,26 +136,41 @@ def test_lm_head_adapters_and_a_missing_module_are_refused():
         apply_peft(_base_model(), load_config(None, {"peft.r": 2, "peft.target_modules": "no_such_proj"}))
 
 
-def test_zero3_trains_the_same_adapter_as_plain_torch(tmp_path):
-    """One rank in this process under ZeRO-3 (configs/ds_zero3_cpu.json): the adapter and the checkpointed
-    adapter equal plain torch's; the base stays frozen."""
+def test_zero3_trains_the_same_adapter_as_plain_torch_and_resumes_exactly(tmp_path):
+    """One rank in this process under ZeRO-3 (configs/ds_zero3_cpu.json): the adapter equals plain torch's,
+    the checkpointed adapter equals final/'s, and a run stopped after step 1 and resumed ends with exactly
+    the uninterrupted run's adapter (DeepSpeed's checkpoint holds the adapter's optimizer state)."""
     pytest.importorskip("deepspeed")
     from safetensors.torch import load_file
 
-    common = dict(max_steps=1, save_final_model=True, per_device_train_batch_size=4, **LORA)
-    zero = Trainer(tiny(tmp_path / "zero", deepspeed_config=str(REPO / "configs" / "ds_zero3_cpu.json"),
-                        **common), reward_fn=digit_reward)
+    def adapter(run, where="final"):
+        return load_file(str(tmp_path / run / where / "adapter_model.safetensors"))
+
+    def stop_after_step_1(trainer, step, metrics):
+        if step == 1:
+            signal.raise_signal(signal.SIGTERM)
+
+    common = dict(max_steps=2, save_final_model=True, per_device_train_batch_size=8, **LORA)
+    zero3 = dict(deepspeed_config=str(REPO / "configs" / "ds_zero3_cpu.json"), **common)
+    zero = Trainer(tiny(tmp_path / "zero", **zero3), reward_fn=digit_reward)
     assert zero.policy.is_deepspeed
     zero_metrics = zero.train()
     plain_metrics = Trainer(tiny(tmp_path / "plain", **common), reward_fn=digit_reward).train()
-    a = load_file(str(tmp_path / "zero" / "final" / "adapter_model.safetensors"))
-    b = load_file(str(tmp_path / "plain" / "final" / "adapter_model.safetensors"))
+    a, b = adapter("zero"), adapter("plain")
     assert a.keys() == b.keys() and a
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert max(b[k].abs().max().item() for k in b if "lora_B" in k) > 1e-4  # B moved off its zero start
-    c = load_file(str(tmp_path / "zero" / "checkpoints" / "step_000001" / "adapter" / "adapter_model.safetensors"))
-    assert all(torch.equal(a[k], c[k]) for k in a)
     assert zero_metrics["grad_norm"] == pytest.approx(plain_metrics["grad_norm"], rel=1e-4)
+    saved = adapter("zero", "checkpoints/step_000002/adapter")
+    assert all(torch.equal(a[k], saved[k]) for k in a)
+
+    Trainer(tiny(tmp_path / "resumed", **zero3), reward_fn=digit_reward, callbacks=[stop_after_step_1]).train()
+    assert not (tmp_path / "resumed" / "final").exists()
+    resumed = Trainer(tiny(tmp_path / "resumed", resume="auto", **zero3), reward_fn=digit_reward)
+    assert resumed.step == 1
+    resumed.train()
+    c = adapter("resumed")
+    assert all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_activation_checkpointing_trains_the_adapter_like_the_plain_forward(tmp_path):
