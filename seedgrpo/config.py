@@ -98,6 +98,9 @@ class TrainConfig:
     num_iterations: int = 1
     loss_impl: str = AUTO                 # auto | torch | triton (seed_grpo_loss impl)
     fused_linear: bool = True             # loss from hidden states + lm_head weight; never materialise logits
+    skip_zero_advantage: bool = True      # leave rows with advantage exactly 0 out of the update (when exact)
+    dynamic_sampling: bool = False        # DAPO: draw more prompts until the batch has signal (verl filter_groups)
+    max_dynamic_sampling_rounds: int = 4  # rollouts per step at most with dynamic_sampling (the first included)
     # optimisation
     learning_rate: float = 1e-6
     weight_decay: float = 0.0
@@ -149,6 +152,7 @@ RANGES: dict[str, tuple] = {
     "generation_batch_size": (1, True, None, True), "alpha": (0, True, None, True),
     "beta": (0, True, None, True), "epsilon": (0, True, 1, True), "epsilon_high": (0, True, None, True),
     "delta": (1, False, None, True), "num_iterations": (1, True, None, True),
+    "max_dynamic_sampling_rounds": (1, True, None, True),
     "learning_rate": (0, True, None, True), "weight_decay": (0, True, None, True),
     "adam_beta1": (0, True, 1, False), "adam_beta2": (0, True, 1, False),
     "adam_epsilon": (0, False, None, True),

@@ -36,6 +36,7 @@ from .host_memory import keep_freed_host_memory
 from .loss import seed_grpo_loss
 from .metrics_log import RunLogger
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
+from .row_skipping import plan_micro_batches, rows_to_run, skipping_is_exact, zero_weight_piece
 from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
 from .rollout.scoring import (completion_forward, gathered, lm_head_weight, score_completions,
                                shareable_prefix_rows)
@@ -78,6 +79,7 @@ class Trainer:
         self.reference = build_reference(config, self.tokenizer, self.policy) if config.beta > 0 else None
         self.rollout = make_rollout_engine(config.rollout_engine, **self._rollout_kwargs())
         self.embedding_source = _embedding_source(config)
+        self.skip_rows = config.skip_zero_advantage and skipping_is_exact(config) is None
 
         self.step = 0
         checkpoint = find_checkpoint(config.resume, config.output_dir)
@@ -216,37 +218,55 @@ class Trainer:
                     completion_ids=batch.completion_ids, completion_mask=batch.completion_mask,
                     advantages=advantages)
         data = {k: v.to(device) for k, v in data.items()}
+        # Rows with advantage 0 carry no gradient: left out of every pass, old log-probs included
+        # (seedgrpo/row_skipping.py); the normalizers below still count them.
+        run = (rows_to_run(data["advantages"], data["completion_mask"]) if self.skip_rows
+               else torch.ones(rows, dtype=torch.bool))
+        plan = plan_micro_batches(run, per_optimizer_step, micro, lockstep=self._lockstep())
         # Old log-probs matter once the policy moves within a rollout; before that the ratio is 1 by
         # construction and the loss uses the detached current log-probs (exactly on-policy).
         off_policy = c.num_iterations > 1 or rows > per_optimizer_step
         if off_policy:
             data["old_logprobs"] = (batch.logprobs.to(device) if self.rollout.exact_logprobs
-                                    else self._score_all(self.policy.model, data))
+                                    else self._score_all(self.policy.model, data, plan))
         if self.reference is not None:
-            data["ref_logprobs"] = self._score_all(self.reference, data)
+            data["ref_logprobs"] = self._score_all(self.reference, data, plan)
 
-        totals = torch.zeros(6, dtype=torch.float64)  # loss, tokens, clip_low, clip_high, kl, entropy
+        # loss, tokens that ran, clip_low, clip_high, kl, entropy (x tokens that ran), tokens of all rows,
+        # rows that ran
+        totals = torch.zeros(8, dtype=torch.float64)
         grad_norms = []
-        with self._progress("update", c.num_iterations * rows // micro) as bar:
+        with self._progress("update", c.num_iterations * sum(map(len, plan))) as bar:
             for _ in range(c.num_iterations):
-                for group_start in range(0, rows, per_optimizer_step):
-                    group = slice(group_start, group_start + per_optimizer_step)
-                    normalizer = self._global_normalizer(data["completion_mask"][group])
-                    for start in range(group.start, group.stop, micro):
-                        piece = {k: v[start:start + micro] for k, v in data.items()}
+                for step_index, calls in enumerate(plan):
+                    group = slice(step_index * per_optimizer_step, (step_index + 1) * per_optimizer_step)
+                    normalizer = self._global_normalizer(data["completion_mask"][group])  # all rows
+                    for call_index, indices in enumerate(calls):
+                        self.policy.set_accumulation_boundary(call_index == len(calls) - 1)
+                        piece = ({k: v[indices.to(device)] for k, v in data.items()} if indices.numel()
+                                 else zero_weight_piece(data, group.start))
                         loss, metrics = self._micro_batch_loss(piece, normalizer)
-                        tokens = float(piece["completion_mask"].sum())
-                        totals += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
-                                               ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
+                        tokens = float(piece["completion_mask"].sum()) if indices.numel() else 0.0
+                        totals[:6] += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
+                                                   ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
+                        totals[7] += indices.numel()
                         if self.policy.step():
                             grad_norms.append(self.policy.grad_norm)
                         bar.update(1)
+                    totals[6] += float(data["completion_mask"][group].sum())
         totals = dist.all_reduce_sum(totals)
-        tokens = max(totals[1].item(), 1.0)
+        ran_tokens, all_tokens = max(totals[1].item(), 1.0), max(totals[6].item(), 1.0)
+        # A skipped row is never clipped (the clip counts need a nonzero advantage) and has no KL (beta = 0):
+        # those ratios stay token means over ALL rows. The entropy is measured only where rows ran.
         return dict(loss=totals[0].item() / self.optimizer_steps_per_step,
-                    clip_ratio_low=totals[2].item() / tokens, clip_ratio_high=totals[3].item() / tokens,
-                    kl=totals[4].item() / tokens, entropy=totals[5].item() / tokens,
+                    clip_ratio_low=totals[2].item() / all_tokens, clip_ratio_high=totals[3].item() / all_tokens,
+                    kl=totals[4].item() / all_tokens, entropy=totals[5].item() / ran_tokens,
+                    skipped_row_frac=1.0 - totals[7].item() / (c.num_iterations * rows * self.world_size),
                     grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"), lr=self.policy.lr())
+
+    def _lockstep(self) -> bool:
+        """Every rank must make the same forward/backward calls (ZeRO-3 gathers parameters in each one)."""
+        return self.policy.is_deepspeed and self.world_size > 1
 
     def _micro_batch_loss(self, piece, normalizer):
         """Forward, loss and backward of one micro-batch (its share of the global loss).
@@ -255,7 +275,7 @@ class Trainer:
         only to its own longest completion; the bucket losses add up to the micro-batch's loss (the
         normalizer is global), and one backward takes them all."""
         c = self.config
-        lockstep = self.policy.is_deepspeed and self.world_size > 1
+        lockstep = self._lockstep()
         buckets = [None] if lockstep else _length_buckets(piece, shared_prefix=c.share_prompt_prefill)
         outputs = []
         for rows in buckets:
@@ -299,18 +319,19 @@ class Trainer:
         return max(tokens, 1.0)
 
     @torch.no_grad()
-    def _score_all(self, model, data) -> torch.Tensor:
-        """Per-token log-probs [rows, T] of the rollout's completions under `model`, one micro-batch at a
-        time."""
-        micro = self.config.per_device_train_batch_size
+    def _score_all(self, model, data, plan) -> torch.Tensor:
+        """Per-token log-probs [rows, T] of the rollout's completions under `model`, over the micro-batches of
+        the update's `plan` (rows it skips stay 0; a padding call runs one row, so that ranks keep lockstep)."""
         ids = data["completion_ids"]
         out = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
-        for start in range(0, out.shape[0], micro):
-            piece = {k: v[start:start + micro] for k, v in data.items()}
+        for indices in (indices for calls in plan for indices in calls):
+            rows = indices if indices.numel() else torch.zeros(1, dtype=torch.long)
+            piece = {k: v[rows.to(v.device)] for k, v in data.items()}
             prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(piece)
             logp, _ = score_completions(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                         self.config.temperature)
-            out[start:start + micro, :completion_ids.shape[1]] = logp
+            if indices.numel():
+                out[indices.to(out.device), :completion_ids.shape[1]] = logp
         return out
 
     # -------------------------------------------------------------------------------------------- 5. log
@@ -340,6 +361,7 @@ class Trainer:
             tokens_per_s=total[7].item() / elapsed, step_time=elapsed,
             zero_variance_group_frac=total[4].item() / groups, no_answer_rate=total[6].item() / n,
             truncated_rate=total[8].item() / n, grad_norm=update_stats["grad_norm"], lr=update_stats["lr"],
+            skipped_row_frac=update_stats["skipped_row_frac"],
         )
         for callback in self.callbacks:
             metrics.update(callback(self, self.step, metrics) or {})
