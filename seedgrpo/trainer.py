@@ -31,13 +31,14 @@ from .advantages import STD_EPS, seed_advantages
 from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import PromptSampler, format_prompt, load_problems
+from .dynamic_sampling import groups_with_signal, resample_for_signal
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .host_memory import keep_freed_host_memory
 from .loss import seed_grpo_loss
 from .metrics_log import RunLogger
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
 from .row_skipping import plan_micro_batches, rows_to_run, skipping_is_exact, zero_weight_piece
-from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
+from .rollout.base import SamplingSettings, make_rollout_engine, pad_token_id, row_seeds
 from .rollout.scoring import (completion_forward, gathered, lm_head_weight, score_completions,
                                shareable_prefix_rows)
 
@@ -91,6 +92,7 @@ class Trainer:
             dist.print0(f"resumed from {checkpoint} at step {self.step}")
         self.log = RunLogger(config.output_dir, config, resume_step=self.step, tensorboard=config.tensorboard)
         self._stop_requested = False
+        self.sampling_rounds = 1  # rollouts of the current step (dynamic_sampling)
 
     def _rollout_kwargs(self) -> dict:
         c = self.config
@@ -118,6 +120,8 @@ class Trainer:
                 problems, batch_positions = self._next_problems()
                 batch = self._rollout(problems, batch_positions)                         # 1. rollout
                 scores = self._score(batch, problems)                                    # 2. score
+                if c.dynamic_sampling:  # DAPO: more prompts until enough groups carry a signal
+                    problems, batch, scores = self._resample_for_signal(problems, batch, scores)
                 advantages, adv_stats = self._advantages(batch, scores)                  # 3. advantage
                 update_stats = self._update(batch, advantages)                           # 4. update
                 self.rollout.sync_weights()  # vLLM samples the next rollout from the new weights
@@ -153,6 +157,21 @@ class Trainer:
         if c.mask_truncated_completions:
             batch.completion_mask = batch.completion_mask * (~batch.is_truncated).long()[:, None]
         return batch
+
+    def _resample_for_signal(self, problems, batch, scores):
+        """Dynamic sampling (seedgrpo/dynamic_sampling.py): fresh prompts until the batch has signal."""
+        c = self.config
+
+        def draw(round_index):
+            more, positions = self._next_problems()
+            # a later round's seeds: the prompts' places in the batch, after those of the earlier rounds
+            extra = self._rollout(more, [p + round_index * c.prompts_per_step for p in positions])
+            return more, extra, self._score(extra, more)
+
+        (problems, batch, scores), self.sampling_rounds = resample_for_signal(
+            (problems, batch, scores), draw, group_size=c.num_generations,
+            max_rounds=c.max_dynamic_sampling_rounds, pad_id=pad_token_id(self.tokenizer))
+        return problems, batch, scores
 
     # ------------------------------------------------------------------------------------------ 2. score
     def _score(self, batch, problems) -> dict:
@@ -344,7 +363,7 @@ class Trainer:
         factor = adv_stats["advantage_scale"]
         local = torch.tensor([
             rewards.numel(), rewards.sum(), (rewards > 0.5).sum(),                         # 0-2
-            grouped.shape[0], (grouped.max(1).values == grouped.min(1).values).sum(),      # 3-4
+            grouped.shape[0], (~groups_with_signal(rewards, G)).sum(),                      # 3-4
             semantic.sum(), (scores["hashes"] < 0).sum(), lengths.sum(),                   # 5-7
             batch.is_truncated.sum(), factor.sum() if factor is not None else grouped.shape[0],  # 8-9
         ], dtype=torch.float64)
@@ -362,6 +381,7 @@ class Trainer:
             zero_variance_group_frac=total[4].item() / groups, no_answer_rate=total[6].item() / n,
             truncated_rate=total[8].item() / n, grad_norm=update_stats["grad_norm"], lr=update_stats["lr"],
             skipped_row_frac=update_stats["skipped_row_frac"],
+            **(dict(dynamic_sampling_rounds=self.sampling_rounds) if c.dynamic_sampling else {}),
         )
         for callback in self.callbacks:
             metrics.update(callback(self, self.step, metrics) or {})

@@ -169,6 +169,9 @@ def test_zero3_two_ranks_skipping_matches_running_every_row_for_every_loss_type(
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
+    dynamic = results.pop("dynamic_sampling")  # (tests/test_dynamic_sampling.py covers one process)
+    assert dynamic["dynamic_sampling_rounds"] == 2 and dynamic["zero_variance_group_frac"] == 0.0, dynamic
+    assert dynamic["skipped_row_frac"] == 0.0 and dynamic["grad_norm"] > 0, dynamic
     assert set(results) == set(CHOICES["loss_type"])
     for loss_type, r in results.items():
         assert r["skipped_row_frac_off"] == 0.0 and 0.2 <= r["skipped_row_frac_on"] < 0.6, (loss_type, r)
