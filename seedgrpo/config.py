@@ -79,6 +79,8 @@ class TrainConfig:
     share_prompt_prefill: bool = True     # run each prompt's prefix once for its G rows (generation + update)
     decode_loop: str = AUTO               # hf engine: auto = lean loop for Llama/Mistral/Qwen2/Qwen3, else generate
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    dynamic_sampling: bool = False        # DAPO: draw more prompts until the batch has signal (verl filter_groups)
+    max_dynamic_sampling_rounds: int = 4  # rollouts per step at most with dynamic_sampling (the first included)
     # scoring and advantages
     reward_fn: str = "math"               # "math" (seedgrpo.rewards.math_reward) or "package.module:function"
     answer_backend: str = "c"             # c | python (seedgrpo.answers)
@@ -99,8 +101,6 @@ class TrainConfig:
     loss_impl: str = AUTO                 # auto | torch | triton (seed_grpo_loss impl)
     fused_linear: bool = True             # loss from hidden states + lm_head weight; never materialise logits
     skip_zero_advantage: bool = True      # leave rows with advantage exactly 0 out of the update (when exact)
-    dynamic_sampling: bool = False        # DAPO: draw more prompts until the batch has signal (verl filter_groups)
-    max_dynamic_sampling_rounds: int = 4  # rollouts per step at most with dynamic_sampling (the first included)
     # optimisation
     learning_rate: float = 1e-6
     weight_decay: float = 0.0
