@@ -80,7 +80,10 @@ class Trainer:
         self.reference = build_reference(config, self.tokenizer, self.policy) if config.beta > 0 else None
         self.rollout = make_rollout_engine(config.rollout_engine, **self._rollout_kwargs())
         self.embedding_source = _embedding_source(config)
-        self.skip_rows = config.skip_zero_advantage and skipping_is_exact(config) is None
+        not_exact = skipping_is_exact(config)
+        self.skip_rows = config.skip_zero_advantage and not_exact is None
+        if config.skip_zero_advantage and not_exact:
+            dist.print0(f"skip_zero_advantage: every row runs the update because of {not_exact}")
 
         self.step = 0
         checkpoint = find_checkpoint(config.resume, config.output_dir)
