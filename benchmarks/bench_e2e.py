@@ -130,14 +130,14 @@ def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_a
     stamps, signal = [], []
 
     def on_step(trainer, step, metrics):
-        stamps.append(time.perf_counter())
+        stamps.append((time.perf_counter(), time.process_time()))
         signal.append((metrics["zero_variance_group_frac"], metrics["skipped_row_frac"]))
 
     def ours_reward(completions, ps):
         return reward(args.reward, completions, [p.problem for p in ps], [p.answer for p in ps])
 
     trainer = Trainer(config, reward_fn=ours_reward, callbacks=[on_step])
-    start = time.perf_counter()
+    start = (time.perf_counter(), time.process_time())
     trainer.train()
     kept = signal[args.warmup:]
     return _step_times(start, stamps), dict(zero_variance_group_frac=_mean([z for z, _ in kept]),
@@ -153,7 +153,7 @@ def run_trl(args) -> list[float]:
 
     class StepClock(TrainerCallback):
         def on_step_end(self, *_, **__):
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), time.process_time()))
 
     data = Dataset.from_list([{"prompt": p.problem, "answer": p.answer} for p in problems(args)])
 
@@ -173,7 +173,7 @@ def run_trl(args) -> list[float]:
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     trainer = GRPOTrainer(model=args.model_dir, reward_funcs=trl_reward, args=config, train_dataset=data,
                           processing_class=tokenizer, callbacks=[StepClock()])
-    start = time.perf_counter()
+    start = (time.perf_counter(), time.process_time())
     trainer.train()
     logged = [row["frac_reward_zero_std"] for row in trainer.state.log_history if "frac_reward_zero_std" in row]
     return _step_times(start, stamps), dict(zero_variance_group_frac=_mean(logged[args.warmup:]))
@@ -184,8 +184,10 @@ def _mean(values):
 
 
 def _step_times(start, stamps):
+    """{"wall": [...], "cpu": [...]} seconds per step: wall time, and the process's CPU time (all its threads),
+    which waits on a loaded machine's other jobs far less than the wall time does."""
     edges = [start] + stamps
-    return [b - a for a, b in zip(edges, edges[1:])]
+    return {kind: [b[i] - a[i] for a, b in zip(edges, edges[1:])] for i, kind in enumerate(("wall", "cpu"))}
 
 
 def worker(args) -> None:
@@ -199,7 +201,8 @@ def worker(args) -> None:
                                  keep_freed_host_memory=args.worker != "ours_default_malloc",
                                  skip_zero_advantage=args.worker != "ours_no_skip")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    Path(args.result).write_text(json.dumps({"step_times": times, "peak_rss_mb": peak_mb, **signal}))
+    Path(args.result).write_text(json.dumps({"step_times": times["wall"], "cpu_times": times["cpu"],
+                                             "peak_rss_mb": peak_mb, **signal}))
 
 
 # ----------------------------------------------------------------------------------------- driver
@@ -225,8 +228,10 @@ def main(argv=None) -> None:
             if done.returncode:
                 sys.exit(f"{provider} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
             result = json.loads(result_file.read_text())
-            merged = results.setdefault(provider, {"step_times": [], "peak_rss_mb": 0.0, "signal": []})
+            merged = results.setdefault(provider, {"step_times": [], "cpu_times": [], "peak_rss_mb": 0.0,
+                                                   "signal": []})
             merged["step_times"] += result["step_times"][args.warmup:]  # each round's warm-up left out
+            merged["cpu_times"] += result["cpu_times"][args.warmup:]
             merged["peak_rss_mb"] = max(merged["peak_rss_mb"], result["peak_rss_mb"])
             merged["signal"].append((result["zero_variance_group_frac"], result.get("skipped_row_frac")))
 
@@ -237,19 +242,23 @@ def main(argv=None) -> None:
     print(f"\n{shape}, {args.rounds} rounds x {args.steps} steps (median of the last {kept} "
           f"of each round), {args.threads} threads, load average {os.getloadavg()[0]:.1f}, "
           f"torch {torch.__version__}, trl {trl.__version__}, {date}")
-    print("| provider | step p50 (s) | p20 | p80 | peak RSS (MB) | vs trl | all-equal groups | skipped rows |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| provider | step p50 (s) | p20 | p80 | peak RSS (MB) | vs trl | CPU s/step p50 | CPU vs trl "
+          "| all-equal groups | skipped rows |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     trl_p50 = statistics.median(results["trl"]["step_times"]) if "trl" in results else None
+    trl_cpu = statistics.median(results["trl"]["cpu_times"]) if "trl" in results else None
     for provider, result in results.items():
         times = sorted(result["step_times"])
         p50, p20, p80 = statistics.median(times), _quantile(times, 0.2), _quantile(times, 0.8)
         ratio = f"{p50 / trl_p50:.2f}x" if trl_p50 else "-"
+        cpu = statistics.median(result["cpu_times"])
+        cpu_ratio = f"{cpu / trl_cpu:.2f}x" if trl_cpu else "-"
         peak = result["peak_rss_mb"]
         zero_var = _mean([z for z, _ in result["signal"]])
         skipped = [s for _, s in result["signal"] if s is not None]
         skipped = f"{_mean(skipped):.2f}" if skipped else "-"
-        print(f"| {provider} | {p50:.3f} | {p20:.3f} | {p80:.3f} | {peak:.0f} | {ratio} | {zero_var:.2f} "
-              f"| {skipped} |")
+        print(f"| {provider} | {p50:.3f} | {p20:.3f} | {p80:.3f} | {peak:.0f} | {ratio} | {cpu:.3f} | "
+              f"{cpu_ratio} | {zero_var:.2f} | {skipped} |")
         append_csv(dict(provider=provider, shape=shape, steps=args.rounds * args.steps, p50_s=f"{p50:.4f}",
                         p20_s=f"{p20:.4f}", p80_s=f"{p80:.4f}", peak_rss_mb=f"{peak:.0f}",
                         machine=platform.machine(), torch=torch.__version__, trl=trl.__version__, date=date),
