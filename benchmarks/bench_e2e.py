@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_e2e.py --steps 12 --prompts 16 --providers ours trl
 
 Both trainers get the same locally built tiny Qwen2 (seedgrpo.toy, saved once and loaded by both), the same
-toy arithmetic prompts, the same reward (seedgrpo.rewards.math_reward), G samples per prompt, temperature 1,
+toy arithmetic prompts, the same reward (`--reward`), G samples per prompt, temperature 1,
 one optimizer step per rollout, Dr. GRPO loss without KL, AdamW. Each provider runs in its own process
 (so its peak RSS is its own): the wall time between consecutive step-end callbacks is a step (rollout,
 scoring, update, logging); the first `--warmup` steps are dropped and the median of the rest is reported.
@@ -12,8 +12,17 @@ Providers: `ours` (plain torch, one process, the configuration TRL runs here), `
 ZeRO-3 on the CPU accelerator, one rank), `trl`; and, to separate the host-allocator settings that our
 trainer applies (seedgrpo/host_memory.py) from the rest, `ours_default_malloc` (ours with
 keep_freed_host_memory off) and `trl_keep_freed` (TRL started with the same settings as environment
-variables). The providers run in turn, `--rounds` times, because a
-shared machine's load drifts. Rows are appended to benchmarks/out/e2e.csv.
+variables), and `ours_no_skip` (ours with skip_zero_advantage off: every row runs the update, as in TRL).
+The providers run in turn, `--rounds` times, because a shared machine's load drifts. Rows are appended to
+benchmarks/out/e2e.csv.
+
+Rewards (`--reward`, the same function for both trainers): `math` (seedgrpo.rewards.math_reward against the
+reference answer: the untrained toy model never answers correctly, so every group's rewards are all 0: no
+row carries a gradient) or `half_trivial` (a fixed half of the prompts, chosen by a hash of the problem
+text, is "trivially solved": reward 1 for every completion, all-equal rewards; the other half gets a dense
+reward, the fraction of digits in the completion, which differs between samples). The share of groups with
+all-equal rewards is measured and printed for each trainer (ours: zero_variance_group_frac, TRL:
+frac_reward_zero_std), with ours' skipped_row_frac.
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from _results_csv import append_csv  # this script's folder is on sys.path
@@ -37,7 +47,8 @@ OUT = REPO / "benchmarks" / "out" / "e2e.csv"
 # provider -> extra environment of its worker process
 KEEP_FREED_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 PROVIDERS = {"ours": {}, "ours_zero3": {}, "trl": {}, "ours_default_malloc": {},
-             "trl_keep_freed": KEEP_FREED_ENV}
+             "trl_keep_freed": KEEP_FREED_ENV, "ours_no_skip": {}}
+REWARDS = ("math", "half_trivial")
 
 
 def parse_args(argv=None):
@@ -53,6 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--gradient_checkpointing", choices=["off", "on"], default="off",
                    help="the same for both trainers (TRL's GRPOConfig turns it on by default, ours off)")
     p.add_argument("--providers", nargs="+", default=["trl", "ours", "ours_zero3"], choices=list(PROVIDERS))
+    p.add_argument("--reward", choices=REWARDS, default="math",
+                   help="math: all-zero rewards on the untrained model; half_trivial: about half the groups "
+                        "with all-equal rewards (see the module docstring)")
     p.add_argument("--rounds", type=int, default=2,
                    help="run the providers in turn this many times (a shared machine's load drifts); the "
                         "median is over the steps of all rounds")
@@ -77,14 +91,23 @@ def build_model_dir(args, directory: Path) -> Path:
     return directory
 
 
-def reward(completions, golds):
-    from seedgrpo.rewards import math_reward
+def reward(kind, completions, problem_texts, golds):
+    """The benchmark's reward, one float per completion; `problem_texts` and `golds` are per completion."""
+    if kind == "math":
+        from seedgrpo.rewards import math_reward
 
-    return math_reward(completions, golds)
+        return math_reward(completions, golds)
+    return [1.0 if is_trivial(problem) else sum(ch.isdigit() for ch in text) / max(1, len(text))
+            for text, problem in zip(completions, problem_texts)]
+
+
+def is_trivial(problem_text: str) -> bool:
+    """Half of the prompts, fixed by the text alone (the same for both trainers, whatever their order)."""
+    return zlib.crc32(problem_text.strip().encode()) % 2 == 0
 
 
 # -------------------------------------------------------------------------------------- workers
-def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True) -> list[float]:
+def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_advantage: bool = True):
     from seedgrpo.config import load_config
     from seedgrpo.trainer import Trainer
 
@@ -102,14 +125,23 @@ def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True) -> list[flo
         "progress": False, "tensorboard": False, "sample_log_steps": 0,
         "gradient_checkpointing": args.gradient_checkpointing == "on",
         "deepspeed_config": str(REPO / "configs" / "ds_zero3_cpu.json") if zero3 else None,
-        "keep_freed_host_memory": keep_freed_host_memory,
+        "keep_freed_host_memory": keep_freed_host_memory, "skip_zero_advantage": skip_zero_advantage,
     })
-    stamps = []
-    trainer = Trainer(config, reward_fn=lambda completions, ps: reward(completions, [p.answer for p in ps]),
-                      callbacks=[lambda trainer, step, metrics: stamps.append(time.perf_counter())])
-    start = time.perf_counter()
+    stamps, signal = [], []
+
+    def on_step(trainer, step, metrics):
+        stamps.append((time.perf_counter(), time.process_time()))
+        signal.append((metrics["zero_variance_group_frac"], metrics["skipped_row_frac"]))
+
+    def ours_reward(completions, ps):
+        return reward(args.reward, completions, [p.problem for p in ps], [p.answer for p in ps])
+
+    trainer = Trainer(config, reward_fn=ours_reward, callbacks=[on_step])
+    start = (time.perf_counter(), time.process_time())
     trainer.train()
-    return _step_times(start, stamps)
+    kept = signal[args.warmup:]
+    return _step_times(start, stamps), dict(zero_variance_group_frac=_mean([z for z, _ in kept]),
+                                            skipped_row_frac=_mean([s for _, s in kept]))
 
 
 def run_trl(args) -> list[float]:
@@ -121,12 +153,12 @@ def run_trl(args) -> list[float]:
 
     class StepClock(TrainerCallback):
         def on_step_end(self, *_, **__):
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), time.process_time()))
 
     data = Dataset.from_list([{"prompt": p.problem, "answer": p.answer} for p in problems(args)])
 
     def trl_reward(prompts, completions, answer, **_):
-        return reward(completions, answer)
+        return reward(args.reward, completions, prompts, answer)
 
     rows = args.prompts * args.generations
     config = GRPOConfig(
@@ -141,14 +173,21 @@ def run_trl(args) -> list[float]:
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     trainer = GRPOTrainer(model=args.model_dir, reward_funcs=trl_reward, args=config, train_dataset=data,
                           processing_class=tokenizer, callbacks=[StepClock()])
-    start = time.perf_counter()
+    start = (time.perf_counter(), time.process_time())
     trainer.train()
-    return _step_times(start, stamps)
+    logged = [row["frac_reward_zero_std"] for row in trainer.state.log_history if "frac_reward_zero_std" in row]
+    return _step_times(start, stamps), dict(zero_variance_group_frac=_mean(logged[args.warmup:]))
+
+
+def _mean(values):
+    return sum(values) / len(values) if values else float("nan")
 
 
 def _step_times(start, stamps):
+    """{"wall": [...], "cpu": [...]} seconds per step: wall time, and the process's CPU time (all its threads),
+    which waits on a loaded machine's other jobs far less than the wall time does."""
     edges = [start] + stamps
-    return [b - a for a, b in zip(edges, edges[1:])]
+    return {kind: [b[i] - a[i] for a, b in zip(edges, edges[1:])] for i, kind in enumerate(("wall", "cpu"))}
 
 
 def worker(args) -> None:
@@ -156,12 +195,14 @@ def worker(args) -> None:
 
     torch.set_num_threads(args.threads)
     if args.worker.startswith("trl"):
-        times = run_trl(args)
+        times, signal = run_trl(args)
     else:
-        times = run_ours(args, zero3=args.worker == "ours_zero3",
-                         keep_freed_host_memory=args.worker != "ours_default_malloc")
+        times, signal = run_ours(args, zero3=args.worker == "ours_zero3",
+                                 keep_freed_host_memory=args.worker != "ours_default_malloc",
+                                 skip_zero_advantage=args.worker != "ours_no_skip")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    Path(args.result).write_text(json.dumps({"step_times": times, "peak_rss_mb": peak_mb}))
+    Path(args.result).write_text(json.dumps({"step_times": times["wall"], "cpu_times": times["cpu"],
+                                             "peak_rss_mb": peak_mb, **signal}))
 
 
 # ----------------------------------------------------------------------------------------- driver
@@ -187,26 +228,37 @@ def main(argv=None) -> None:
             if done.returncode:
                 sys.exit(f"{provider} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
             result = json.loads(result_file.read_text())
-            merged = results.setdefault(provider, {"step_times": [], "peak_rss_mb": 0.0})
+            merged = results.setdefault(provider, {"step_times": [], "cpu_times": [], "peak_rss_mb": 0.0,
+                                                   "signal": []})
             merged["step_times"] += result["step_times"][args.warmup:]  # each round's warm-up left out
+            merged["cpu_times"] += result["cpu_times"][args.warmup:]
             merged["peak_rss_mb"] = max(merged["peak_rss_mb"], result["peak_rss_mb"])
+            merged["signal"].append((result["zero_variance_group_frac"], result.get("skipped_row_frac")))
 
     date = datetime.date.today().isoformat()
     shape = (f"P={args.prompts} G={args.generations} T={args.completion_tokens} L={args.layers} "
-             f"H={args.hidden} gradient checkpointing {args.gradient_checkpointing}")
+             f"H={args.hidden} gradient checkpointing {args.gradient_checkpointing} reward {args.reward}")
     kept = args.steps - args.warmup
     print(f"\n{shape}, {args.rounds} rounds x {args.steps} steps (median of the last {kept} "
           f"of each round), {args.threads} threads, load average {os.getloadavg()[0]:.1f}, "
           f"torch {torch.__version__}, trl {trl.__version__}, {date}")
-    print("| provider | step p50 (s) | p20 | p80 | peak RSS (MB) | vs trl |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| provider | step p50 (s) | p20 | p80 | peak RSS (MB) | vs trl | CPU s/step p50 | CPU vs trl "
+          "| all-equal groups | skipped rows |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     trl_p50 = statistics.median(results["trl"]["step_times"]) if "trl" in results else None
+    trl_cpu = statistics.median(results["trl"]["cpu_times"]) if "trl" in results else None
     for provider, result in results.items():
         times = sorted(result["step_times"])
         p50, p20, p80 = statistics.median(times), _quantile(times, 0.2), _quantile(times, 0.8)
         ratio = f"{p50 / trl_p50:.2f}x" if trl_p50 else "-"
+        cpu = statistics.median(result["cpu_times"])
+        cpu_ratio = f"{cpu / trl_cpu:.2f}x" if trl_cpu else "-"
         peak = result["peak_rss_mb"]
-        print(f"| {provider} | {p50:.3f} | {p20:.3f} | {p80:.3f} | {peak:.0f} | {ratio} |")
+        zero_var = _mean([z for z, _ in result["signal"]])
+        skipped = [s for _, s in result["signal"] if s is not None]
+        skipped = f"{_mean(skipped):.2f}" if skipped else "-"
+        print(f"| {provider} | {p50:.3f} | {p20:.3f} | {p80:.3f} | {peak:.0f} | {ratio} | {cpu:.3f} | "
+              f"{cpu_ratio} | {zero_var:.2f} | {skipped} |")
         append_csv(dict(provider=provider, shape=shape, steps=args.rounds * args.steps, p50_s=f"{p50:.4f}",
                         p20_s=f"{p20:.4f}", p80_s=f"{p80:.4f}", peak_rss_mb=f"{peak:.0f}",
                         machine=platform.machine(), torch=torch.__version__, trl=trl.__version__, date=date),

@@ -97,6 +97,8 @@ class TrainConfig:
     share_prompt_prefill: bool = True     # run each prompt's prefix once for its G rows (generation + update)
     decode_loop: str = AUTO               # hf engine: auto = lean loop for Llama/Mistral/Qwen2/Qwen3, else generate
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    dynamic_sampling: bool = False        # DAPO: draw more prompts until the batch has signal (verl filter_groups)
+    max_dynamic_sampling_rounds: int = 4  # rollouts per step at most with dynamic_sampling (the first included)
     # scoring and advantages
     reward_fn: str = "math"               # older form: "math" or "package.module:function" (completions, problems)
     reward_funcs: list[str] = field(default_factory=list)  # TRL-style: "math" or dotted paths; [] = [reward_fn]
@@ -134,6 +136,7 @@ class TrainConfig:
     num_iterations: int = 1
     loss_impl: str = AUTO                 # auto | torch | triton (seed_grpo_loss impl)
     fused_linear: bool = True             # loss from hidden states + lm_head weight; never materialise logits
+    skip_zero_advantage: bool = True      # leave rows with advantage exactly 0 out of the update (when exact)
     # optimisation
     learning_rate: float = 1e-6
     weight_decay: float = 0.0
@@ -201,6 +204,7 @@ RANGES: dict[str, tuple] = {
     "vespo_k_neg": (0, True, None, True), "vespo_lambda_neg": (0, True, None, True),
     "vllm_importance_sampling_clip_max": (0, True, None, True),
     "vllm_importance_sampling_clip_min": (0, True, None, True),
+    "max_dynamic_sampling_rounds": (1, True, None, True),
     "learning_rate": (0, True, None, True), "weight_decay": (0, True, None, True),
     "adam_beta1": (0, True, 1, False), "adam_beta2": (0, True, 1, False),
     "adam_epsilon": (0, False, None, True),

@@ -243,6 +243,7 @@ class TorchPolicy:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.gas, self.max_grad_norm = gas, config.max_grad_norm
         self.micro_steps, self.grad_norm = 0, float("nan")
+        self._boundary = None  # set by set_accumulation_boundary; None = every `gas` micro-batches
 
     @property
     def device(self):
@@ -260,10 +261,16 @@ class TorchPolicy:
                     master.grad.add_(param.grad)
                 param.grad = None
 
+    def set_accumulation_boundary(self, is_boundary: bool) -> None:
+        """Say, before a micro-batch's forward, whether it is the last of its optimizer step (the trainer
+        may run fewer micro-batches than `gas` when it skips rows: seedgrpo/row_skipping.py)."""
+        self._boundary = is_boundary
+
     def step(self) -> bool:
         """Count one micro-batch; at an accumulation boundary clip, step and return True."""
         self.micro_steps += 1
-        if self.micro_steps % self.gas:
+        boundary = self.micro_steps % self.gas == 0 if self._boundary is None else self._boundary
+        if not boundary:
             return False
         trained = self.masters or self.params
         if self.max_grad_norm > 0:
@@ -330,6 +337,10 @@ class DeepSpeedPolicy:
         # DeepSpeed averages gradients over data-parallel ranks; our per-rank losses already sum to the
         # global loss, so scale by the world size, and do not divide by the accumulation steps either.
         self.model.backward(loss * self.model.dp_world_size, scale_wrt_gas=False)
+
+    def set_accumulation_boundary(self, is_boundary: bool) -> None:
+        # Before the forward: ZeRO reduces the accumulated gradients in the boundary micro-batch's backward.
+        self.model.set_gradient_accumulation_boundary(is_boundary)
 
     def step(self) -> bool:
         boundary = self.model.is_gradient_accumulation_boundary()

@@ -32,6 +32,7 @@ from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkp
 from .config import TrainConfig
 from .console import RunConsole
 from .data import PromptSampler, format_prompt, load_problems, training_problems
+from .dynamic_sampling import groups_with_signal, resample_for_signal
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
 from .host_memory import keep_freed_host_memory
@@ -39,7 +40,8 @@ from .loss import normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
 from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
 from .reward_funcs import from_config as reward_functions, trainer_state, trl_arguments
-from .rollout.base import SamplingSettings, make_rollout_engine, row_seeds
+from .row_skipping import plan_micro_batches, rows_to_run, skipping_is_exact, zero_weight_piece
+from .rollout.base import SamplingSettings, make_rollout_engine, pad_token_id, row_seeds
 from .model_access import gathered, lm_head_weight
 from .rollout.scoring import score_completions, shareable_prefix_rows
 from .training_forward import completion_forward
@@ -85,6 +87,10 @@ class Trainer:
         self.reference = build_reference(config, self.tokenizer, self.policy) if config.beta > 0 else None
         self.rollout = make_rollout_engine(config.rollout_engine, **self._rollout_kwargs())
         self.embedding_source = _embedding_source(config)
+        not_exact = skipping_is_exact(config)
+        self.skip_rows = config.skip_zero_advantage and not_exact is None
+        if config.skip_zero_advantage and not_exact:
+            dist.print0(f"skip_zero_advantage: every row runs the update because of {not_exact}")
 
         self.step = 0
         checkpoint = find_checkpoint(config.resume, config.output_dir)
@@ -97,6 +103,7 @@ class Trainer:
         self.log = RunLogger(config.output_dir, config, resume_step=self.step)
         self.console = RunConsole(config, start_step=self.step)  # rank 0: the run's bar, or a line per step
         self._stop_requested = False
+        self.sampling_rounds = 1  # rollouts of the current step (dynamic_sampling)
 
     def _rollout_kwargs(self) -> dict:
         c = self.config
@@ -124,6 +131,8 @@ class Trainer:
                 problems, batch_positions = self._next_problems()
                 batch = self._rollout(problems, batch_positions)                         # 1. rollout
                 scores = self._score(batch, problems)                                    # 2. score
+                if c.dynamic_sampling:  # DAPO: more prompts until enough groups carry a signal
+                    problems, batch, scores = self._resample_for_signal(problems, batch, scores)
                 advantages, adv_stats = self._advantages(batch, scores)                  # 3. advantage
                 update_stats = self._update(batch, advantages)                           # 4. update
                 self.rollout.sync_weights()  # vLLM samples the next rollout from the new weights
@@ -162,6 +171,21 @@ class Trainer:
         if c.mask_truncated_completions:  # the loss mask only: truncated rows still count in the lengths
             batch.completion_mask = batch.completion_mask * (~batch.is_truncated).long()[:, None]
         return batch
+
+    def _resample_for_signal(self, problems, batch, scores):
+        """Dynamic sampling (seedgrpo/dynamic_sampling.py): fresh prompts until the batch has signal."""
+        c = self.config
+
+        def draw(round_index):
+            more, positions = self._next_problems()
+            # a later round's seeds: the prompts' places in the batch, after those of the earlier rounds
+            extra = self._rollout(more, [p + round_index * c.prompts_per_step for p in positions])
+            return more, extra, self._score(extra, more)
+
+        (problems, batch, scores), self.sampling_rounds = resample_for_signal(
+            (problems, batch, scores), draw, group_size=c.num_generations,
+            max_rounds=c.max_dynamic_sampling_rounds, pad_id=pad_token_id(self.tokenizer))
+        return problems, batch, scores
 
     # ------------------------------------------------------------------------------------------ 2. score
     def _score(self, batch, problems) -> dict:
@@ -235,6 +259,11 @@ class Trainer:
                     completion_ids=batch.completion_ids, completion_mask=batch.completion_mask,
                     advantages=advantages)
         data = {k: v.to(device) for k, v in data.items()}
+        # Rows with advantage 0 carry no gradient: left out of every pass, old log-probs included
+        # (seedgrpo/row_skipping.py); the normalizers below still count them.
+        run = (rows_to_run(data["advantages"], data["completion_mask"]) if self.skip_rows
+               else torch.ones(rows, dtype=torch.bool))
+        plan = plan_micro_batches(run, per_optimizer_step, micro, lockstep=self._lockstep())
         # Old log-probs matter once the policy moves within a rollout; before that the ratio is 1 by
         # construction and the loss uses the detached current log-probs (exactly on-policy). The rollout
         # correction (TRL's vllm_importance_sampling_*) compares the sampler's log-probs with the training
@@ -243,7 +272,7 @@ class Trainer:
         off_policy = c.num_iterations > 1 or rows > per_optimizer_step
         if off_policy or correct:
             data["old_logprobs"] = (batch.logprobs.to(device) if self.rollout.exact_logprobs
-                                    else self._score_all(self.policy.model, data))
+                                    else self._score_all(self.policy.model, data, plan))
         if correct:
             data["importance_sampling_ratio"] = rollout_importance_ratio(
                 data["old_logprobs"], batch.logprobs.to(device), data["completion_mask"],
@@ -254,31 +283,45 @@ class Trainer:
         if c.off_policy_mask_threshold is not None:
             data["sampling_logprobs"] = batch.logprobs.to(device)
         if self.reference is not None:
-            data["ref_logprobs"] = self._score_all(self.reference, data)
+            data["ref_logprobs"] = self._score_all(self.reference, data, plan)
 
-        totals = torch.zeros(6, dtype=torch.float64)  # loss, tokens, clip_low, clip_high, kl, entropy
+        # loss, tokens that ran, clip_low, clip_high, kl, entropy (x tokens that ran), tokens of all rows,
+        # rows that ran
+        totals = torch.zeros(8, dtype=torch.float64)
         grad_norms = []
-        with self._progress("update", c.num_iterations * rows // micro) as bar:
+        with self._progress("update", c.num_iterations * sum(map(len, plan))) as bar:
             for _ in range(c.num_iterations):
-                for group_start in range(0, rows, per_optimizer_step):
-                    group = slice(group_start, group_start + per_optimizer_step)
+                for step_index, calls in enumerate(plan):
+                    group = slice(step_index * per_optimizer_step, (step_index + 1) * per_optimizer_step)
+                    # over all rows, skipped ones included
                     normalizer, entropy_normalizer = self._global_normalizer(data["completion_mask"][group])
-                    for start in range(group.start, group.stop, micro):
-                        piece = {k: v[start:start + micro] for k, v in data.items()}
+                    for call_index, indices in enumerate(calls):
+                        self.policy.set_accumulation_boundary(call_index == len(calls) - 1)
+                        piece = ({k: v[indices.to(device)] for k, v in data.items()} if indices.numel()
+                                 else zero_weight_piece(data, group.start))
                         loss, metrics = self._micro_batch_loss(piece, normalizer, entropy_normalizer)
                         fault_point("update", self.step)
-                        tokens = float(piece["completion_mask"].sum())
-                        totals += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
-                                               ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
+                        tokens = float(piece["completion_mask"].sum()) if indices.numel() else 0.0
+                        totals[:6] += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
+                                                   ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
+                        totals[7] += indices.numel()
                         if self.policy.step():
                             grad_norms.append(self.policy.grad_norm)
                         bar.update(1)
+                    totals[6] += float(data["completion_mask"][group].sum())
         totals = dist.all_reduce_sum(totals)
-        tokens = max(totals[1].item(), 1.0)
+        ran_tokens, all_tokens = max(totals[1].item(), 1.0), max(totals[6].item(), 1.0)
+        # A skipped row is never clipped (the clip counts need a nonzero advantage) and has no KL (beta = 0):
+        # those ratios stay token means over ALL rows. The entropy is measured only where rows ran.
         return dict(loss=totals[0].item() / self.optimizer_steps_per_step,
-                    clip_ratio_low=totals[2].item() / tokens, clip_ratio_high=totals[3].item() / tokens,
-                    kl=totals[4].item() / tokens, entropy=totals[5].item() / tokens,
+                    clip_ratio_low=totals[2].item() / all_tokens, clip_ratio_high=totals[3].item() / all_tokens,
+                    kl=totals[4].item() / all_tokens, entropy=totals[5].item() / ran_tokens,
+                    skipped_row_frac=1.0 - totals[7].item() / (c.num_iterations * rows * self.world_size),
                     grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"), lr=self.policy.lr())
+
+    def _lockstep(self) -> bool:
+        """Every rank must make the same forward/backward calls (ZeRO-3 gathers parameters in each one)."""
+        return self.policy.is_deepspeed and self.world_size > 1
 
     def _micro_batch_loss(self, piece, normalizer, entropy_normalizer=None):
         """Forward, loss and backward of one micro-batch (its share of the global loss).
@@ -288,7 +331,7 @@ class Trainer:
         normalizer is global), and one backward takes them all. The entropy mask's quantile is a statistic
         of one call (TRL's: one micro-batch, over all ranks), so with it the micro-batch runs as one call."""
         c = self.config
-        lockstep = self.policy.is_deepspeed and self.world_size > 1
+        lockstep = self._lockstep()
         one_call = lockstep or c.top_entropy_quantile < 1.0
         buckets = [None] if one_call else _length_buckets(piece, shared_prefix=c.share_prompt_prefill)
         # The Triton kernel from logits may write the gradient over them: nothing else reads them.
@@ -353,18 +396,19 @@ class Trainer:
                     entropy_normalizer=entropy_normalizer)
 
     @torch.no_grad()
-    def _score_all(self, model, data) -> torch.Tensor:
-        """Per-token log-probs [rows, T] of the rollout's completions under `model`, one micro-batch at a
-        time."""
-        micro = self.config.per_device_train_batch_size
+    def _score_all(self, model, data, plan) -> torch.Tensor:
+        """Per-token log-probs [rows, T] of the rollout's completions under `model`, over the micro-batches of
+        the update's `plan` (rows it skips stay 0; a padding call runs one row, so that ranks keep lockstep)."""
         ids = data["completion_ids"]
         out = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
-        for start in range(0, out.shape[0], micro):
-            piece = {k: v[start:start + micro] for k, v in data.items()}
+        for indices in (indices for calls in plan for indices in calls):
+            rows = indices if indices.numel() else torch.zeros(1, dtype=torch.long)
+            piece = {k: v[rows.to(v.device)] for k, v in data.items()}
             prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(piece)
             logp, _ = score_completions(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                         self.config.temperature)
-            out[start:start + micro, :completion_ids.shape[1]] = logp
+            if indices.numel():
+                out[indices.to(out.device), :completion_ids.shape[1]] = logp
         return out
 
     # -------------------------------------------------------------------------------------------- 5. log
@@ -377,7 +421,7 @@ class Trainer:
         factor = adv_stats["advantage_scale"]
         local = torch.tensor([
             rewards.numel(), rewards.sum(), (rewards > 0.5).sum(),                         # 0-2
-            grouped.shape[0], (grouped.max(1).values == grouped.min(1).values).sum(),      # 3-4
+            grouped.shape[0], (~groups_with_signal(rewards, G)).sum(),                      # 3-4
             semantic.sum(), (scores["hashes"] < 0).sum(), lengths.sum(),                   # 5-7
             batch.is_truncated.sum(), factor.sum() if factor is not None else grouped.shape[0],  # 8-9
         ], dtype=torch.float64)
@@ -394,6 +438,8 @@ class Trainer:
             tokens_per_s=total[7].item() / elapsed, step_time=elapsed,
             zero_variance_group_frac=total[4].item() / groups, no_answer_rate=total[6].item() / n,
             truncated_rate=total[8].item() / n, grad_norm=update_stats["grad_norm"], lr=update_stats["lr"],
+            skipped_row_frac=update_stats["skipped_row_frac"],
+            **(dict(dynamic_sampling_rounds=self.sampling_rounds) if c.dynamic_sampling else {}),
         )
         metrics.update(self.rewards.metrics(scores["rewards_per_function"]))  # rewards/<name>/mean|std (TRL)
         for callback in self.callbacks:
