@@ -33,32 +33,51 @@ DEFAULT_CHUNK_BYTES_GPU = 256 * 2**20
 DEFAULT_CHUNK_BYTES_CPU = 32 * 2**20
 # Chunks above this many rows are rounded down to a multiple of it: aligned matmul shapes.
 CHUNK_ALIGN = 64
+# The autotune list of every row-streaming kernel (loss, selective log-prob): block width and warps decide the
+# bandwidth reached. Wider blocks amortise the loop, more warps hide load latency; the best pair depends on V
+# and the GPU. One num_stages only: these loops have no tl.dot, so the pipeliner leaves them alone and stages
+# 1/2/3 compile to identical PTX (tests/test_kernels_compile.py checks it); listing them would triple the
+# first-call tuning time for nothing.
+GPU_CONFIGS = [
+    triton.Config({"BLOCK_V": bv}, num_warps=nw, num_stages=1)
+    for bv, nw in ((1024, 4), (2048, 4), (2048, 8), (4096, 8), (4096, 16), (8192, 16))
+]
 
 
 @triton.jit
 def softmax_row_stats(row_ptr, V, inv_temperature, BLOCK_V: tl.constexpr):
     """Stream one row of V logits once; return (log-sum-exp, entropy) of softmax(x / T) in float32.
 
-    Online form: m is the running max of z = x / T, l = sum exp(z - m), s = sum exp(z - m) * (z - m), both
-    rescaled when m grows. Then lse = m + log l and entropy = -sum p log p = log l - s / l. Keeping s relative
-    to m avoids the cancellation of lse - E[z] when the logits are large.
+    Online form, per lane: lane j keeps the running max m_j of the z = x / T it has seen, l_j = sum exp(z - m_j)
+    and s_j = sum exp(z - m_j) * (z - m_j), both rescaled when m_j grows; the lanes are combined once after
+    the loop (M = max m_j, L = sum l_j e^(m_j - M), S = sum e^(m_j - M) (s_j + l_j (m_j - M))). So the loop
+    has no cross-lane reduction (no barrier per block: the warps stream independently) and, since
+    max(m, z) is one of m and z, one exp per element: exp(-|z - m|) is either the rescale or the new term.
+    Then lse = M + log L and entropy = -sum p log p = log L - S / L; keeping s relative to m avoids the
+    cancellation of lse - E[z] when the logits are large. Masked lanes and -inf logits read z = -inf: their
+    term is 0 and their lane keeps m_j = NEG_BIG, l_j = 0, which the combination weighs by 0.
     """
-    m = NEG_BIG
-    l = 0.0
-    s = 0.0
+    m = tl.full([BLOCK_V], NEG_BIG, tl.float32)
+    l = tl.zeros([BLOCK_V], tl.float32)
+    s = tl.zeros([BLOCK_V], tl.float32)
     for start in tl.range(0, V, BLOCK_V):
         cols = start + tl.arange(0, BLOCK_V)
         z = tl.load(row_ptr + cols, mask=cols < V, other=float("-inf")).to(tl.float32) * inv_temperature
-        m_new = tl.maximum(m, tl.max(z, axis=0))
-        alpha = tl.exp(m - m_new)
-        e = tl.exp(z - m_new)
-        # e == 0 for padding and -inf logits, whose (z - m) is -inf: 0 * -inf would be NaN.
-        d = tl.where(e > 0.0, z - m_new, 0.0)
-        s = alpha * (s + l * (m - m_new)) + tl.sum(e * d, axis=0)
-        l = l * alpha + tl.sum(e, axis=0)
-        m = m_new
-    log_l = tl.log(l)
-    return m + log_l, log_l - s / l
+        grows = z > m
+        t = tl.exp(-tl.abs(z - m))  # z = -inf: exp(-inf) = 0, a zero term
+        alpha = tl.where(grows, t, 1.0)  # exp(m - m_new)
+        e = tl.where(grows, 1.0, t)  # exp(z - m_new)
+        # z - m_new: 0 when z is the new max; 0 for a zero term too (its z - m is -inf, and 0 * -inf is NaN).
+        d = tl.where(grows | (t == 0.0), 0.0, z - m)
+        s = alpha * (s - tl.where(grows, l * (z - m), 0.0)) + e * d
+        l = l * alpha + e
+        m = tl.maximum(m, z)
+    m_row = tl.max(m, axis=0)
+    weight = tl.exp(m - m_row)  # 0 for lanes that saw only -inf (m_j = NEG_BIG), unless every lane did
+    l_row = tl.sum(l * weight, axis=0)
+    s_row = tl.sum(weight * (s + l * (m - m_row)), axis=0)
+    log_l = tl.log(l_row)
+    return m_row + log_l, log_l - s_row / l_row
 
 
 @triton.jit

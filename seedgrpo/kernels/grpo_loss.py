@@ -38,13 +38,8 @@ STD_EPS = tl.constexpr(1e-4)
 # Rows of the throw-away buffer the autotuner benchmarks on (see _tune_on_scratch): enough rows to fill the GPU
 # for a representative timing, few enough that the buffer costs nothing next to the real launch.
 TUNE_ROWS = 1024
-# The kernel streams the vocabulary: block width and warps decide the bandwidth it reaches. Wider blocks
-# amortise the loop, more warps hide load latency; the best pair depends on V and the GPU.
-_GPU_CONFIGS = [
-    triton.Config({"BLOCK_V": bv}, num_warps=nw, num_stages=ns)
-    for bv, nw in ((1024, 4), (2048, 4), (2048, 8), (4096, 8), (4096, 16), (8192, 16))
-    for ns in (2, 3)
-]
+# The autotune list shared by every row-streaming kernel (see _utils.GPU_CONFIGS).
+from ._utils import GPU_CONFIGS as _GPU_CONFIGS  # noqa: E402
 
 
 @triton.jit
@@ -166,12 +161,14 @@ def _as_rows(x: torch.Tensor):
 
 def launch_grpo_loss(logits: torch.Tensor, tokens: TokenInputs, config: LossConfig, *, grad: Optional[torch.Tensor],
                      token_offset: int = 0, token_index: Optional[torch.Tensor] = None,
-                     outputs: Optional[dict] = None) -> dict:
+                     outputs: Optional[dict] = None, rows_in_flight: Optional[int] = None) -> dict:
     """Run the kernel on ``logits``: [B, T, V], or a [rows, V] chunk whose row i scores flattened token
     ``token_offset + i`` (or ``token_index[token_offset + i]``). ``grad`` (same shape; may be ``logits``)
     receives d(loss)/d(logits) unscaled by grad_output, or None for no gradient. Returns the per-token float32
     outputs [B*T]: loss, kl, entropy, clip_low, clip_high (``outputs``, when given, is filled in place: the
-    chunks of one call share one set, zero-filled by the caller when rows are packed)."""
+    chunks of one call share one set, zero-filled by the caller when rows are packed). ``rows_in_flight``:
+    None = one program per row; an int = the persistent grid of that many programs
+    (seedgrpo/kernels/grpo_loss_persistent.py, for measuring L2 reuse; same results)."""
     if logits.stride(-1) != 1:
         raise ValueError("logits must have a contiguous last (vocabulary) dimension; call .contiguous()")
     rows = logits.numel() // logits.shape[-1]
@@ -205,6 +202,12 @@ def launch_grpo_loss(logits: torch.Tensor, tokens: TokenInputs, config: LossConf
         HAS_DELTA=config.delta is not None, HAS_KL_LOSS=config.beta != 0.0, WRITE_GRAD=grad is not None,
         BLOCK_G=triton.next_power_of_2(tokens.group_size),
     )
+    if rows_in_flight is not None:
+        from .grpo_loss_persistent import launch_persistent  # lazy: it imports this module's kernel
+
+        launch_persistent(args, rows, rows_in_flight, round_bf16=INTERPRET and grad is not None
+                          and grad.dtype == torch.bfloat16)
+        return outputs
     if INTERPRET:
         _grpo_loss_kernel[(rows,)](**args, BLOCK_V=block_v_for(V), num_warps=4,
                                    ROUND_BF16=grad is not None and grad.dtype == torch.bfloat16)

@@ -26,12 +26,9 @@ from ._utils import (INTERPRET, block_v_for, check_linear, check_triton_device, 
 __all__ = ["selective_logprob"]
 
 BACKENDS = ("triton", "torch")
-# A bandwidth-bound row stream, like the loss kernel's first pass; no in-place writes, so plain autotuning.
-_GPU_CONFIGS = [
-    triton.Config({"BLOCK_V": bv}, num_warps=nw, num_stages=ns)
-    for bv, nw in ((1024, 4), (2048, 4), (2048, 8), (4096, 8), (4096, 16), (8192, 16))
-    for ns in (2, 3)
-]
+# A bandwidth-bound row stream, like the loss kernel's first pass; no in-place writes, so plain autotuning
+# over the list every row-streaming kernel shares.
+from ._utils import GPU_CONFIGS as _GPU_CONFIGS  # noqa: E402
 
 
 @triton.jit
