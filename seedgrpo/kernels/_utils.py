@@ -128,6 +128,20 @@ def write_zero_row(grad_ptr, V, BLOCK_V: tl.constexpr):
         tl.store(grad_ptr + cols, tl.zeros([BLOCK_V], dtype=grad_ptr.dtype.element_ty), mask=cols < V)
 
 
+def fp16_grad_buffer(logits: torch.Tensor) -> Optional[torch.Tensor]:
+    """A float32 buffer for d(loss)/d(logits) when the logits are fp16, else None (the gradient may then share
+    the logits' dtype, or their storage).
+
+    Why: the fused paths compute the logit gradient before grad_output (the loss scale) is known. In fp16 the
+    unscaled entries, about w * p with w = 1/normalizer, fall below fp16's smallest normal (6.1e-5) and
+    flush to 0, and DeepSpeed's initial scale 65536 is itself above fp16's largest value (65504), so
+    scaling an fp16 buffer gives inf and NaN. bf16 has float32's range, so only fp16 needs this (at 2x the
+    logits' bytes for the buffer)."""
+    if logits.dtype != torch.float16:
+        return None
+    return torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
+
+
 def check_triton_device(tensor: torch.Tensor, name: str, fallback: str) -> None:
     """Raise a ValueError when a Triton kernel cannot run on ``tensor``: it needs CUDA, or the interpreter."""
     if tensor.is_cuda:

@@ -32,7 +32,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ._utils import LossConfig, TokenInputs, check_linear, check_triton_device, chunk_rows, masked_metrics
+from ._utils import (LossConfig, TokenInputs, check_linear, check_triton_device, chunk_rows, fp16_grad_buffer,
+                     masked_metrics)
 from .grpo_loss import launch_grpo_loss
 
 __all__ = ["fused_linear_grpo_loss", "FusedLinearGRPOLoss"]
@@ -52,6 +53,24 @@ def _accumulate_weight_grad(acc: torch.Tensor, grad_logits: torch.Tensor, x: tor
         torch.addmm(acc, grad_logits.t(), x, out_dtype=torch.float32, out=acc)
         return
     acc.add_(grad_logits.t() @ x)  # product rounded to the input dtype once per chunk, summed in float32
+
+
+# _fp16_hidden_grad scales a chunk's gradient so that its largest entry lies in [2^12, 2^13): far above fp16's
+# subnormals, and low enough that a row's product with the weight (at most 2 x its largest entry x max |W|,
+# since a row of onehot - softmax sums to 2 (1 - p) in absolute value) stays below fp16's 65504 for |W| < 4.
+_FP16_GRAD_EXPONENT = 12
+
+
+def _fp16_hidden_grad(grad_logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """float32 grad_logits [c, V] @ fp16 weight [V, H] -> float32 [c, H] without an fp16 rounding that flushes
+    the small entries and without a float32 copy of the weight: the gradient is cast to fp16 at a power-of-two
+    scale (exact to apply and undo; a device tensor, so no sync), multiplied, and unscaled in float32."""
+    low, high = grad_logits.aminmax()
+    amax = torch.maximum(-low, high).clamp_min(torch.finfo(torch.float32).tiny)
+    scale = torch.exp2((_FP16_GRAD_EXPONENT - torch.floor(torch.log2(amax))).clamp(max=100.0))
+    scaled = torch.empty(grad_logits.shape, device=grad_logits.device, dtype=torch.float16)
+    torch.mul(grad_logits, scale, out=scaled)
+    return (scaled @ weight).float().div_(scale)
 
 
 def _supports_fp32_out_addmm(device: torch.device) -> bool:
@@ -124,7 +143,10 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
         device = hidden.device
         outputs = {k: torch.zeros(n, device=device, dtype=torch.float32)
                    for k in ("loss", "kl", "entropy", "clip_low", "clip_high")}
-        grad_hidden = torch.zeros_like(x) if need_hidden else None
+        # fp16: the chunk gradients stay float32 until backward applies grad_output (_utils.fp16_grad_buffer).
+        fp16 = weight.dtype == torch.float16
+        grad_hidden = (torch.zeros(x.shape, device=device, dtype=torch.float32) if fp16 else torch.zeros_like(x)) \
+            if need_hidden else None
         grad_weight = torch.zeros(weight.shape, device=device, dtype=torch.float32) if need_weight else None
         grad_bias = torch.zeros(weight.shape[0], device=device, dtype=torch.float32) if need_bias else None
         # Only unmasked tokens cost a matmul; masked ones keep zero outputs and zero gradients.
@@ -135,14 +157,15 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
             x_chunk = x.index_select(0, index)
             logits = F.linear(x_chunk, weight, bias)
             if backend == "triton":
-                launch_grpo_loss(logits, tokens, config, grad=logits if want_grad else None,
+                grad_logits = (fp16_grad_buffer(logits) if fp16 else logits) if want_grad else None
+                launch_grpo_loss(logits, tokens, config, grad=grad_logits,
                                  token_offset=start, token_index=active, outputs=outputs)
-                grad_logits = logits
             else:
                 grad_logits = _torch_chunk(logits, index, tokens, config, row_advantages, outputs, want_grad)
             del logits
             if need_hidden:
-                grad_hidden.index_copy_(0, index, (grad_logits.to(weight.dtype) @ weight).to(x.dtype))
+                grad_hidden.index_copy_(0, index, _fp16_hidden_grad(grad_logits, weight) if fp16
+                                        else (grad_logits.to(weight.dtype) @ weight).to(x.dtype))
             if need_weight:
                 _accumulate_weight_grad(grad_weight, grad_logits, x_chunk)
             if need_bias:
@@ -170,7 +193,7 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
         if grad_hidden is not None:
             if scale is not None:
                 grad_hidden.mul_(scale.to(grad_hidden.dtype))
-            grad_hidden = grad_hidden.view(hidden_shape)
+            grad_hidden = grad_hidden.view(hidden_shape).to(weight_dtype)  # float32 (fp16) -> fp16, else a no-op
         if grad_weight is not None:
             if scale is not None:
                 grad_weight.mul_(scale)
@@ -197,7 +220,8 @@ def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completio
     Same keywords as :func:`seedgrpo.kernels.grpo_loss.grpo_loss_from_logits`. ``chunk_size`` tokens are
     processed at a time (default: as many as fit ``max_chunk_bytes`` of float32 logits: 256 MiB on CUDA, 32 MiB
     on the CPU). ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any
-    device). The weight (and bias) gradient is accumulated in float32 and cast to the weight's dtype.
+    device). The weight (and bias) gradient is accumulated in float32 and cast to the weight's dtype; with fp16
+    weights the chunk and hidden gradients stay float32 too until backward applies grad_output (loss scale).
     Returns (loss, metrics) as the from-logits function does.
     """
     if backend not in BACKENDS:

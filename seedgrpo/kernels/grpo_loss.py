@@ -27,8 +27,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._utils import (INTERPRET, LossConfig, TokenInputs, block_v_for, check_triton_device, masked_metrics,
-                     softmax_row_stats, target_logit, write_logit_grad, write_zero_row)
+from ._utils import (INTERPRET, LossConfig, TokenInputs, block_v_for, check_triton_device, fp16_grad_buffer,
+                     masked_metrics, softmax_row_stats, target_logit, write_logit_grad, write_zero_row)
 
 __all__ = ["grpo_loss_from_logits", "GRPOLossFromLogits", "launch_grpo_loss"]
 
@@ -250,6 +250,9 @@ class GRPOLossFromLogits(torch.autograd.Function):
     With ``inplace=True`` the gradient overwrites ``logits`` (no second [B, T, V] buffer): the logits are
     garbage afterwards, so only use it when nothing else reads them (the usual case: logits come from the
     lm_head matmul, whose backward needs its inputs, not its output). Backward can run once.
+
+    fp16 logits get a float32 gradient buffer instead (see _utils.fp16_grad_buffer), cast to fp16 only after
+    backward has applied grad_output: into the logits' storage with ``inplace=True``, else a new tensor.
     """
 
     @staticmethod
@@ -257,12 +260,16 @@ class GRPOLossFromLogits(torch.autograd.Function):
         needs_grad = ctx.needs_input_grad[0]
         grad = None
         if needs_grad:
-            grad = logits if inplace else torch.empty_like(logits)
+            grad = fp16_grad_buffer(logits)
+            if grad is None:
+                grad = logits if inplace else torch.empty_like(logits)
+        ctx.cast_grad = grad is not None and grad.dtype != logits.dtype
+        ctx.cast_inplace = ctx.cast_grad and inplace
         out = launch_grpo_loss(logits, tokens, config, grad=grad)
         loss = (tokens.weights.view(-1) * out["loss"]).sum()
         metrics = masked_metrics(tokens.mask, out["kl"], out["entropy"], out["clip_low"], out["clip_high"])
         if needs_grad:
-            ctx.save_for_backward(grad)
+            ctx.save_for_backward(grad, logits if ctx.cast_inplace else None)
         ctx.backward_done = False
         stats = torch.stack([metrics[k] for k in ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
         ctx.mark_non_differentiable(stats)
@@ -274,10 +281,12 @@ class GRPOLossFromLogits(torch.autograd.Function):
         if ctx.backward_done:
             raise RuntimeError("GRPOLossFromLogits.backward runs once: its gradient buffer is scaled in place")
         ctx.backward_done = True
-        (grad,) = ctx.saved_tensors
+        grad, logits = ctx.saved_tensors
         # loss.backward() passes exactly 1.0: skip a full pass over a [B, T, V] buffer then.
         if grad_loss.ne(1.0).item():
             grad.mul_(grad_loss.to(grad.dtype))
+        if ctx.cast_grad:  # fp16 logits: the float32 buffer, scaled, then cast
+            grad = logits.copy_(grad) if ctx.cast_inplace else grad.to(torch.float16)
         return grad, None, None, None
 
 
