@@ -26,11 +26,15 @@ NEG_BIG = tl.constexpr(-1.0e30)
 # Under the interpreter every block is a numpy call, so big blocks are fast; 512 still splits the test
 # vocabularies (1001) into several blocks so that the online log-sum-exp is exercised across blocks.
 INTERPRETER_BLOCK_V = 512
-# Default size of one chunk of logits in the chunked paths. On a GPU the chunk matmul must stay large enough
-# to run at full speed (256 MiB = 862 rows of a 152k bf16 vocabulary); the CPU torch path holds about three
-# float32 copies of a chunk (logits, probabilities, a reduction temporary), so its budget is smaller.
+# Default size of one chunk of logits in the chunked paths, counted in the bytes a chunk really holds
+# (chunk_logit_bytes). On a GPU the chunk matmul must stay large enough to run at full speed, and the loss
+# kernel needs enough rows to fill the SMs (one program per row; 132 SMs x several rows each) and to amortise
+# the re-read of the float32 weight-gradient accumulator per chunk: so at least MIN_CHUNK_ROWS_GPU rows
+# (1,024 bf16 rows of a 152k vocabulary = 297 MiB). The CPU torch path holds about three float32 copies of a
+# chunk (logits, probabilities, a reduction temporary), so its budget is smaller.
 DEFAULT_CHUNK_BYTES_GPU = 256 * 2**20
 DEFAULT_CHUNK_BYTES_CPU = 32 * 2**20
+MIN_CHUNK_ROWS_GPU = 1024
 # Chunks above this many rows are rounded down to a multiple of it: aligned matmul shapes.
 CHUNK_ALIGN = 64
 # The autotune list of every row-streaming kernel (loss, selective log-prob): block width and warps decide the
@@ -161,17 +165,30 @@ def block_v_for(V: int) -> int:
     return min(triton.next_power_of_2(V), INTERPRETER_BLOCK_V)
 
 
-def chunk_rows(n_rows: int, vocab: int, device: torch.device, chunk_size=None, max_chunk_bytes=None) -> int:
-    """Rows of logits per chunk: ``chunk_size`` if given, else as many float32 rows as fit ``max_chunk_bytes``."""
+def chunk_logit_bytes(dtype: torch.dtype, with_grad: bool) -> int:
+    """Bytes per logit a Triton-path chunk holds: the logits in their own dtype (the gradient overwrites them),
+    plus the float32 gradient buffer of fp16 logits (fp16_grad_buffer). The torch paths work on float32
+    copies: they size by 4 bytes, chunk_rows' default."""
+    return dtype.itemsize + (4 if with_grad and dtype == torch.float16 else 0)
+
+
+def chunk_rows(n_rows: int, vocab: int, device: torch.device, chunk_size=None, max_chunk_bytes=None,
+               logit_bytes: int = 4) -> int:
+    """Rows of logits per chunk: ``chunk_size`` if given, else as many rows of ``vocab`` logits of
+    ``logit_bytes`` each (chunk_logit_bytes; 4 = float32) as fit ``max_chunk_bytes``, and with the default
+    budget on a GPU at least MIN_CHUNK_ROWS_GPU."""
     if chunk_size is not None:
         if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int (tokens per chunk) or None, got {chunk_size!r}")
         return chunk_size
+    min_rows = 1
     if max_chunk_bytes is None:
-        max_chunk_bytes = DEFAULT_CHUNK_BYTES_GPU if device.type == "cuda" else DEFAULT_CHUNK_BYTES_CPU
+        on_gpu = device.type == "cuda"
+        max_chunk_bytes = DEFAULT_CHUNK_BYTES_GPU if on_gpu else DEFAULT_CHUNK_BYTES_CPU
+        min_rows = MIN_CHUNK_ROWS_GPU if on_gpu else 1
     if not isinstance(max_chunk_bytes, int) or isinstance(max_chunk_bytes, bool) or max_chunk_bytes < 1:
         raise ValueError(f"max_chunk_bytes must be a positive int or None, got {max_chunk_bytes!r}")
-    rows = max(1, max_chunk_bytes // (4 * vocab))
+    rows = max(min_rows, max_chunk_bytes // (logit_bytes * vocab))
     if rows > CHUNK_ALIGN:
         rows -= rows % CHUNK_ALIGN
     return max(1, min(rows, n_rows))

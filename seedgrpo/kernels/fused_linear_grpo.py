@@ -32,8 +32,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ._utils import (LossConfig, TokenInputs, check_linear, check_triton_device, chunk_rows, fp16_grad_buffer,
-                     masked_metrics)
+from ._utils import (LossConfig, TokenInputs, check_linear, check_triton_device, chunk_logit_bytes, chunk_rows,
+                     fp16_grad_buffer, masked_metrics)
 from .grpo_loss import launch_grpo_loss
 
 __all__ = ["fused_linear_grpo_loss", "FusedLinearGRPOLoss"]
@@ -218,8 +218,8 @@ def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completio
     full logits: ``(hidden @ weight.T)[b, t]`` scores ``completion_ids[b, t]``.
 
     Same keywords as :func:`seedgrpo.kernels.grpo_loss.grpo_loss_from_logits`. ``chunk_size`` tokens are
-    processed at a time (default: as many as fit ``max_chunk_bytes`` of float32 logits: 256 MiB on CUDA, 32 MiB
-    on the CPU). ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any
+    processed at a time (default: as many as fit ``max_chunk_bytes`` of logits: 256 MiB on CUDA, counted in the
+    chunk's real bytes (bf16: 2 per logit) and at least 1,024 rows; 32 MiB of float32 on the CPU). ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any
     device). The weight (and bias) gradient is accumulated in float32 and cast to the weight's dtype; with fp16
     weights the chunk and hidden gradients stay float32 too until backward applies grad_output (loss scale).
     Returns (loss, metrics) as the from-logits function does.
@@ -237,6 +237,8 @@ def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completio
     tokens = TokenInputs(completion_ids, completion_mask, advantages=advantages, rewards=rewards,
                          group_size=group_size, group_factor=group_factor, scale_rewards=scale_rewards,
                          old_logprobs=old_logprobs, ref_logprobs=ref_logprobs, config=config, device=hidden.device)
-    rows = chunk_rows(max(1, tokens.B * tokens.T), weight.shape[0], hidden.device, chunk_size, max_chunk_bytes)
+    logit_bytes = chunk_logit_bytes(weight.dtype, with_grad=True) if backend == "triton" else 4
+    rows = chunk_rows(max(1, tokens.B * tokens.T), weight.shape[0], hidden.device, chunk_size, max_chunk_bytes,
+                      logit_bytes)
     loss, stats = FusedLinearGRPOLoss.apply(hidden, weight, bias, tokens, config, rows, backend)
     return loss, {name: stats[i] for i, name in enumerate(_STAT_NAMES)}

@@ -20,8 +20,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._utils import (INTERPRET, block_v_for, check_linear, check_triton_device, chunk_rows, softmax_row_stats,
-                     target_logit)
+from ._utils import (INTERPRET, block_v_for, check_linear, check_triton_device, chunk_logit_bytes, chunk_rows,
+                     softmax_row_stats, target_logit)
 
 __all__ = ["selective_logprob"]
 
@@ -139,7 +139,9 @@ def selective_logprob(logits: Optional[torch.Tensor] = None, completion_ids: Opt
     if logits is not None and backend == "triton":
         _launch(logits, ids, logp, entropy, temperature)
     else:
-        rows_per_chunk = chunk_rows(n, vocab, device, chunk_size, max_chunk_bytes)
+        logit_bytes = chunk_logit_bytes(weight.dtype, with_grad=False) \
+            if logits is None and backend == "triton" else 4
+        rows_per_chunk = chunk_rows(n, vocab, device, chunk_size, max_chunk_bytes, logit_bytes)
         flat = _rows_view(logits) if logits is not None else hidden.reshape(n, hidden.shape[-1])
         if logits is not None and flat is None:
             rows_per_chunk = T  # one sequence at a time rather than a copy of all the logits
