@@ -7,6 +7,7 @@ import torch
 
 from seedgrpo.kernels._utils import LossConfig, TokenInputs
 from seedgrpo.kernels.grpo_loss import launch_grpo_loss
+from seedgrpo.kernels.grpo_loss_persistent import PersistentGrid
 from seedgrpo.loss import default_normalizer
 from test_kernels_grpo_loss import make_batch
 
@@ -27,9 +28,10 @@ def _inputs(batch, *, rewards=False, beta=0.04):
 
 @pytest.mark.parametrize("rows_in_flight,dtype,inplace", [
     (1, torch.float32, False), (4, torch.bfloat16, True), (5, torch.float32, True), (1000, torch.float32, False),
+    (PersistentGrid(3, block_v=2048, num_warps=4), torch.float32, True),  # the block is the GPU's business
 ])
 def test_persistent_equals_one_program_per_row_on_logits(rows_in_flight, dtype, inplace):
-    batch = make_batch(B=6, T=7, V=1001, temperature=0.7, dtype=dtype, seed=rows_in_flight, strided=True)
+    batch = make_batch(B=6, T=7, V=1001, temperature=0.7, dtype=dtype, seed=7, strided=True)
     tokens, config = _inputs(batch)
     results = []
     for rif in (None, rows_in_flight):
@@ -69,7 +71,7 @@ def test_persistent_equals_one_program_per_row_on_packed_chunks():
     assert torch.equal(got_grad, want_grad) and want_grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "132"])
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "132", PersistentGrid(0)])
 def test_bad_rows_in_flight_names_the_argument(bad):
     batch = make_batch(B=2, T=3, V=131, seed=1)
     tokens, config = _inputs(batch)

@@ -167,8 +167,8 @@ def launch_grpo_loss(logits: torch.Tensor, tokens: TokenInputs, config: LossConf
     receives d(loss)/d(logits) unscaled by grad_output, or None for no gradient. Returns the per-token float32
     outputs [B*T]: loss, kl, entropy, clip_low, clip_high (``outputs``, when given, is filled in place: the
     chunks of one call share one set, zero-filled by the caller when rows are packed). ``rows_in_flight``:
-    None = one program per row; an int = the persistent grid of that many programs
-    (seedgrpo/kernels/grpo_loss_persistent.py, for measuring L2 reuse; same results)."""
+    None = one program per row; an int (or a grpo_loss_persistent.PersistentGrid, which also sets the block) =
+    the persistent grid of that many programs (for measuring L2 reuse; same results)."""
     if logits.stride(-1) != 1:
         raise ValueError("logits must have a contiguous last (vocabulary) dimension; call .contiguous()")
     rows = logits.numel() // logits.shape[-1]

@@ -19,6 +19,8 @@ Tests: ``pytest tests/test_kernels_persistent.py`` (interpreter: equal to the de
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import triton
 import triton.language as tl
 
@@ -58,25 +60,31 @@ def _grpo_loss_kernel_persistent(
                           BLOCK_V, BLOCK_G)
 
 
-def check_rows_in_flight(rows_in_flight) -> int:
-    """A positive int (programs of the persistent grid), with a one-line error naming the argument."""
-    if not isinstance(rows_in_flight, int) or isinstance(rows_in_flight, bool) or rows_in_flight < 1:
+@dataclass(frozen=True)
+class PersistentGrid:
+    """A persistent launch: ``rows_in_flight`` programs at one block configuration (on a GPU; the
+    interpreter uses its own block)."""
+    rows_in_flight: int
+    block_v: int = DEFAULT_BLOCK_V
+    num_warps: int = DEFAULT_NUM_WARPS
+
+
+def check_rows_in_flight(rows_in_flight) -> PersistentGrid:
+    """An int or a PersistentGrid with a positive row count, with a one-line error naming the argument."""
+    grid = rows_in_flight if isinstance(rows_in_flight, PersistentGrid) else PersistentGrid(rows_in_flight)
+    count = grid.rows_in_flight
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"rows_in_flight must be a positive int (logit rows streamed at once, e.g. 2 x the SM "
-                         f"count) or None for the one-program-per-row launch, got {rows_in_flight!r}")
-    return rows_in_flight
+                         f"count), a PersistentGrid, or None for the one-program-per-row launch, got {count!r}")
+    return grid
 
 
-def launch_persistent(args: dict, rows: int, rows_in_flight: int, *, round_bf16: bool, block_v=None,
-                      num_warps=None) -> None:
+def launch_persistent(args: dict, rows: int, rows_in_flight, *, round_bf16: bool) -> None:
     """Run the persistent kernel with ``args`` as launch_grpo_loss built them for ``rows`` logit rows, on a
-    grid of min(rows, rows_in_flight) programs. ``block_v`` / ``num_warps``: the block configuration on a GPU
-    (default DEFAULT_BLOCK_V / DEFAULT_NUM_WARPS; the interpreter uses its own block)."""
-    programs = min(rows, check_rows_in_flight(rows_in_flight))
-    if INTERPRET:
-        block_v, num_warps = block_v_for(args["V"]), 4
-    else:
-        block_v = DEFAULT_BLOCK_V if block_v is None else block_v
-        num_warps = DEFAULT_NUM_WARPS if num_warps is None else num_warps
+    grid of min(rows, rows_in_flight) programs (``rows_in_flight``: an int or a PersistentGrid)."""
+    grid = check_rows_in_flight(rows_in_flight)
+    programs = min(rows, grid.rows_in_flight)
+    block_v, num_warps = (block_v_for(args["V"]), 4) if INTERPRET else (grid.block_v, grid.num_warps)
     _grpo_loss_kernel_persistent[(programs,)](**args, n_rows=rows, rows_in_flight=programs, BLOCK_V=block_v,
                                               num_warps=num_warps, num_stages=1, ROUND_BF16=round_bf16)
 
@@ -86,4 +94,4 @@ def gpu_block_configs() -> list:
     return [(c.kwargs["BLOCK_V"], c.num_warps) for c in GPU_CONFIGS]
 
 
-__all__ = ["launch_persistent", "check_rows_in_flight", "gpu_block_configs"]
+__all__ = ["PersistentGrid", "launch_persistent", "check_rows_in_flight", "gpu_block_configs"]
