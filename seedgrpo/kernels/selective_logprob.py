@@ -104,7 +104,8 @@ def selective_logprob(logits: Optional[torch.Tensor] = None, completion_ids: Opt
     """Per-token ``log softmax(logits / T)[completion_ids]`` [B, T] in float32 (and the entropy [B, T]).
 
     Give ``logits`` [B, T, V], or ``hidden`` [B, T, H] + ``weight`` [V, H] (+ ``bias``): then the tokens are
-    processed ``chunk_size`` at a time (default: as many as fit ``max_chunk_bytes`` of float32 logits).
+    processed ``chunk_size`` at a time (default: as many as fit ``max_chunk_bytes``, counted at the logits'
+    real dtype on the Triton path and as float32 on the torch path).
     ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any device).
     Returns ``logp``, or ``(logp, entropy)`` with ``with_entropy=True``.
     """
