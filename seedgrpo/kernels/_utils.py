@@ -67,13 +67,15 @@ def softmax_row_stats(row_ptr, V, inv_temperature, BLOCK_V: tl.constexpr):
     for start in tl.range(0, V, BLOCK_V):
         cols = start + tl.arange(0, BLOCK_V)
         z = tl.load(row_ptr + cols, mask=cols < V, other=float("-inf")).to(tl.float32) * inv_temperature
-        grows = z > m
-        t = tl.exp(-tl.abs(z - m))  # z = -inf: exp(-inf) = 0, a zero term
+        diff = z - m  # -inf for a -inf logit or a masked lane (m is finite)
+        grows = diff > 0.0
+        t = tl.exp(-tl.abs(diff))  # 0 for a -inf logit: a zero term
         alpha = tl.where(grows, t, 1.0)  # exp(m - m_new)
         e = tl.where(grows, 1.0, t)  # exp(z - m_new)
-        # z - m_new: 0 when z is the new max; 0 for a zero term too (its z - m is -inf, and 0 * -inf is NaN).
-        d = tl.where(grows | (t == 0.0), 0.0, z - m)
-        s = alpha * (s - tl.where(grows, l * (z - m), 0.0)) + e * d
+        rise = tl.where(grows, diff, 0.0)  # m_new - m, finite
+        # z - m_new: 0 when z is the new max; 0 for a zero term too (its diff is -inf, and 0 * -inf is NaN).
+        d = tl.where(grows | (t == 0.0), 0.0, diff)
+        s = alpha * (s - l * rise) + e * d
         l = l * alpha + e
         m = tl.maximum(m, z)
     m_row = tl.max(m, axis=0)
