@@ -154,7 +154,8 @@ def main(args):
                 note = common["note"] or ("" if bool(torch.isfinite(logits).all()) else
                                           "non-finite logits after the repeated in-place launches")
                 bandwidth = on_gpu and p50 > 0
-                row = dict(common, note=note, provider=provider, rows_in_flight="" if rows_in_flight is None else rows_in_flight,
+                row = dict(common, note=note, provider=provider,
+                           rows_in_flight="" if rows_in_flight is None else rows_in_flight,
                            block_v="" if block[0] is None else block[0],
                            num_warps="" if block[1] is None else block[1], n_tokens=n_tokens, vocab=vocab,
                            p50_ms=round(p50, 4), p20_ms=round(p20, 4), p80_ms=round(p80, 4),

@@ -90,7 +90,8 @@ def stride_math(ptx_lines, kernel_name, signature, names):
         if name not in params:
             out[name] = "constant"
             continue
-        pat = re.compile(r"ld\.param\.\w+\s+(%\w+),\s*\[" + re.escape(f"{kernel_name}_param_{params.index(name)}") + r"\]")
+        param = re.escape(f"{kernel_name}_param_{params.index(name)}")
+        pat = re.compile(r"ld\.param\.\w+\s+(%\w+),\s*\[" + param + r"\]")
         regs = [m.group(1) for line in ptx_lines for m in [pat.search(line)] if m]
         readers = []
         for reg in regs:
@@ -181,7 +182,8 @@ for job in jobs:
 def compiled():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"  # what GPU runs use today; silences Triton 3.9's warning
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(QWEN_VOCAB), str(LLAMA3_VOCAB)], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(QWEN_VOCAB), str(LLAMA3_VOCAB)], capture_output=True,
+                          text=True, env=env, timeout=600)
     if proc.returncode == 3:  # e.g. the GPU image's Triton 3.6, where the compiled kernels are tested on the GPU
         pytest.skip(f"compiles through Triton 3.9's launch binder: {proc.stdout.strip()}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

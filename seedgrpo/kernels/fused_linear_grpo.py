@@ -219,9 +219,10 @@ def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completio
 
     Same keywords as :func:`seedgrpo.kernels.grpo_loss.grpo_loss_from_logits`. ``chunk_size`` tokens are
     processed at a time (default: as many as fit ``max_chunk_bytes`` of logits: 256 MiB on CUDA, counted in the
-    chunk's real bytes (bf16: 2 per logit) and at least 1,024 rows; 32 MiB of float32 on the CPU). ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any
-    device). The weight (and bias) gradient is accumulated in float32 and cast to the weight's dtype; with fp16
-    weights the chunk and hidden gradients stay float32 too until backward applies grad_output (loss scale).
+    chunk's real bytes (bf16: 2 per logit) and at least 1,024 rows; 32 MiB of float32 on the CPU). ``backend``:
+    "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any device). The weight (and bias)
+    gradient is accumulated in float32 and cast to the weight's dtype; with fp16 weights the chunk and hidden
+    gradients stay float32 too until backward applies grad_output (loss scale).
     Returns (loss, metrics) as the from-logits function does.
     """
     if backend not in BACKENDS:
