@@ -145,13 +145,13 @@ def _liger_fused_linear(x, s):
 def _matmuls_only(x, s):
     """The three GEMMs of the fused-linear path at its chunking (logits, grad_hidden, grad_weight), no loss:
     the floor its time is compared with."""
-    from seedgrpo.kernels._utils import chunk_rows
+    from seedgrpo.kernels._utils import chunk_logit_bytes, chunk_rows
 
     B, T = x["shape"]
     h = x["hidden"].detach().reshape(B * T, -1)
     w = x["weight"].detach()
     grad_weight = torch.zeros(w.shape, device=w.device, dtype=torch.float32)
-    rows = chunk_rows(B * T, w.shape[0], w.device)
+    rows = chunk_rows(B * T, w.shape[0], w.device, logit_bytes=chunk_logit_bytes(w.dtype, with_grad=True))
     for start in range(0, B * T, rows):
         chunk = h[start:start + rows]
         logits = chunk @ w.t()

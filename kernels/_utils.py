@@ -21,39 +21,64 @@ NEG_BIG = tl.constexpr(-1.0e30)
 # Under the interpreter every block is a numpy call, so big blocks are fast; 512 still splits the test
 # vocabularies (1001) into several blocks so that the online log-sum-exp is exercised across blocks.
 INTERPRETER_BLOCK_V = 512
-# Default size of one chunk of logits in the chunked paths. On a GPU the chunk matmul must stay large enough
-# to run at full speed (256 MiB = 862 rows of a 152k bf16 vocabulary); the CPU torch path holds about three
-# float32 copies of a chunk (logits, probabilities, a reduction temporary), so its budget is smaller.
+# Default size of one chunk of logits in the chunked paths, counted in the bytes a chunk really holds
+# (chunk_logit_bytes). On a GPU the chunk matmul must stay large enough to run at full speed, and the loss
+# kernel needs enough rows to fill the SMs (one program per row; 132 SMs x several rows each) and to amortise
+# the re-read of the float32 weight-gradient accumulator per chunk: so at least MIN_CHUNK_ROWS_GPU rows
+# (1,024 bf16 rows of a 152k vocabulary = 297 MiB). The CPU torch path holds about three float32 copies of a
+# chunk (logits, probabilities, a reduction temporary), so its budget is smaller.
 DEFAULT_CHUNK_BYTES_GPU = 256 * 2**20
 DEFAULT_CHUNK_BYTES_CPU = 32 * 2**20
+MIN_CHUNK_ROWS_GPU = 1024
 # Chunks above this many rows are rounded down to a multiple of it: aligned matmul shapes.
 CHUNK_ALIGN = 64
+# The autotune list of every row-streaming kernel (loss, selective log-prob): block width and warps decide the
+# bandwidth reached. Wider blocks amortise the loop, more warps hide load latency; the best pair depends on V
+# and the GPU. One num_stages only: these loops have no tl.dot, so the pipeliner leaves them alone and stages
+# 1/2/3 compile to identical PTX (tests/test_kernels_compile.py checks it); listing them would triple the
+# first-call tuning time for nothing.
+GPU_CONFIGS = [
+    triton.Config({"BLOCK_V": bv}, num_warps=nw, num_stages=1)
+    for bv, nw in ((1024, 4), (2048, 4), (2048, 8), (4096, 8), (4096, 16), (8192, 16))
+]
 
 
 @triton.jit
 def softmax_row_stats(row_ptr, V, inv_temperature, BLOCK_V: tl.constexpr):
     """Stream one row of V logits once; return (log-sum-exp, entropy) of softmax(x / T) in float32.
 
-    Online form: m is the running max of z = x / T, l = sum exp(z - m), s = sum exp(z - m) * (z - m), both
-    rescaled when m grows. Then lse = m + log l and entropy = -sum p log p = log l - s / l. Keeping s relative
-    to m avoids the cancellation of lse - E[z] when the logits are large.
+    Online form, per lane: lane j keeps the running max m_j of the z = x / T it has seen, l_j = sum exp(z - m_j)
+    and s_j = sum exp(z - m_j) * (z - m_j), both rescaled when m_j grows; the lanes are combined once after
+    the loop (M = max m_j, L = sum l_j e^(m_j - M), S = sum e^(m_j - M) (s_j + l_j (m_j - M))). So the loop
+    has no cross-lane reduction (no barrier per block: the warps stream independently) and, since
+    max(m, z) is one of m and z, one exp per element: exp(-|z - m|) is either the rescale or the new term.
+    Then lse = M + log L and entropy = -sum p log p = log L - S / L; keeping s relative to m avoids the
+    cancellation of lse - E[z] when the logits are large. Masked lanes and -inf logits read z = -inf: their
+    term is 0 and their lane keeps m_j = NEG_BIG, l_j = 0, which the combination weighs by 0.
     """
-    m = NEG_BIG
-    l = 0.0
-    s = 0.0
+    m = tl.full([BLOCK_V], NEG_BIG, tl.float32)
+    l = tl.zeros([BLOCK_V], tl.float32)
+    s = tl.zeros([BLOCK_V], tl.float32)
     for start in tl.range(0, V, BLOCK_V):
         cols = start + tl.arange(0, BLOCK_V)
         z = tl.load(row_ptr + cols, mask=cols < V, other=float("-inf")).to(tl.float32) * inv_temperature
-        m_new = tl.maximum(m, tl.max(z, axis=0))
-        alpha = tl.exp(m - m_new)
-        e = tl.exp(z - m_new)
-        # e == 0 for padding and -inf logits, whose (z - m) is -inf: 0 * -inf would be NaN.
-        d = tl.where(e > 0.0, z - m_new, 0.0)
-        s = alpha * (s + l * (m - m_new)) + tl.sum(e * d, axis=0)
-        l = l * alpha + tl.sum(e, axis=0)
-        m = m_new
-    log_l = tl.log(l)
-    return m + log_l, log_l - s / l
+        diff = z - m  # -inf for a -inf logit or a masked lane (m is finite)
+        grows = diff > 0.0
+        t = tl.exp(-tl.abs(diff))  # 0 for a -inf logit: a zero term
+        alpha = tl.where(grows, t, 1.0)  # exp(m - m_new)
+        e = tl.where(grows, 1.0, t)  # exp(z - m_new)
+        rise = tl.where(grows, diff, 0.0)  # m_new - m, finite
+        # z - m_new: 0 when z is the new max; 0 for a zero term too (its diff is -inf, and 0 * -inf is NaN).
+        d = tl.where(grows | (t == 0.0), 0.0, diff)
+        s = alpha * (s - l * rise) + e * d
+        l = l * alpha + e
+        m = tl.maximum(m, z)
+    m_row = tl.max(m, axis=0)
+    weight = tl.exp(m - m_row)  # 0 for lanes that saw only -inf (m_j = NEG_BIG), unless every lane did
+    l_row = tl.sum(l * weight, axis=0)
+    s_row = tl.sum(weight * (s + l * (m - m_row)), axis=0)
+    log_l = tl.log(l_row)
+    return m_row + log_l, log_l - s_row / l_row
 
 
 @triton.jit
@@ -104,6 +129,20 @@ def write_zero_row(grad_ptr, V, BLOCK_V: tl.constexpr):
         tl.store(grad_ptr + cols, tl.zeros([BLOCK_V], dtype=grad_ptr.dtype.element_ty), mask=cols < V)
 
 
+def fp16_grad_buffer(logits: torch.Tensor) -> Optional[torch.Tensor]:
+    """A float32 buffer for d(loss)/d(logits) when the logits are fp16, else None (the gradient may then share
+    the logits' dtype, or their storage).
+
+    Why: the fused paths compute the logit gradient before grad_output (the loss scale) is known. In fp16 the
+    unscaled entries, about w * p with w = 1/normalizer, fall below fp16's smallest normal (6.1e-5) and
+    flush to 0, and DeepSpeed's initial scale 65536 is itself above fp16's largest value (65504), so
+    scaling an fp16 buffer gives inf and NaN. bf16 has float32's range, so only fp16 needs this (at 2x the
+    logits' bytes for the buffer)."""
+    if logits.dtype != torch.float16:
+        return None
+    return torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
+
+
 def check_triton_device(tensor: torch.Tensor, name: str, fallback: str) -> None:
     """Raise a ValueError when a Triton kernel cannot run on ``tensor``: it needs CUDA, or the interpreter."""
     if tensor.is_cuda:
@@ -123,17 +162,30 @@ def block_v_for(V: int) -> int:
     return min(triton.next_power_of_2(V), INTERPRETER_BLOCK_V)
 
 
-def chunk_rows(n_rows: int, vocab: int, device: torch.device, chunk_size=None, max_chunk_bytes=None) -> int:
-    """Rows of logits per chunk: ``chunk_size`` if given, else as many float32 rows as fit ``max_chunk_bytes``."""
+def chunk_logit_bytes(dtype: torch.dtype, with_grad: bool) -> int:
+    """Bytes per logit a Triton-path chunk holds: the logits in their own dtype (the gradient overwrites them),
+    plus the float32 gradient buffer of fp16 logits (fp16_grad_buffer). The torch paths work on float32
+    copies: they size by 4 bytes, chunk_rows' default."""
+    return dtype.itemsize + (4 if with_grad and dtype == torch.float16 else 0)
+
+
+def chunk_rows(n_rows: int, vocab: int, device: torch.device, chunk_size=None, max_chunk_bytes=None,
+               logit_bytes: int = 4) -> int:
+    """Rows of logits per chunk: ``chunk_size`` if given, else as many rows of ``vocab`` logits of
+    ``logit_bytes`` each (chunk_logit_bytes; 4 = float32) as fit ``max_chunk_bytes``, and with the default
+    budget on a GPU at least MIN_CHUNK_ROWS_GPU."""
     if chunk_size is not None:
         if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int (tokens per chunk) or None, got {chunk_size!r}")
         return chunk_size
+    min_rows = 1
     if max_chunk_bytes is None:
-        max_chunk_bytes = DEFAULT_CHUNK_BYTES_GPU if device.type == "cuda" else DEFAULT_CHUNK_BYTES_CPU
+        on_gpu = device.type == "cuda"
+        max_chunk_bytes = DEFAULT_CHUNK_BYTES_GPU if on_gpu else DEFAULT_CHUNK_BYTES_CPU
+        min_rows = MIN_CHUNK_ROWS_GPU if on_gpu else 1
     if not isinstance(max_chunk_bytes, int) or isinstance(max_chunk_bytes, bool) or max_chunk_bytes < 1:
         raise ValueError(f"max_chunk_bytes must be a positive int or None, got {max_chunk_bytes!r}")
-    rows = max(1, max_chunk_bytes // (4 * vocab))
+    rows = max(min_rows, max_chunk_bytes // (logit_bytes * vocab))
     if rows > CHUNK_ALIGN:
         rows -= rows % CHUNK_ALIGN
     return max(1, min(rows, n_rows))

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ._inputs import STAT_NAMES, TokenInputs, masked_metrics
-from ._utils import check_linear, check_triton_device, chunk_rows
+from ._utils import check_linear, check_triton_device, chunk_logit_bytes, chunk_rows, fp16_grad_buffer
 from .grpo_loss import launch_grpo_loss
 from .logit_grad import launch_logit_grad, token_coefficients, torch_logit_grad
 from .reference import PolicyOptions, policy_loss
@@ -58,6 +58,24 @@ def _accumulate_weight_grad(acc: torch.Tensor, grad_logits: torch.Tensor, x: tor
         torch.addmm(acc, grad_logits.t(), x, out_dtype=torch.float32, out=acc)
         return
     acc.add_(grad_logits.t() @ x)  # product rounded to the input dtype once per chunk, summed in float32
+
+
+# _fp16_hidden_grad scales a chunk's gradient so that its largest entry lies in [2^12, 2^13): far above fp16's
+# subnormals, and low enough that a row's product with the weight (at most 2 x its largest entry x max |W|,
+# since a row of onehot - softmax sums to 2 (1 - p) in absolute value) stays below fp16's 65504 for |W| < 4.
+_FP16_GRAD_EXPONENT = 12
+
+
+def _fp16_hidden_grad(grad_logits: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """float32 grad_logits [c, V] @ fp16 weight [V, H] -> float32 [c, H] without an fp16 rounding that flushes
+    the small entries and without a float32 copy of the weight: the gradient is cast to fp16 at a power-of-two
+    scale (exact to apply and undo; a device tensor, so no sync), multiplied, and unscaled in float32."""
+    low, high = grad_logits.aminmax()
+    amax = torch.maximum(-low, high).clamp_min(torch.finfo(torch.float32).tiny)
+    scale = torch.exp2((_FP16_GRAD_EXPONENT - torch.floor(torch.log2(amax))).clamp(max=100.0))
+    scaled = torch.empty(grad_logits.shape, device=grad_logits.device, dtype=torch.float16)
+    torch.mul(grad_logits, scale, out=scaled)
+    return (scaled @ weight).float().div_(scale)
 
 
 def _supports_fp32_out_addmm(device: torch.device) -> bool:
@@ -135,7 +153,10 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
         n, H = tokens.B * tokens.T, hidden.shape[-1]
         x = hidden.reshape(n, H)
         device = hidden.device
-        grad_hidden = torch.zeros_like(x) if need_hidden else None
+        # fp16: the chunk gradients stay float32 until backward applies grad_output (_utils.fp16_grad_buffer).
+        fp16 = weight.dtype == torch.float16
+        grad_hidden = (torch.zeros(x.shape, device=device, dtype=torch.float32) if fp16 else torch.zeros_like(x)) \
+            if need_hidden else None
         grad_weight = torch.zeros(weight.shape, device=device, dtype=torch.float32) if need_weight else None
         grad_bias = torch.zeros(weight.shape[0], device=device, dtype=torch.float32) if need_bias else None
         # Only unmasked tokens cost a matmul; masked ones keep zero outputs and zero gradients.
@@ -144,7 +165,8 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
 
         def accumulate(index, x_chunk, grad_logits):
             if need_hidden:
-                grad_hidden.index_copy_(0, index, (grad_logits.to(weight.dtype) @ weight).to(x.dtype))
+                grad_hidden.index_copy_(0, index, _fp16_hidden_grad(grad_logits.float(), weight) if fp16
+                                        else (grad_logits.to(weight.dtype) @ weight).to(x.dtype))
             if need_weight:
                 _accumulate_weight_grad(grad_weight, grad_logits, x_chunk)
             if need_bias:
@@ -158,9 +180,9 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
                 x_chunk = x.index_select(0, index)
                 logits = F.linear(x_chunk, weight, bias)
                 if backend == "triton":
-                    launch_grpo_loss(logits, tokens, config, grad=logits if want_grad else None,
+                    grad_logits = (fp16_grad_buffer(logits) if fp16 else logits) if want_grad else None
+                    launch_grpo_loss(logits, tokens, config, grad=grad_logits,
                                      token_offset=start, token_index=active, outputs=outputs)
-                    grad_logits = logits
                 else:
                     grad_logits = _torch_chunk(logits, index, tokens, config, row_advantages, outputs, want_grad)
                 del logits
@@ -192,7 +214,7 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
         if grad_hidden is not None:
             if scale is not None:
                 grad_hidden.mul_(scale.to(grad_hidden.dtype))
-            grad_hidden = grad_hidden.view(hidden_shape)
+            grad_hidden = grad_hidden.view(hidden_shape).to(weight_dtype)  # float32 (fp16) -> fp16, else a no-op
         if grad_weight is not None:
             if scale is not None:
                 grad_weight.mul_(scale)
@@ -234,9 +256,9 @@ def _two_pass(x, weight, bias, tokens: TokenInputs, config: PolicyOptions, rows_
                 logits = F.linear(x_chunk, weight, bias)  # recomputed: the logits are never held whole
                 end = start + index.numel()
                 if backend == "triton":
-                    launch_logit_grad(logits, logits, ids, logp, entropy, c_logp, c_ent, config.temperature,
+                    grad_logits = fp16_grad_buffer(logits) if logits.dtype == torch.float16 else logits
+                    launch_logit_grad(logits, grad_logits, ids, logp, entropy, c_logp, c_ent, config.temperature,
                                       token_offset=start)
-                    grad_logits = logits
                 else:
                     grad_logits = torch_logit_grad(logits, ids[start:end], entropy[start:end], c_logp[start:end],
                                                    None if c_ent is None else c_ent[start:end],
@@ -280,6 +302,8 @@ def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completio
                          group_size=group_size, group_factor=group_factor, old_logprobs=old_logprobs,
                          ref_logprobs=ref_logprobs, sampling_logprobs=sampling_logprobs,
                          importance_sampling_ratio=importance_sampling_ratio, opts=config, device=hidden.device)
-    rows = chunk_rows(max(1, tokens.B * tokens.T), weight.shape[0], hidden.device, chunk_size, max_chunk_bytes)
+    logit_bytes = chunk_logit_bytes(weight.dtype, with_grad=True) if backend == "triton" else 4
+    rows = chunk_rows(max(1, tokens.B * tokens.T), weight.shape[0], hidden.device, chunk_size, max_chunk_bytes,
+                      logit_bytes)
     loss, stats = FusedLinearGRPOLoss.apply(hidden, weight, bias, tokens, config, rows, backend, entropy_cutoff)
     return loss, {name: stats[i] for i, name in enumerate(STAT_NAMES)}

@@ -33,8 +33,8 @@ import triton
 import triton.language as tl
 
 from ._inputs import STAT_NAMES, TokenInputs, masked_metrics
-from ._utils import (INTERPRET, block_v_for, check_triton_device, softmax_row_stats, target_logit,
-                     write_logit_grad, write_zero_row)
+from ._utils import (INTERPRET, block_v_for, check_triton_device, fp16_grad_buffer, softmax_row_stats,
+                     target_logit, write_logit_grad, write_zero_row)
 from .reference import PolicyOptions
 
 __all__ = ["grpo_loss_from_logits", "GRPOLossFromLogits", "launch_grpo_loss"]
@@ -42,13 +42,8 @@ __all__ = ["grpo_loss_from_logits", "GRPOLossFromLogits", "launch_grpo_loss"]
 # Rows of the throw-away buffer the autotuner benchmarks on (see _tune_on_scratch): enough rows to fill the GPU
 # for a representative timing, few enough that the buffer costs nothing next to the real launch.
 TUNE_ROWS = 1024
-# The kernel streams the vocabulary: block width and warps decide the bandwidth it reaches. Wider blocks
-# amortise the loop, more warps hide load latency; the best pair depends on V and the GPU.
-_GPU_CONFIGS = [
-    triton.Config({"BLOCK_V": bv}, num_warps=nw, num_stages=ns)
-    for bv, nw in ((1024, 4), (2048, 4), (2048, 8), (4096, 8), (4096, 16), (8192, 16))
-    for ns in (2, 3)
-]
+# The autotune list shared by every row-streaming kernel (see _utils.GPU_CONFIGS).
+from ._utils import GPU_CONFIGS as _GPU_CONFIGS  # noqa: E402
 
 
 @triton.jit
@@ -152,12 +147,14 @@ def _as_rows(x: torch.Tensor):
 def launch_grpo_loss(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOptions, *,
                      grad: Optional[torch.Tensor],
                      token_offset: int = 0, token_index: Optional[torch.Tensor] = None,
-                     outputs: Optional[dict] = None) -> dict:
+                     outputs: Optional[dict] = None, rows_in_flight: Optional[int] = None) -> dict:
     """Run the kernel on ``logits``: [B, T, V], or a [rows, V] chunk whose row i scores flattened token
     ``token_offset + i`` (or ``token_index[token_offset + i]``). ``grad`` (same shape; may be ``logits``)
     receives d(loss)/d(logits) unscaled by grad_output, or None for no gradient. Returns the per-token float32
     outputs [B*T]: loss, kl, entropy, clip_low, clip_high (``outputs``, when given, is filled in place: the
-    chunks of one call share one set, zero-filled by the caller when rows are packed)."""
+    chunks of one call share one set, zero-filled by the caller when rows are packed). ``rows_in_flight``:
+    None = one program per row; an int (or a grpo_loss_persistent.PersistentGrid, which also sets the block) =
+    the persistent grid of that many programs (for measuring L2 reuse; same results)."""
     if logits.stride(-1) != 1:
         raise ValueError("logits must have a contiguous last (vocabulary) dimension; call .contiguous()")
     rows = logits.numel() // logits.shape[-1]
@@ -189,6 +186,12 @@ def launch_grpo_loss(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOp
         beta=config.beta,
         HAS_DELTA=config.delta is not None, HAS_KL_LOSS=config.beta != 0.0, WRITE_GRAD=grad is not None,
     )
+    if rows_in_flight is not None:
+        from .grpo_loss_persistent import launch_persistent  # lazy: it imports this module's kernel
+
+        launch_persistent(args, rows, rows_in_flight, round_bf16=INTERPRET and grad is not None
+                          and grad.dtype == torch.bfloat16)
+        return outputs
     if INTERPRET:
         _grpo_loss_kernel[(rows,)](**args, BLOCK_V=block_v_for(V), num_warps=4,
                                    ROUND_BF16=grad is not None and grad.dtype == torch.bfloat16)
@@ -231,6 +234,9 @@ class GRPOLossFromLogits(torch.autograd.Function):
     With ``inplace=True`` the gradient overwrites ``logits`` (no second [B, T, V] buffer): the logits are
     garbage afterwards, so only use it when nothing else reads them (the usual case: logits come from the
     lm_head matmul, whose backward needs its inputs, not its output). Backward can run once.
+
+    fp16 logits get a float32 gradient buffer instead (see _utils.fp16_grad_buffer), cast to fp16 only after
+    backward has applied grad_output: into the logits' storage with ``inplace=True``, else a new tensor.
     """
 
     @staticmethod
@@ -238,12 +244,16 @@ class GRPOLossFromLogits(torch.autograd.Function):
         needs_grad = ctx.needs_input_grad[0]
         grad = None
         if needs_grad:
-            grad = logits if inplace else torch.empty_like(logits)
+            grad = fp16_grad_buffer(logits)
+            if grad is None:
+                grad = logits if inplace else torch.empty_like(logits)
+        ctx.cast_grad = grad is not None and grad.dtype != logits.dtype
+        ctx.cast_inplace = ctx.cast_grad and inplace
         out = launch_grpo_loss(logits, tokens, config, grad=grad)
         loss = (tokens.weights.view(-1) * out["loss"]).sum()
         metrics = masked_metrics(tokens.mask, out["kl"], out["entropy"], out["clip_low"], out["clip_high"])
         if needs_grad:
-            ctx.save_for_backward(grad)
+            ctx.save_for_backward(grad, logits if ctx.cast_inplace else None)
         ctx.backward_done = False
         stats = torch.stack([metrics[k] for k in STAT_NAMES])
         ctx.mark_non_differentiable(stats)
@@ -255,10 +265,12 @@ class GRPOLossFromLogits(torch.autograd.Function):
         if ctx.backward_done:
             raise RuntimeError("GRPOLossFromLogits.backward runs once: its gradient buffer is scaled in place")
         ctx.backward_done = True
-        (grad,) = ctx.saved_tensors
+        grad, logits = ctx.saved_tensors
         # loss.backward() passes exactly 1.0: skip a full pass over a [B, T, V] buffer then.
         if grad_loss.ne(1.0).item():
             grad.mul_(grad_loss.to(grad.dtype))
+        if ctx.cast_grad:  # fp16 logits: the float32 buffer, scaled, then cast
+            grad = logits.copy_(grad) if ctx.cast_inplace else grad.to(torch.float16)
         return grad, None, None, None
 
 

@@ -23,7 +23,8 @@ import triton
 import triton.language as tl
 
 from ._inputs import STAT_NAMES, TokenInputs, masked_metrics
-from ._utils import INTERPRET, block_v_for, round_to_bf16_nearest, target_logit, write_zero_row
+from ._utils import (INTERPRET, block_v_for, fp16_grad_buffer, round_to_bf16_nearest, target_logit,
+                     write_zero_row)
 from .grpo_loss import GRPOLossFromLogits
 from .reference import PolicyOptions, policy_loss
 from .selective_logprob import _launch as launch_selective_logprob
@@ -158,10 +159,15 @@ class TwoSweepLossFromLogits(GRPOLossFromLogits):
                                                         entropy.view(tokens.B, tokens.T), tokens, opts,
                                                         entropy_cutoff, needs_grad)
         grad = None
+        # fp16 logits: a float32 gradient until backward has applied grad_output (_utils.fp16_grad_buffer)
+        ctx.cast_grad = needs_grad and logits.dtype == torch.float16
+        ctx.cast_inplace = ctx.cast_grad and inplace
         if needs_grad:
-            grad = logits if inplace else torch.empty_like(logits)
+            grad = fp16_grad_buffer(logits)
+            if grad is None:
+                grad = logits if inplace else torch.empty_like(logits)
             launch_logit_grad(logits, grad, ids, logp, entropy, c_logp, c_ent, opts.temperature)
-            ctx.save_for_backward(grad)
+            ctx.save_for_backward(grad, logits if ctx.cast_inplace else None)
         ctx.backward_done = False
         metrics = masked_metrics(tokens.mask, stats["kl"], entropy, stats["clip_low"], stats["clip_high"])
         out = torch.stack([metrics[k].float() for k in STAT_NAMES])
@@ -174,7 +180,9 @@ class TwoSweepLossFromLogits(GRPOLossFromLogits):
         if ctx.backward_done:
             raise RuntimeError("TwoSweepLossFromLogits.backward runs once: its gradient buffer is scaled in place")
         ctx.backward_done = True
-        (grad,) = ctx.saved_tensors
+        grad, logits = ctx.saved_tensors
         if grad_loss.ne(1.0).item():  # loss.backward() passes exactly 1.0
             grad.mul_(grad_loss.to(grad.dtype))
+        if ctx.cast_grad:  # fp16 logits: the float32 buffer, scaled, then cast
+            grad = logits.copy_(grad) if ctx.cast_inplace else grad.to(torch.float16)
         return grad, None, None, None, None

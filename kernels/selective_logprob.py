@@ -20,18 +20,15 @@ import torch
 import triton
 import triton.language as tl
 
-from ._utils import (INTERPRET, block_v_for, check_linear, check_triton_device, chunk_rows, softmax_row_stats,
-                     target_logit)
+from ._utils import (INTERPRET, block_v_for, check_linear, check_triton_device, chunk_logit_bytes, chunk_rows,
+                     softmax_row_stats, target_logit)
 
 __all__ = ["selective_logprob"]
 
 BACKENDS = ("triton", "torch")
-# A bandwidth-bound row stream, like the loss kernel's first pass; no in-place writes, so plain autotuning.
-_GPU_CONFIGS = [
-    triton.Config({"BLOCK_V": bv}, num_warps=nw, num_stages=ns)
-    for bv, nw in ((1024, 4), (2048, 4), (2048, 8), (4096, 8), (4096, 16), (8192, 16))
-    for ns in (2, 3)
-]
+# A bandwidth-bound row stream, like the loss kernel's first pass; no in-place writes, so plain autotuning
+# over the list every row-streaming kernel shares.
+from ._utils import GPU_CONFIGS as _GPU_CONFIGS  # noqa: E402
 
 
 @triton.jit
@@ -107,7 +104,8 @@ def selective_logprob(logits: Optional[torch.Tensor] = None, completion_ids: Opt
     """Per-token ``log softmax(logits / T)[completion_ids]`` [B, T] in float32 (and the entropy [B, T]).
 
     Give ``logits`` [B, T, V], or ``hidden`` [B, T, H] + ``weight`` [V, H] (+ ``bias``): then the tokens are
-    processed ``chunk_size`` at a time (default: as many as fit ``max_chunk_bytes`` of float32 logits).
+    processed ``chunk_size`` at a time (default: as many as fit ``max_chunk_bytes``, counted at the logits'
+    real dtype on the Triton path and as float32 on the torch path).
     ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any device).
     Returns ``logp``, or ``(logp, entropy)`` with ``with_entropy=True``.
     """
@@ -142,7 +140,9 @@ def selective_logprob(logits: Optional[torch.Tensor] = None, completion_ids: Opt
     if logits is not None and backend == "triton":
         _launch(logits, ids, logp, entropy, temperature)
     else:
-        rows_per_chunk = chunk_rows(n, vocab, device, chunk_size, max_chunk_bytes)
+        logit_bytes = chunk_logit_bytes(weight.dtype, with_grad=False) \
+            if logits is None and backend == "triton" else 4
+        rows_per_chunk = chunk_rows(n, vocab, device, chunk_size, max_chunk_bytes, logit_bytes)
         flat = _rows_view(logits) if logits is not None else hidden.reshape(n, hidden.shape[-1])
         if logits is not None and flat is None:
             rows_per_chunk = T  # one sequence at a time rather than a copy of all the logits
