@@ -4,8 +4,13 @@ Triton kernels launch on the CPU only through the interpreter, and TRITON_INTERP
 any module that defines a @triton.jit kernel is imported; so it is set here, first, when no GPU is present.
 """
 import os
+import sys
 
 import torch
+
+# DeepSpeed JIT-builds a communication op on its first start; build it once per virtual environment, where no
+# other environment's build (or a stale lock left by a killed one) can get in the way.
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.join(sys.prefix, "torch_extensions"))
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")

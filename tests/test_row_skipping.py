@@ -95,9 +95,9 @@ def _train_counting_calls(config, reward_fn):
     trainer = Trainer(config, reward_fn=reward_fn)
     calls, real = [], trainer._micro_batch_loss
 
-    def counted(piece, normalizer):
+    def counted(piece, *normalizers):
         calls.append(piece["completion_ids"].shape[0])
-        return real(piece, normalizer)
+        return real(piece, *normalizers)
 
     trainer._micro_batch_loss = counted
     start = params(trainer)
