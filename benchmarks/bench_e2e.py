@@ -175,7 +175,8 @@ def run_trl(args) -> list[float]:
                           processing_class=tokenizer, callbacks=[StepClock()])
     start = (time.perf_counter(), time.process_time())
     trainer.train()
-    logged = [row["frac_reward_zero_std"] for row in trainer.state.log_history if "frac_reward_zero_std" in row]
+    logged = [row["frac_reward_zero_std"] for row in trainer.state.log_history
+              if "frac_reward_zero_std" in row]
     return _step_times(start, stamps), dict(zero_variance_group_frac=_mean(logged[args.warmup:]))
 
 
@@ -184,8 +185,8 @@ def _mean(values):
 
 
 def _step_times(start, stamps):
-    """{"wall": [...], "cpu": [...]} seconds per step: wall time, and the process's CPU time (all its threads),
-    which waits on a loaded machine's other jobs far less than the wall time does."""
+    """{"wall": [...], "cpu": [...]} seconds per step: wall time, and the process's CPU time (all its
+    threads), which waits on a loaded machine's other jobs far less than the wall time does."""
     edges = [start] + stamps
     return {kind: [b[i] - a[i] for a, b in zip(edges, edges[1:])] for i, kind in enumerate(("wall", "cpu"))}
 

@@ -302,8 +302,9 @@ class Trainer:
                         loss, metrics = self._micro_batch_loss(piece, normalizer, entropy_normalizer)
                         fault_point("update", self.step)
                         tokens = float(piece["completion_mask"].sum()) if indices.numel() else 0.0
-                        totals[:6] += torch.tensor([float(loss), tokens] + [float(metrics[k]) * tokens for k in
-                                                   ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")])
+                        weighted = [float(metrics[k]) * tokens
+                                    for k in ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")]
+                        totals[:6] += torch.tensor([float(loss), tokens] + weighted)
                         totals[7] += indices.numel()
                         if self.policy.step():
                             grad_norms.append(self.policy.grad_norm)
@@ -314,7 +315,8 @@ class Trainer:
         # A skipped row is never clipped (the clip counts need a nonzero advantage) and has no KL (beta = 0):
         # those ratios stay token means over ALL rows. The entropy is measured only where rows ran.
         return dict(loss=totals[0].item() / self.optimizer_steps_per_step,
-                    clip_ratio_low=totals[2].item() / all_tokens, clip_ratio_high=totals[3].item() / all_tokens,
+                    clip_ratio_low=totals[2].item() / all_tokens,
+                    clip_ratio_high=totals[3].item() / all_tokens,
                     kl=totals[4].item() / all_tokens, entropy=totals[5].item() / ran_tokens,
                     skipped_row_frac=1.0 - totals[7].item() / (c.num_iterations * rows * self.world_size),
                     grad_norm=float(np.mean(grad_norms)) if grad_norms else float("nan"), lr=self.policy.lr())
@@ -397,8 +399,8 @@ class Trainer:
 
     @torch.no_grad()
     def _score_all(self, model, data, plan) -> torch.Tensor:
-        """Per-token log-probs [rows, T] of the rollout's completions under `model`, over the micro-batches of
-        the update's `plan` (rows it skips stay 0; a padding call runs one row, so that ranks keep lockstep)."""
+        """Per-token log-probs [rows, T] of the rollout's completions under `model`, over the micro-batches
+        of the update's `plan` (rows it skips stay 0; a padding call runs one row: ranks keep lockstep)."""
         ids = data["completion_ids"]
         out = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
         for indices in (indices for calls in plan for indices in calls):

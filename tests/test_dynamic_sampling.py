@@ -54,7 +54,8 @@ def test_rollouts_of_different_widths_join_with_their_padding_on_the_right_side(
         comp = torch.arange(start, start + rows * completion_len).view(rows, completion_len) + 100
         return RolloutBatch(prompt_ids=ids, prompt_mask=torch.ones_like(ids), completion_ids=comp,
                             completion_mask=torch.ones_like(comp), logprobs=-comp.float(),
-                            texts=[f"{start}-{i}" for i in range(rows)], is_truncated=torch.zeros(rows, dtype=bool))
+                            texts=[f"{start}-{i}" for i in range(rows)],
+                            is_truncated=torch.zeros(rows, dtype=bool))
 
     a, b = batch(3, 2), batch(1, 4, start=50)
     joined = concat_rollouts([a, b], pad_id=-1)
@@ -64,7 +65,8 @@ def test_rollouts_of_different_widths_join_with_their_padding_on_the_right_side(
     assert joined.completion_mask[0].tolist() == [1, 1, 0, 0] and joined.logprobs[0, 2:].tolist() == [0, 0]
     assert joined.hidden is None and joined.texts == ["0-0", "0-1", "50-0", "50-1"]
     picked = take_rows(joined, torch.tensor([3, 0]))
-    assert picked.texts == ["50-1", "0-0"] and picked.completion_ids[0].tolist() == b.completion_ids[1].tolist()
+    assert picked.texts == ["50-1", "0-0"]
+    assert picked.completion_ids[0].tolist() == b.completion_ids[1].tolist()
 
 
 def test_dynamic_sampling_fills_the_batch_with_groups_that_carry_a_signal(tmp_path):

@@ -143,7 +143,8 @@ def test_zero3_one_rank_skipping_matches_plain_torch_without_skipping(tmp_path):
                    reward_fn=first_three_groups_constant)
     assert zero.policy.is_deepspeed and zero.skip_rows
     zero_metrics = zero.train()
-    plain = Trainer(tiny(tmp_path / "plain", skip_zero_advantage=False), reward_fn=first_three_groups_constant)
+    plain = Trainer(tiny(tmp_path / "plain", skip_zero_advantage=False),
+                    reward_fn=first_three_groups_constant)
     plain_metrics = plain.train()
     zero_params = {k: v.float() for k, v in zero.policy.consolidated_state_dict().items()}
     assert zero_metrics["skipped_row_frac"] > 0.5

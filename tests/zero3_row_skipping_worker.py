@@ -1,6 +1,6 @@
-"""Launched by tests/test_row_skipping.py under `deepspeed --num_gpus 2` (CPU accelerator): for every loss type
-the config accepts, train twice on the same rollouts, skipping zero-advantage rows and not; then once with
-dynamic sampling; rank 0 writes the results to the JSON file given as the argument.
+"""Launched by tests/test_row_skipping.py under `deepspeed --num_gpus 2` (CPU accelerator): for every loss
+type the config accepts, train twice on the same rollouts, skipping zero-advantage rows and not; then once
+with dynamic sampling; rank 0 writes the results to the JSON file given as the argument.
 
 The ranks get unequal work on purpose: on rank 0 every group has a dense reward, on rank 1 the first group
 of each optimizer step has all-equal rewards. Rank 0 then needs two micro-batch calls per optimizer step
@@ -64,8 +64,8 @@ def main(out_path):
     # dynamic sampling: rank 1 finds 2 groups with a signal per rollout, rank 0 4: both must roll out twice
     metrics = Trainer(config(out.parent / "dynamic", dynamic_sampling=True, max_dynamic_sampling_rounds=3),
                       reward_fn=uneven_reward).train()
-    results["dynamic_sampling"] = {k: metrics[k] for k in ("dynamic_sampling_rounds", "zero_variance_group_frac",
-                                                           "skipped_row_frac", "grad_norm")}
+    keys = ("dynamic_sampling_rounds", "zero_variance_group_frac", "skipped_row_frac", "grad_norm")
+    results["dynamic_sampling"] = {k: metrics[k] for k in keys}
     if torch.distributed.get_rank() == 0:
         out.write_text(json.dumps(results))
 
