@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("SEEDGRPO_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "RESULTS-answers.md"
 THROUGHPUT_SETS = ["math500", "minerva_math", "olympiadbench"]
 QUALITY_SETS = ["aime24", "amc23", "math500", "minerva_math", "olympiadbench"]

@@ -36,7 +36,7 @@ CACHE_SIZE = 200_000  # pairs; ~100 bytes each
 _RATIONAL = re.compile(r"-?\d+(?:/\d+)?\Z")
 _HERE = Path(__file__).resolve().parent
 
-__all__ = ["is_equivalent", "check_answer_pairs", "check_canonical_pairs", "grading_answer",
+__all__ = ["is_equivalent", "check_answer_pairs", "check_final_answer_pairs", "check_canonical_pairs", "grading_answer",
            "answer_to_canonical", "symbolic_equal", "grade_pair", "shutdown", "SympyPool"]
 
 
@@ -77,6 +77,12 @@ def check_answer_pairs(pairs: Sequence[tuple[object, object]], *, timeout_s: flo
     _check_timeout(timeout_s)
     final = [(grading_answer(p, "pred"), grading_answer(g, "gold")) for p, g in pairs]
     return _grade(final, timeout_s, canonical=False)
+
+
+def check_final_answer_pairs(pairs: Sequence[tuple[str, str]], *, timeout_s: float = 1.0) -> list[bool]:
+    """check_answer_pairs for pairs already read by grading_answer (what math_reward holds)."""
+    _check_timeout(timeout_s)
+    return _grade(list(pairs), timeout_s, canonical=False)
 
 
 def check_canonical_pairs(pairs: Sequence[tuple[str, str]], *, timeout_s: float = 1.0) -> list[bool]:

@@ -136,6 +136,8 @@ def clean(answer: str) -> str:
     s = _DOUBLED.sub("", answer)
     s = _MISSING_BACKSLASH.sub(r"\\\1", s)
     s = _PERCENT_WORDS.sub(r"\\%", s)
+    s = _EMPTY_SET.sub(r"\\{\\}", s)
+    s = _REPEATING.sub(_repeating_fraction, s)
     depth = 0
     out = []
     k = 0
@@ -159,6 +161,18 @@ def clean(answer: str) -> str:
     while s.endswith(")") and s.count(")") + s.count("]") > s.count("(") + s.count("["):
         s = s[:-1].rstrip()  # a stray closing parenthesis; [a,b) and (a,b] stay balanced
     return s
+
+
+_EMPTY_SET = re.compile(r"\\(?:emptyset|varnothing)(?![A-Za-z])|\\\{\s*\\\}")
+_REPEATING = re.compile(r"(?<![\d.])(\d*)\.(\d*)\\overline\s*\{(\d{1,20})\}")
+
+
+def _repeating_fraction(m: re.Match) -> str:
+    """`0.\\overline{3}` -> `\\frac{1}{3}`, `1.2\\overline{27}` -> its exact fraction."""
+    whole, fixed, period = m[1] or "0", m[2], m[3]
+    value = Fraction(int(whole)) + Fraction(int(fixed or "0"), 10 ** len(fixed)) + Fraction(
+        int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+    return f"\\frac{{{value.numerator}}}{{{value.denominator}}}"
 
 
 # ----------------------------------------------------------------------------------------------- prose
@@ -291,6 +305,8 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
         g = _chain_end(_unlabelled(g))
     else:
         p, g = _sorted_labels(p), _sorted_labels(g)
+    p, g = _plus_minus(p, g), _plus_minus(g, p)
+    p, g = _set_as_list(p, g), _set_as_list(g, p)
     if _looks_like_interval(g):
         p = _inequality_interval(p) or p
     if _looks_like_interval(p):
@@ -298,6 +314,23 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     if (p, g) != (pred, gold):
         forms.append((p, g))
     return forms
+
+
+def _plus_minus(s: str, other: str) -> str:
+    """`1 \\pm \\sqrt2` -> `1+\\sqrt2, 1-\\sqrt2` when the other side does not use \\pm."""
+    if s.count("\\pm") != 1 or "\\pm" in other or "," in s:
+        return s
+    return s.replace("\\pm", "+") + ", " + s.replace("\\pm", "-")
+
+
+def _set_as_list(s: str, other: str) -> str:
+    """A set `\\{1,2\\}` against a bare list `1, 2` (no brackets around it): both are collections."""
+    t = s.strip()
+    if t.startswith("\\{") and t.endswith("\\}") and t.count("\\{") == 1 and t != "\\{\\}":
+        o = other.strip()
+        if o and o[0] not in "([\\" and not _INEQUALITY.search(o):
+            return t[2:-2]
+    return s
 
 
 def _sorted_labels(s: str) -> str:
@@ -319,8 +352,9 @@ def _swap_reversed_label(s: str) -> str:
     if s.count("=") != 1 or any(op in s for op in ("<", ">", "\\le", "\\ge")):
         return s
     lhs, rhs = s.split("=")
-    if re.fullmatch(rf"\s*{_NAME}\s*", rhs) and not re.search(r"[A-Za-z]", lhs):
-        return f"{rhs.strip()}={lhs.strip()}"
+    name = rhs.strip()
+    if re.fullmatch(_NAME, name) and name not in lhs and not re.fullmatch(rf"\s*{_NAME}\s*", lhs):
+        return f"{name}={lhs.strip()}"
     return s
 
 
@@ -341,9 +375,14 @@ def _chain_end(s: str) -> str:
     if not parts[-1] or any(_has_letters(x) for x in parts[1:]):
         return s
     first = parts[0]
-    if _has_letters(first) and len(parts) < 3 and not re.fullmatch(_NAME, first):
+    if _has_letters(first) and len(parts) < 3 and not re.fullmatch(_NAME, first) and not (
+            _LINEAR_NAMES.fullmatch(first) and not _has_letters(parts[-1])):
         return s
     return parts[-1]
+
+
+# `m+n = 7`, `a+b+c = 12`, `2a-b = 3`: the asked-for combination of named values, set to its value
+_LINEAR_NAMES = re.compile(r"\s*[-+]?\s*\d*[A-Za-z](?:\s*[-+]\s*\d*[A-Za-z])*\s*")
 
 
 def _has_letters(s: str) -> bool:
@@ -489,12 +528,28 @@ def form_verdict(pred: str, gold: str, canonicalize) -> bool | None:
         ca, cb = canonicalize(a), canonicalize(b)
         if ca == cb and ca:
             return True
+        if _WORDS.match(ca) and _WORDS.match(cb):  # Yes / yes, Monday / monday: words, not symbols
+            return ca.casefold() == cb.casefold()
+        if _has_word(ca) or _has_word(cb):  # `Evelyn` is a name, not E*v*e*l*y*n: only itself matches
+            if ca.casefold() == cb.casefold():
+                return True
+            continue
         if _RATIONAL.match(ca) and _RATIONAL.match(cb):
             if _rounds_to(a, Fraction(cb)) or _rounds_to(b, Fraction(ca)):
                 return True
         elif ":" not in ca + cb:  # a colon that is neither a time nor a ratio: never guessed by a parser
             undecided = True
     return None if undecided else False
+
+
+_WORDS = re.compile(r"(?:[A-Za-z]{3,}|[Nn][Oo])\Z")  # two-letter products (ab, AB) are not words
+_CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
+
+
+def _has_word(canonical: str) -> bool:
+    """Three letters in a row outside control words and plain-text function names (sqrt, log, ...)."""
+    plain = _CONTROL_WORD.sub(" ", re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}", " ", canonical))
+    return any(w.lower() not in _MATH_FUNCTIONS for w in re.findall(r"[A-Za-z]{3,}", plain))
 
 
 _BASE_SUBSCRIPT = re.compile(r"\d_\{?\d+\}?")
