@@ -112,7 +112,7 @@ def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical: bool) -
         if not canonical:
             undecided = False
             for fa, fb in grading_rules.pair_forms(a, b):
-                form = grading_rules.form_verdict(fa, fb, answers.canonicalize)
+                form = grading_rules.form_verdict(fa, fb, answers.canonicalize, _certainly_different)
                 if form:
                     verdict = True
                     break
@@ -136,6 +136,12 @@ def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical: bool) -
             for i in todo[key]:
                 results[i] = verdict
     return [bool(r) for r in results]
+
+
+def _certainly_different(a: str, b: str) -> bool:
+    from seedgrpo.answers_reference import _split_top
+
+    return quick_values.certainly_different(a, b, _split_top)
 
 
 def _pair_key(a: str, b: str) -> tuple[int, int]:
@@ -333,5 +339,5 @@ atexit.register(shutdown)
 
 
 
-from seedgrpo import grading_rules  # noqa: E402  (pure Python; after the pool so the module reads top-down)
+from seedgrpo import grading_rules, quick_values  # noqa: E402  (pure Python; after the pool so the module reads top-down)
 from seedgrpo.grader_worker import grade_pair, symbolic_equal  # noqa: E402,F401  (the worker's comparison)

@@ -511,10 +511,12 @@ def value_pairs(pred: str, gold: str) -> list[tuple[str, str]]:
     return [(a, b) for a in preds for b in golds]
 
 
-def form_verdict(pred: str, gold: str, canonicalize) -> bool | None:
+def form_verdict(pred: str, gold: str, canonicalize, different=None) -> bool | None:
     """The verdict of the value rules on one form pair, or None when sympy has to decide: times of day
     (`2:30 p.m.` = `14:30`; a time equals only a time), ratios (`3:4` = `6:8`), equal canonical forms,
-    exact rationals (different ones differ, unless one side is a decimal that rounds the other)."""
+    exact rationals (different ones differ, unless one side is a decimal that rounds the other).
+    `different(ca, cb)`, when given, says whether two canonical forms certainly differ (the caller passes
+    seedgrpo.quick_values.certainly_different, so that plainly different pairs need no worker)."""
     tp, tg = time_of_day(pred), time_of_day(gold)
     if tp is not None or tg is not None:
         return tp is not None and tp == tg
@@ -537,8 +539,8 @@ def form_verdict(pred: str, gold: str, canonicalize) -> bool | None:
         if _RATIONAL.match(ca) and _RATIONAL.match(cb):
             if _rounds_to(a, Fraction(cb)) or _rounds_to(b, Fraction(ca)):
                 return True
-        elif ":" not in ca + cb:  # a colon that is neither a time nor a ratio: never guessed by a parser
-            undecided = True
+        elif ":" not in ca + cb and not (different and different(ca, cb)):
+            undecided = True  # (a colon that is neither a time nor a ratio is never guessed by a parser)
     return None if undecided else False
 
 
