@@ -241,11 +241,16 @@ def _expressions_equal(x, y) -> bool:
     if numeric:
         return True
     try:
-        return sympy.simplify(x - y) == 0
+        difference = sympy.expand(x - y)
+        if difference == 0:
+            return True
+        # simplify takes seconds on long expressions: only small differences get it
+        return sympy.count_ops(difference) <= _MAX_SIMPLIFY_OPS and sympy.simplify(difference) == 0
     except Exception:  # noqa: BLE001
         return False
 
 
+_MAX_SIMPLIFY_OPS = 40  # operations in a difference that simplify() may still try (it is slow beyond)
 _MAX_EXACT_EXPONENT = 4096  # 2^{4096} has 1,234 digits: cheap; larger powers are left to evaluation
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import cmath
 import math
+import re
 
 __all__ = ["quick_value", "certainly_different", "RELATIVE_GAP"]
 
@@ -35,6 +36,11 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "e
           "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
 
 
+_FUNCTIONS = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "cot": lambda z: 1 / cmath.tan(z),
+              "sec": lambda z: 1 / cmath.cos(z), "csc": lambda z: 1 / cmath.sin(z), "exp": cmath.exp,
+              "ln": cmath.log, "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh}
+
+
 def _variable_value(name: str, point: int) -> complex:
     """A fixed pseudo-random value in [1.3, 3.7) for each variable name and evaluation point."""
     h = 2166136261 + 7919 * point
@@ -47,7 +53,12 @@ class _Parser:
     def __init__(self, s: str, point: int):
         self.s, self.i, self.point, self.variables = s, 0, point, set()
 
+    def skip_spaces(self) -> None:  # canonical spaces only follow control words (`\\cos x`)
+        while self.i < len(self.s) and self.s[self.i] == " ":
+            self.i += 1
+
     def peek(self, text: str) -> bool:
+        self.skip_spaces()
         return self.s.startswith(text, self.i)
 
     def take(self, text: str) -> bool:
@@ -109,6 +120,7 @@ class _Parser:
         return base
 
     def starts_atom(self) -> bool:
+        self.skip_spaces()
         if self.i >= len(self.s):
             return False
         c = self.s[self.i]
@@ -116,7 +128,8 @@ class _Parser:
             j = self.i + 1
             while j < len(self.s) and self.s[j].isalpha():
                 j += 1
-            return self.s[self.i + 1:j] in _GREEK or self.s[self.i + 1:j] in ("frac", "sqrt", "pi")
+            return self.s[self.i + 1:j] in _GREEK or self.s[self.i + 1:j] in _FUNCTIONS or \
+                self.s[self.i + 1:j] in ("frac", "sqrt", "pi")
         return c.isdigit() or c in "({." or c.isalpha()
 
     def group(self) -> complex:
@@ -126,6 +139,7 @@ class _Parser:
         return value
 
     def atom(self) -> complex:
+        self.skip_spaces()
         s, i = self.s, self.i
         if i >= len(s):
             raise _Unreadable
@@ -184,10 +198,32 @@ class _Parser:
             j = i + 1
             while j < len(s) and s[j].isalpha():
                 j += 1
-            if s[i + 1:j] in _GREEK:
+            name = s[i + 1:j]
+            if name in _GREEK:
                 self.i = j
                 return self.variable(s[i:j])
+            if name in _FUNCTIONS:
+                self.i = j
+                return self.function(name)
         raise _Unreadable
+
+    def function(self, name: str) -> complex:
+        """`\\sin(x)`, `\\cos{2t}`, `\\ln 2`: a parenthesized or braced argument, or one atom that no
+        product continues (`\\sin x y` and `\\sin^{2}x` are left to the worker)."""
+        if self.peek("("):
+            self.i += 1
+            argument = self.expr()
+            self.expect(")")
+        elif self.peek("{"):
+            argument = self.group()
+        else:
+            argument = self.atom()
+            if self.starts_atom() or self.peek("^"):
+                raise _Unreadable
+        try:
+            return _FUNCTIONS[name](argument)
+        except (ValueError, ZeroDivisionError, OverflowError):
+            raise _Unreadable from None
 
     def variable(self, name: str) -> complex:
         if self.take("_"):  # x_{1}, \omega_{n}: one variable
@@ -210,13 +246,16 @@ class _Parser:
 def quick_value(canonical: str, point: int = 0) -> tuple[complex, bool] | None:
     """(value, has variables) of a canonical answer as a complex float, its variables set to fixed values of
     evaluation point `point`; None when it is outside the grammar."""
-    if not canonical or len(canonical) > _MAX_LENGTH:
+    if not canonical or len(canonical) > _MAX_LENGTH or "\\frac{d" in canonical:  # d/dt: a derivative
+        return None
+    if re.search(r"\d \d", canonical):  # `1 2` is not 12: left to the worker
         return None
     parser = _Parser(canonical, point)
     try:
         value = parser.expr()
     except (_Unreadable, OverflowError, ZeroDivisionError, ValueError, RecursionError):
         return None
+    parser.skip_spaces()
     if parser.i != len(canonical) or not (math.isfinite(value.real) and math.isfinite(value.imag)):
         return None
     return value, bool(parser.variables)
