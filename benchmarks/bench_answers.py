@@ -47,6 +47,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-quality", action="store_true")
     p.add_argument("--grading-repeats", type=int, default=3, help="runs of the grading-speed comparison")
+    p.add_argument("--grading-only", action="store_true",
+                   help="only the grading-speed and family sections, appended to --out with date and command")
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args()
 
@@ -337,6 +339,17 @@ def write_results(path: Path, args, perf: list[dict], qual: list[dict] | None, s
                 lines.append(f"- {r['benchmark']} ({kind}): completion `{completion_gold}` vs gold `{gold}`: "
                              f"ours {'correct' if ours else 'wrong'}, "
                              f"math-verify {'correct' if theirs else 'wrong'}")
+    lines += _grading_lines(speed, fams)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def write_results_sections(path: Path, speed: dict, fams: list[dict]) -> None:
+    path.write_text("\n".join(_grading_lines(speed, fams)) + "\n", encoding="utf-8")
+
+
+def _grading_lines(speed: dict | None, fams: list[dict] | None) -> list[str]:
+    lines: list[str] = []
     if speed:
         lines += [
             "",
@@ -374,8 +387,7 @@ def write_results(path: Path, args, perf: list[dict], qual: list[dict] | None, s
                               mv_fp=sum(r["mv_fp"] for r in fams))]:
             lines.append(f"| {r['family']} | {r['n']} | {r['ours'] / r['n']:.2f} | {r['mv'] / r['n']:.2f} | "
                          f"{r['ours_fp']} | {r['mv_fp']} |")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {path}")
+    return lines
 
 
 def _load() -> str:
@@ -387,6 +399,18 @@ def _load() -> str:
 
 def main() -> None:
     args = parse_args()
+    if args.grading_only:
+        speed, fams = grading_speed(args.grading_repeats), families()
+        grader.shutdown()
+        scratch = args.out.with_suffix(".grading.tmp")
+        write_results_sections(scratch, speed, fams)
+        header = (f"\n# Grading: speed and families (appended {datetime.date.today().isoformat()})\n\n"
+                  f"Machine: 2-core x86_64 CPU, shared with other jobs (load average at the end: {_load()}). "
+                  "Command: `" + " ".join([".venv/bin/python benchmarks/bench_answers.py", *sys.argv[1:]]) + "`\n")
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(header + scratch.read_text(encoding="utf-8"))
+        scratch.unlink()
+        return
     perf = throughput(args)
     qual = None if args.no_quality else quality()
     speed = None if args.no_quality else grading_speed(args.grading_repeats)

@@ -1,19 +1,18 @@
-"""Answer equivalence with a hard time budget: canonical equality first, then sympy in worker processes.
+"""Answer equivalence with a hard time budget: value rules in this process, then worker processes.
 
-    from seedgrpo.grader import is_equivalent, check_canonical_pairs
-    is_equivalent("\\frac{\\sqrt3}{3}", "\\frac{1}{\\sqrt{3}}")        # True
-    check_canonical_pairs([("1/2", "2/4"), ("x+1", "1+x")])             # [False, True] (inputs are canonical)
+    from seedgrpo.grader import is_equivalent, check_answer_pairs
+    is_equivalent("Thus the total is $36$ apples.", "36")               # True (prose read, no process)
+    is_equivalent("\\frac{\\sqrt3}{3}", "\\frac{1}{\\sqrt{3}}")        # True (sympy in a worker)
+    check_answer_pairs([("25\\%", "0.25"), ("11:00", "2:00")])          # [True, False]
 
-Rules (docs/answers.md §4): equal canonical forms are equivalent; two different exact rationals are not;
-anything else is compared structurally (same splitter as the canonicalizer) and element by element with
-sympy (parsed by latex2sympy2_extended, checked by exact equality, equation proportionality, then
-50-digit evaluation at fixed rational points), in a worker process that is killed when the pair runs past
-`timeout_s`. The budget therefore holds from any thread and needs no signals. Results are cached by the
-pair of canonical hashes. The pool starts on first use, one batch at a time (calls from several threads
-queue on a lock), and is shut down at exit.
-
-`python seedgrpo/grader.py --worker` is the worker entry point the pool launches (run as a file, so that
-a worker imports only sympy and the answer reference, not the seedgrpo package and torch).
+Rules (docs/answers.md §4): both sides are read as a grader reads them (seedgrpo.grading_rules: boxes,
+answer phrase, prose, repairs), rewritten into forms (labels, chains, lists, inequalities), and settled here
+when the value rules can (equal canonical forms, exact rationals, percent, rounded decimals, times) or when
+seedgrpo.quick_values shows them certainly different. Only the rest reach a worker
+(seedgrpo/grader_worker.py: sympy, plain-text math, math-verify where our parser gives up), which is killed
+when the pair runs past `timeout_s`; the budget therefore holds from any thread and needs no signals.
+Results are cached by the pair of answer hashes. The pool starts on first use, one batch at a time (calls
+from several threads queue on a lock), and is shut down at exit.
 """
 from __future__ import annotations
 
