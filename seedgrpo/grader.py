@@ -208,9 +208,11 @@ class _Worker:
     def kill(self) -> None:
         try:
             self.proc.kill()
-            self.proc.wait(timeout=5)
         except Exception:  # noqa: BLE001 - already gone
             pass
+        # Reaped in the background: a worker killed inside a huge allocation can take seconds to exit (the
+        # kernel frees its memory), and the batch must not wait for that.
+        threading.Thread(target=self.proc.wait, daemon=True).start()
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
@@ -226,6 +228,7 @@ class SympyPool:
             raise ValueError(f"workers must be a positive int, got {workers!r}")
         self.size = workers
         self._workers: list[_Worker] = []
+        self._spares: list[_Worker] = []  # one spare, started with the pool and after each kill
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -236,14 +239,19 @@ class SympyPool:
     def check(self, pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[bool]:
         with self._lock:
             if self._pid != os.getpid():  # forked child: the pipes belong to the parent's workers
-                self._workers, self._pid = [], os.getpid()
+                self._workers, self._spares, self._pid = [], [], os.getpid()
             while len(self._workers) < min(self.size, max(1, len(pairs))):
                 self._workers.append(_Worker())
+            if not self._spares:  # warm before it is needed: a kill then costs no interpreter start
+                self._spares.append(_Worker())
             return self._run(pairs, timeout_s)
 
     def _replace(self, worker: _Worker) -> None:
+        """Kill a worker and put the spare in its place (already importing, often ready: a hostile answer
+        then costs its budget, not a fresh interpreter's start-up); a new spare starts in the background."""
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker()
+        self._workers[self._workers.index(worker)] = self._spares.pop(0) if self._spares else _Worker()
+        self._spares.append(_Worker())
 
     def _run(self, pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[bool]:
         results = [False] * len(pairs)
@@ -292,6 +300,8 @@ class SympyPool:
         return results
 
     def close(self) -> None:
+        self._workers += self._spares
+        self._spares = []
         for worker in self._workers:
             try:
                 worker.proc.stdin.close()  # the worker exits at end of input
