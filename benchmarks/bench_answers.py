@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/bench_answers.py --no-quality    # throughput only
     .venv/bin/python benchmarks/bench_answers.py --strings 20000 --python-strings 2000 --mv-strings 300
 
+Grading speed: math_reward against math-verify's parse + verify on the quality section's pairs, in turn in
+one run (our cache cleared before each run). Families: accuracy on tests/grading_cases.py, both graders.
+
 Throughput: the solutions of MATH500 + Minerva + OlympiadBench (full worked solutions, ~1 KB each),
 repeated to `--strings`, through `answers.answer_hashes` (c: 1 thread and all threads; python: the
 reference, fewer strings) and through math-verify's `parse` + `verify` against the parsed gold (fewer
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -25,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("SEEDGRPO_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "RESULTS-answers.md"
 THROUGHPUT_SETS = ["math500", "minerva_math", "olympiadbench"]
 QUALITY_SETS = ["aime24", "amc23", "math500", "minerva_math", "olympiadbench"]
@@ -42,6 +46,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mv-strings", type=int, default=1_000, help="strings for math-verify")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-quality", action="store_true")
+    p.add_argument("--grading-repeats", type=int, default=3, help="runs of the grading-speed comparison")
+    p.add_argument("--grading-only", action="store_true",
+                   help="only the grading-speed and family sections, appended to --out with date and command")
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args()
 
@@ -178,7 +185,88 @@ def quality() -> list[dict]:
     return rows
 
 
-def write_results(path: Path, args, perf: list[dict], qual: list[dict] | None) -> None:
+def gold_pairs() -> tuple[list[str], list]:
+    """The quality section's pairs, all five benchmarks together: each reference answer as a completion
+    against its own gold and against the next differently written gold."""
+    completions, golds = [], []
+    for name in QUALITY_SETS:
+        own = [gold_of(name, r) for r in load_records(name)]
+        n = len(own)
+
+        def written(g):
+            return gold_text(g).replace("$", "").replace(" ", "")
+
+        for i, gold in enumerate(own):
+            j = (i + 1) % n
+            while written(own[j]) == written(gold):
+                j = (j + 1) % n
+            text = f"Reasoning...\nso the answer is \\boxed{{{gold_text(gold)}}}."
+            completions += [text, text]
+            golds += [gold, own[j]]
+    return completions, golds
+
+
+def grading_speed(repeats: int) -> dict:
+    """math_reward vs math-verify's parse + verify on the same (completion, gold) pairs, taking turns in one
+    run. Our cache is cleared before every run (no cache hits); the worker pool is started before timing
+    (a trainer keeps it for the whole run). math-verify runs with its signal timeouts off, as in a worker."""
+    from math_verify import parse, verify
+
+    completions, golds = gold_pairs()
+    math_reward(["\\boxed{x+1}"], ["1+x"])  # start the pool
+
+    def ours():
+        grader._CACHE.clear()
+        math_reward(completions, golds)
+
+    def theirs():
+        for completion, gold in zip(completions, golds):
+            verify(parse("$" + gold_text(gold) + "$", parsing_timeout=None),
+                   parse(completion, parsing_timeout=None), timeout_seconds=None)
+
+    grader._CACHE.clear()
+    pooled = {"pairs": 0}
+    original = grader.SympyPool.check
+
+    def counting(self, pairs, timeout_s):
+        pooled["pairs"] += len(pairs)
+        return original(self, pairs, timeout_s)
+
+    grader.SympyPool.check = counting
+    ours()
+    grader.SympyPool.check = original
+    (ours_wall, ours_cpu), (mv_wall, mv_cpu) = time_runs([ours, theirs], repeats)
+    row = dict(pairs=len(completions), pooled=pooled["pairs"], repeats=repeats,
+               ours_median=statistics.median(ours_wall), mv_median=statistics.median(mv_wall),
+               ours_cpu=statistics.median(ours_cpu), mv_cpu=statistics.median(mv_cpu),
+               ratios=sorted(m / o for o, m in zip(ours_wall, mv_wall)))
+    print(f"grading {row['pairs']} pairs: ours {row['ours_median']:.2f} s ({row['pooled']} to the pool), "
+          f"math-verify {row['mv_median']:.2f} s: {row['mv_median'] / row['ours_median']:.1f}x", flush=True)
+    return row
+
+
+def families() -> list[dict]:
+    """Accuracy and wrong "equal" verdicts on tests/grading_cases.py, ours vs math-verify."""
+    from math_verify import parse, verify
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from grading_cases import FAMILIES
+
+    rows = []
+    for family, cases in FAMILIES.items():
+        ours = grader.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=10.0)
+        theirs = [bool(verify(parse("$" + g + "$", parsing_timeout=None), parse(p, parsing_timeout=None),
+                              timeout_seconds=None)) for p, g, _ in cases]
+        want = [e for _, _, e in cases]
+        rows.append(dict(family=family, n=len(cases), ours=sum(o == w for o, w in zip(ours, want)),
+                         mv=sum(t == w for t, w in zip(theirs, want)),
+                         ours_fp=sum(o and not w for o, w in zip(ours, want)),
+                         mv_fp=sum(t and not w for t, w in zip(theirs, want))))
+    return rows
+
+
+def write_results(path: Path, args, perf: list[dict], qual: list[dict] | None, speed: dict | None = None,
+                  fams: list[dict] | None = None) -> None:
     import torch
 
     c1 = next(r for r in perf if r["provider"] == "c, threads=1")
@@ -251,8 +339,55 @@ def write_results(path: Path, args, perf: list[dict], qual: list[dict] | None) -
                 lines.append(f"- {r['benchmark']} ({kind}): completion `{completion_gold}` vs gold `{gold}`: "
                              f"ours {'correct' if ours else 'wrong'}, "
                              f"math-verify {'correct' if theirs else 'wrong'}")
+    lines += _grading_lines(speed, fams)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {path}")
+
+
+def write_results_sections(path: Path, speed: dict, fams: list[dict]) -> None:
+    path.write_text("\n".join(_grading_lines(speed, fams)) + "\n", encoding="utf-8")
+
+
+def _grading_lines(speed: dict | None, fams: list[dict] | None) -> list[str]:
+    lines: list[str] = []
+    if speed:
+        lines += [
+            "",
+            "## Grading speed (`rewards.math_reward` vs math-verify `parse` + `verify`, same pairs)",
+            "",
+            f"The quality section's {speed['pairs']:,} pairs (the five benchmarks' reference answers as "
+            "completions, each against its own gold and a differently written one), graded by both in "
+            f"turn, {speed['repeats']} runs each. Our cache is cleared before each run (no cache hits); "
+            f"{speed['pooled']} distinct pairs reach the worker pool, started before timing. math-verify: "
+            "`verify(parse('$'+gold+'$'), parse(completion))`, its signal timeouts off.",
+            "",
+            "| grader | median wall s | median CPU s (this process) |",
+            "| --- | ---: | ---: |",
+            f"| seedgrpo `math_reward` | {speed['ours_median']:.2f} | {speed['ours_cpu']:.2f} |",
+            f"| math-verify parse+verify | {speed['mv_median']:.2f} | {speed['mv_cpu']:.2f} |",
+            "",
+            f"- math-verify / ours, wall-clock: **{speed['mv_median'] / speed['ours_median']:.1f}×** (median); "
+            f"per run {', '.join(f'{r:.1f}×' for r in speed['ratios'])}.",
+        ]
+    if fams:
+        n = sum(r["n"] for r in fams)
+        lines += [
+            "",
+            "## Failure families of issue 15 (tests/grading_cases.py, written here)",
+            "",
+            "Accuracy and wrong \"equal\" verdicts of `grader.check_answer_pairs` (10 s budget) and of "
+            "math-verify (`verify(parse('$'+gold+'$'), parse(pred))`) on the same cases. These are the cases the "
+            "rules were written against: they show coverage, not accuracy on answers nobody here wrote.",
+            "",
+            "| family | cases | ours right | math-verify right | ours wrong equal | math-verify wrong equal |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in fams + [dict(family="**all**", n=n, ours=sum(r["ours"] for r in fams),
+                              mv=sum(r["mv"] for r in fams), ours_fp=sum(r["ours_fp"] for r in fams),
+                              mv_fp=sum(r["mv_fp"] for r in fams))]:
+            lines.append(f"| {r['family']} | {r['n']} | {r['ours'] / r['n']:.2f} | {r['mv'] / r['n']:.2f} | "
+                         f"{r['ours_fp']} | {r['mv_fp']} |")
+    return lines
 
 
 def _load() -> str:
@@ -264,9 +399,24 @@ def _load() -> str:
 
 def main() -> None:
     args = parse_args()
+    if args.grading_only:
+        speed, fams = grading_speed(args.grading_repeats), families()
+        grader.shutdown()
+        scratch = args.out.with_suffix(".grading.tmp")
+        write_results_sections(scratch, speed, fams)
+        header = (f"\n# Grading: speed and families (appended {datetime.date.today().isoformat()})\n\n"
+                  f"Machine: 2-core x86_64 CPU, shared with other jobs (load average at the end: {_load()}). "
+                  "Command: `" + " ".join([".venv/bin/python benchmarks/bench_answers.py", *sys.argv[1:]]) + "`\n")
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(header + scratch.read_text(encoding="utf-8"))
+        scratch.unlink()
+        return
     perf = throughput(args)
     qual = None if args.no_quality else quality()
-    write_results(args.out, args, perf, qual)
+    speed = None if args.no_quality else grading_speed(args.grading_repeats)
+    fams = None if args.no_quality else families()
+    grader.shutdown()
+    write_results(args.out, args, perf, qual, speed, fams)
 
 
 if __name__ == "__main__":

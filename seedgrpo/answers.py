@@ -188,9 +188,10 @@ def cluster_ids(hashes: torch.Tensor, group_size: int) -> torch.LongTensor:
 
 
 def is_equivalent(pred: str | float | int, gold: str | float | int, *, timeout_s: float = 1.0) -> bool:
-    """True when two answers are the same: canonical forms equal, else a symbolic / numeric check with
-    sympy in a worker process, at most `timeout_s` seconds (False when the budget runs out). Safe from any
-    thread; results are cached. See seedgrpo.grader."""
+    """True when two answers are the same, as a grader reads them (docs/answers.md §4): `pred` may be a whole
+    model output (boxes, answer phrase, prose); labels, chains, percent, rounded decimals, plain-text math are
+    graded by value; what the value rules leave open goes to sympy in a worker process, at most `timeout_s`
+    seconds (False when the budget runs out). Safe from any thread; results are cached. See seedgrpo.grader."""
     from seedgrpo.grader import is_equivalent as _is_equivalent
 
     return _is_equivalent(pred, gold, timeout_s=timeout_s)

@@ -1,29 +1,26 @@
-"""Answer equivalence with a hard time budget: canonical equality first, then sympy in worker processes.
+"""Answer equivalence with a hard time budget: value rules in this process, then worker processes.
 
-    from seedgrpo.grader import is_equivalent, check_canonical_pairs
-    is_equivalent("\\frac{\\sqrt3}{3}", "\\frac{1}{\\sqrt{3}}")        # True
-    check_canonical_pairs([("1/2", "2/4"), ("x+1", "1+x")])             # [False, True] (inputs are canonical)
+    from seedgrpo.grader import is_equivalent, check_answer_pairs
+    is_equivalent("Thus the total is $36$ apples.", "36")               # True (prose read, no process)
+    is_equivalent("\\frac{\\sqrt3}{3}", "\\frac{1}{\\sqrt{3}}")        # True (sympy in a worker)
+    check_answer_pairs([("25\\%", "0.25"), ("11:00", "2:00")])          # [True, False]
 
-Rules (docs/answers.md §4): equal canonical forms are equivalent; two different exact rationals are not;
-anything else is compared structurally (same splitter as the canonicalizer) and element by element with
-sympy (parsed by latex2sympy2_extended, checked by exact equality, equation proportionality, then
-50-digit evaluation at fixed rational points), in a worker process that is killed when the pair runs past
-`timeout_s`. The budget therefore holds from any thread and needs no signals. Results are cached by the
-pair of canonical hashes. The pool starts on first use, one batch at a time (calls from several threads
-queue on a lock), and is shut down at exit.
-
-`python seedgrpo/grader.py --worker` is the worker entry point the pool launches (run as a file, so that
-a worker imports only sympy and the answer reference, not the seedgrpo package and torch).
+Rules (docs/answers.md §4): both sides are read as a grader reads them (seedgrpo.grading_rules: boxes,
+answer phrase, prose, repairs), rewritten into forms (labels, chains, lists, inequalities), and settled here
+when the value rules can (equal canonical forms, exact rationals, percent, rounded decimals, times) or when
+seedgrpo.quick_values shows them certainly different. Only the rest reach a worker
+(seedgrpo/grader_worker.py: sympy, plain-text math, math-verify where our parser gives up), which is killed
+when the pair runs past `timeout_s`; the budget therefore holds from any thread and needs no signals.
+Results are cached by the pair of answer hashes. The pool starts on first use, one batch at a time (calls
+from several threads queue on a lock), and is shut down at exit.
 """
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import json
 import os
 import re
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -38,48 +35,98 @@ CACHE_SIZE = 200_000  # pairs; ~100 bytes each
 _RATIONAL = re.compile(r"-?\d+(?:/\d+)?\Z")
 _HERE = Path(__file__).resolve().parent
 
-__all__ = ["is_equivalent", "check_canonical_pairs", "answer_to_canonical", "shutdown", "SympyPool"]
+__all__ = ["is_equivalent", "check_answer_pairs", "check_final_answer_pairs", "check_canonical_pairs", "grading_answer",
+           "answer_to_canonical", "symbolic_equal", "grade_pair", "shutdown", "SympyPool"]
 
 
 # ------------------------------------------------------------------------------------ caller side
+def _answer_text(answer: object, name: str) -> str:
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        raise ValueError(f"{name} must be a str or a number, got {type(answer).__name__} {answer!r}")
+    return answer if isinstance(answer, str) else repr(answer)
+
+
 def answer_to_canonical(answer: object, name: str = "answer") -> str:
     """Canonical form of a reference or predicted answer: numbers via repr (27.0 -> '27'), a string with
     \\boxed in it is extracted first."""
     from seedgrpo import answers
 
-    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise ValueError(f"{name} must be a str or a number, got {type(answer).__name__} {answer!r}")
-    text = answer if isinstance(answer, str) else repr(answer)
+    text = _answer_text(answer, name)
     if "\\boxed" in text or "\\fbox" in text:
         text = answers.extract_answer(text) or text
     return answers.canonicalize(text)
 
 
+def grading_answer(answer: object, name: str = "answer") -> str:
+    """The final answer a grader reads in a prediction or gold (seedgrpo.grading_rules.final_answer):
+    numbers via repr, boxes (several boxes joined), answer tag or phrase, the cued value of prose."""
+    return grading_rules.final_answer(_answer_text(answer, name))
+
+
 def is_equivalent(pred: str | int | float, gold: str | int | float, *, timeout_s: float = 1.0) -> bool:
-    """True when pred and gold are the same answer (docs/answers.md §4); False when unsure or out of time."""
-    pair = (answer_to_canonical(pred, "pred"), answer_to_canonical(gold, "gold"))
-    return check_canonical_pairs([pair], timeout_s=timeout_s)[0]
+    """True when pred and gold are the same answer (docs/answers.md §4); False when unsure or out of time.
+    `pred` may be a whole model output: its final answer is read first."""
+    return check_answer_pairs([(pred, gold)], timeout_s=timeout_s)[0]
+
+
+def check_answer_pairs(pairs: Sequence[tuple[object, object]], *, timeout_s: float = 1.0) -> list[bool]:
+    """Equivalence of each (prediction, gold) pair of raw answers or outputs. Pairs that the value rules
+    settle (equal canonical forms, exact rationals, times, percent, rounded decimals) cost no process;
+    only distinct pairs left undecided and not cached reach the worker pool."""
+    _check_timeout(timeout_s)
+    final = [(grading_answer(p, "pred"), grading_answer(g, "gold")) for p, g in pairs]
+    return _grade(final, timeout_s, canonical=False)
+
+
+def check_final_answer_pairs(pairs: Sequence[tuple[str, str]], *, timeout_s: float = 1.0) -> list[bool]:
+    """check_answer_pairs for pairs already read by grading_answer (what math_reward holds)."""
+    _check_timeout(timeout_s)
+    return _grade(list(pairs), timeout_s, canonical=False)
 
 
 def check_canonical_pairs(pairs: Sequence[tuple[str, str]], *, timeout_s: float = 1.0) -> list[bool]:
-    """Equivalence of each (canonical, canonical) pair. Only distinct pairs not decided by the fast rules
-    nor cached reach the worker pool, so a batch that needs no sympy starts no process."""
+    """Equivalence of each (canonical, canonical) pair (what math_reward holds after its C++ batch)."""
+    _check_timeout(timeout_s)
+    return _grade(list(pairs), timeout_s, canonical=True)
+
+
+def _check_timeout(timeout_s: object) -> None:
     if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or not timeout_s > 0:
         raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+
+
+def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical: bool) -> list[bool]:
+    from seedgrpo import answers
+
     results: list[bool | None] = [None] * len(pairs)
     todo: dict[tuple[int, int], list[int]] = {}
     for i, (a, b) in enumerate(pairs):
         if a == b:
             results[i] = True
-        elif _RATIONAL.match(a) and _RATIONAL.match(b):
-            results[i] = False  # canonical rationals are unique: different text, different value
+            continue
+        if canonical and _RATIONAL.match(a) and _RATIONAL.match(b):
+            results[i] = False  # canonical rationals are unique (a canonical form has lost its decimals)
+            continue
+        verdict = None
+        if not canonical:
+            undecided = False
+            for fa, fb in grading_rules.pair_forms(a, b):
+                form = grading_rules.form_verdict(fa, fb, answers.canonicalize, _certainly_different)
+                if form:
+                    verdict = True
+                    break
+                undecided |= form is None
+            if verdict is None and not undecided:
+                verdict = False
+        if verdict is not None:
+            results[i] = verdict
+            continue
+        key = (canonical, *_pair_key(a, b))
+        cached = _CACHE.get(key)
+        if cached is not None:
+            results[i] = cached
         else:
-            key = _pair_key(a, b)
-            cached = _CACHE.get(key)
-            if cached is not None:
-                results[i] = cached
-            else:
-                todo.setdefault(key, []).append(i)
+            todo.setdefault(key, []).append(i)
     if todo:
         keys = list(todo)
         verdicts = _pool().check([pairs[todo[key][0]] for key in keys], timeout_s)
@@ -88,6 +135,12 @@ def check_canonical_pairs(pairs: Sequence[tuple[str, str]], *, timeout_s: float 
             for i in todo[key]:
                 results[i] = verdict
     return [bool(r) for r in results]
+
+
+def _certainly_different(a: str, b: str) -> bool:
+    from seedgrpo.answers_reference import _split_top
+
+    return quick_values.certainly_different(a, b, _split_top)
 
 
 def _pair_key(a: str, b: str) -> tuple[int, int]:
@@ -124,12 +177,12 @@ _CACHE = _LRU(CACHE_SIZE)
 
 # ------------------------------------------------------------------------------------------- pool
 class _Worker:
-    """One `grader.py --worker` process: JSON lines in on stdin, `ready` then JSON lines out on stdout."""
+    """One `grader_worker.py` process: JSON lines in on stdin, `ready` then JSON lines out on stdout."""
 
     def __init__(self):
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.proc = subprocess.Popen(
-            [sys.executable, str(_HERE / "grader.py"), "--worker"], stdin=subprocess.PIPE,
+            [sys.executable, str(_HERE / "grader_worker.py")], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
         self.fd = self.proc.stdout.fileno()
         self.buffer = b""
@@ -155,9 +208,11 @@ class _Worker:
     def kill(self) -> None:
         try:
             self.proc.kill()
-            self.proc.wait(timeout=5)
         except Exception:  # noqa: BLE001 - already gone
             pass
+        # Reaped in the background: a worker killed inside a huge allocation can take seconds to exit (the
+        # kernel frees its memory), and the batch must not wait for that.
+        threading.Thread(target=self.proc.wait, daemon=True).start()
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 stream.close()
@@ -173,6 +228,7 @@ class SympyPool:
             raise ValueError(f"workers must be a positive int, got {workers!r}")
         self.size = workers
         self._workers: list[_Worker] = []
+        self._spares: list[_Worker] = []  # one spare, started with the pool and after each kill
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -183,14 +239,19 @@ class SympyPool:
     def check(self, pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[bool]:
         with self._lock:
             if self._pid != os.getpid():  # forked child: the pipes belong to the parent's workers
-                self._workers, self._pid = [], os.getpid()
+                self._workers, self._spares, self._pid = [], [], os.getpid()
             while len(self._workers) < min(self.size, max(1, len(pairs))):
                 self._workers.append(_Worker())
+            if not self._spares:  # warm before it is needed: a kill then costs no interpreter start
+                self._spares.append(_Worker())
             return self._run(pairs, timeout_s)
 
     def _replace(self, worker: _Worker) -> None:
+        """Kill a worker and put the spare in its place (already importing, often ready: a hostile answer
+        then costs its budget, not a fresh interpreter's start-up); a new spare starts in the background."""
         worker.kill()
-        self._workers[self._workers.index(worker)] = _Worker()
+        self._workers[self._workers.index(worker)] = self._spares.pop(0) if self._spares else _Worker()
+        self._spares.append(_Worker())
 
     def _run(self, pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[bool]:
         results = [False] * len(pairs)
@@ -210,6 +271,10 @@ class SympyPool:
                                            max(0.0, min(deadlines) - time.monotonic()))
             for worker in [w for w in waiting if w.fd in readable]:
                 lines = worker.read_lines()
+                if lines is None and not worker.ready:  # failed to start: replacing it would loop forever
+                    self.close()
+                    raise RuntimeError(f"a grader worker exited while starting; run `{sys.executable} "
+                                       f"{_HERE / 'grader_worker.py'}` to see why")
                 if lines is None:  # crashed (e.g. out of memory): its pair is not equivalent
                     if worker.task is not None:
                         results[worker.task] = False
@@ -231,10 +296,12 @@ class SympyPool:
                     self.close()
                     raise RuntimeError(
                         f"a sympy worker did not start within {STARTUP_TIMEOUT_S:.0f} s; run "
-                        f"`{sys.executable} {_HERE / 'grader.py'} --worker` to see why")
+                        f"`{sys.executable} {_HERE / 'grader_worker.py'}` to see why")
         return results
 
     def close(self) -> None:
+        self._workers += self._spares
+        self._spares = []
         for worker in self._workers:
             try:
                 worker.proc.stdin.close()  # the worker exits at end of input
@@ -279,242 +346,7 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-# ------------------------------------------------------------------------------------ worker side
-_NUMERIC_DIGITS = 50  # evaluation precision
-_RELATIVE_TOLERANCE = 1e-25  # far below any decimal an answer would be written with
-_POINTS = 4  # evaluation points when the difference has free symbols
-_DECIMAL = re.compile(r"(?<![\d.])(\d*)\.(\d+)(?![\d.])")
-_CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
-_WORD = re.compile(r"[A-Za-z]{3,}")
-_reference_module = None
 
 
-def _reference():
-    """seedgrpo.answers_reference, loaded from its file in a worker (no package import, no torch)."""
-    global _reference_module
-    if _reference_module is None:
-        if "seedgrpo.answers_reference" in sys.modules or __name__ != "__main__":
-            from seedgrpo import answers_reference as module
-        else:
-            path = _HERE / "answers_reference.py"
-            spec = importlib.util.spec_from_file_location("_answers_reference", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        _reference_module = module
-    return _reference_module
-
-
-def symbolic_equal(a: str, b: str) -> bool:
-    """The worker's comparison of two canonical forms (no time limit here: the pool enforces it)."""
-    split = _reference()._split_top
-    return _lists_equal(split(a, ","), split(b, ","), ordered=False)
-
-
-def _lists_equal(xs: list[str], ys: list[str], *, ordered: bool) -> bool:
-    if len(xs) != len(ys):
-        return False
-    if ordered or len(xs) == 1:
-        return all(_element_equal(x, y) for x, y in zip(xs, ys))
-    unused = list(ys)  # a bare list is a collection of answers: match in any order
-    for x in xs:
-        for k, y in enumerate(unused):
-            if _element_equal(x, y):
-                del unused[k]
-                break
-        else:
-            return False
-    return True
-
-
-def _bracket_group(e: str) -> tuple[str, str, str] | None:
-    ref = _reference()
-    if not e or e[0] == "{" or ref._bracket_at(e, 0)[0] <= 0:
-        return None
-    close, close_len = ref._matching_bracket(e, 0)
-    if close != len(e):
-        return None
-    open_len = 2 if e[0] == "\\" else 1
-    return e[:open_len], e[open_len:len(e) - close_len], e[len(e) - close_len:]
-
-
-def _matrix_rows(e: str) -> list[list[str]] | None:
-    begin, end = "\\begin{pmatrix}", "\\end{pmatrix}"
-    if not (e.startswith(begin) and e.endswith(end)):
-        return None
-    split = _reference()._split_top
-    return [split(row, "&") for row in split(e[len(begin):len(e) - len(end)], "\\\\")]
-
-
-def _element_equal(x: str, y: str) -> bool:
-    if x == y:
-        return True
-    gx, gy = _bracket_group(x), _bracket_group(y)
-    if gx or gy:  # tuples, intervals, sets: same brackets, then the elements
-        if not (gx and gy) or gx[0] != gy[0] or gx[2] != gy[2]:
-            return False
-        split = _reference()._split_top
-        is_set = gx[0] == "\\{" and gx[2] == "\\}"
-        return _lists_equal(split(gx[1], ","), split(gy[1], ","), ordered=not is_set)
-    mx, my = _matrix_rows(x), _matrix_rows(y)
-    if mx or my:
-        return (mx is not None and my is not None and [len(r) for r in mx] == [len(r) for r in my]
-                and all(_element_equal(a, b) for ra, rb in zip(mx, my) for a, b in zip(ra, rb)))
-    if _is_text(x) or _is_text(y):  # words (Evelyn, east, even) are compared as written
-        return False
-    ex, ey = _parse(x), _parse(y)
-    return ex is not None and ey is not None and _sympy_equal(ex, ey)
-
-
-def _is_text(e: str) -> bool:
-    """Three letters in a row outside control words: a word, not a product (latex2sympy would read
-    `Evelyn` as E*E*l*n*v*y, equal to `Evenly`)."""
-    return bool(_WORD.search(_CONTROL_WORD.sub(" ", e)))
-
-
-def _parse(e: str):
-    import sympy
-    from latex2sympy2_extended import latex2sympy
-    from latex2sympy2_extended.latex2sympy2 import ConversionConfig
-    from latex2sympy2_extended.math_normalization import NormalizationConfig
-
-    exact = _DECIMAL.sub(lambda m: "\\frac{%s%s}{1%s}" % (m[1], m[2], "0" * len(m[2])), e)  # no floats
-    try:
-        expr = latex2sympy(
-            exact,
-            normalization_config=NormalizationConfig(basic_latex=True, units=False, malformed_operators=False,
-                                                     nits=False, boxed="none", equations=False),
-            conversion_config=ConversionConfig(interpret_as_mixed_fractions=False,
-                                               interpret_simple_eq_as_assignment=False,
-                                               interpret_contains_as_eq=False, lowercase_symbols=False))
-    except Exception:  # noqa: BLE001 - unparsable LaTeX is simply not equivalent
-        return None
-    return expr if isinstance(expr, (sympy.Basic, sympy.MatrixBase)) else None
-
-
-def _sympy_equal(x, y) -> bool:
-    import sympy
-    from sympy.core.relational import Relational
-
-    try:
-        if x == y:
-            return True
-    except Exception:  # noqa: BLE001
-        return False
-    if isinstance(x, sympy.MatrixBase) or isinstance(y, sympy.MatrixBase):
-        return (isinstance(x, sympy.MatrixBase) and isinstance(y, sympy.MatrixBase) and x.shape == y.shape
-                and all(_sympy_equal(a, b) for a, b in zip(x, y)))
-    if isinstance(x, sympy.Set) or isinstance(y, sympy.Set):
-        return _sets_equal(x, y)
-    if isinstance(x, Relational) or isinstance(y, Relational):
-        x, y = getattr(x, "canonical", x), getattr(y, "canonical", y)  # 2 <= k is k >= 2
-        if type(x) is not type(y):
-            return False
-        dx, dy = x.lhs - x.rhs, y.lhs - y.rhs
-        if isinstance(x, sympy.Eq):  # a x + b = 0 is the same equation as 2 a x + 2 b = 0
-            return _constant_ratio(dx, dy)
-        return _expressions_equal(dx, dy)
-    if isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr):
-        return _expressions_equal(x, y)
-    return False
-
-
-def _sets_equal(x, y) -> bool:
-    import sympy
-
-    if type(x) is not type(y):
-        return False
-    if isinstance(x, sympy.Interval):
-        return (x.left_open == y.left_open and x.right_open == y.right_open
-                and _sympy_equal(x.start, y.start) and _sympy_equal(x.end, y.end))
-    if isinstance(x, (sympy.FiniteSet, sympy.Union, sympy.Intersection)):
-        xs, ys = list(x.args), list(y.args)
-        if len(xs) != len(ys):
-            return False
-        for a in xs:
-            match = next((k for k, b in enumerate(ys) if _sympy_equal(a, b)), None)
-            if match is None:
-                return False
-            del ys[match]
-        return True
-    return False
-
-
-def _points(symbols) -> list[dict]:
-    import random
-
-    import sympy
-
-    rng = random.Random(20261123)  # fixed: the same pair always gets the same verdict
-    return [{s: sympy.Rational(rng.randint(11, 97), rng.randint(7, 41)) for s in symbols}
-            for _ in range(_POINTS)]
-
-
-def _value(expr, point):
-    """expr at point with _NUMERIC_DIGITS digits (a sympy number), or None when not a finite number."""
-    try:
-        v = expr.evalf(_NUMERIC_DIGITS, subs=point)
-        return v if v.is_number and v.is_finite else None
-    except Exception:  # noqa: BLE001 - undefined functions, unevaluable objects
-        return None
-
-
-def _close(a, b) -> bool:
-    """Relative comparison carried out in sympy at _NUMERIC_DIGITS digits (floats would stop at 1e-16)."""
-    return bool(abs(a - b) <= _RELATIVE_TOLERANCE * max(1, abs(a), abs(b)))
-
-
-def _expressions_equal(x, y) -> bool:
-    import sympy
-
-    symbols = sorted(x.free_symbols | y.free_symbols, key=str)
-    points = _points(symbols) if symbols else [{}]
-    numeric = True
-    for point in points:
-        vx, vy = _value(x, point), _value(y, point)
-        if vx is None or vy is None:
-            numeric = False
-            break
-        if not _close(vx, vy):
-            return False
-    if numeric:
-        return True
-    try:
-        return sympy.simplify(x - y) == 0
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def _constant_ratio(dx, dy) -> bool:
-    symbols = sorted(dx.free_symbols | dy.free_symbols, key=str)
-    ratios = []
-    for point in _points(symbols) if symbols else [{}]:
-        vx, vy = _value(dx, point), _value(dy, point)
-        if vx is None or vy is None or vy == 0:
-            return _expressions_equal(dx, dy)
-        ratios.append(vx / vy)
-    return ratios[0] != 0 and all(_close(r, ratios[0]) for r in ratios)
-
-
-def _worker_main() -> None:
-    # A scheduler's SIGTERM (SLURM, Kubernetes, the DeepSpeed launcher) or a terminal's SIGINT reaches the
-    # whole process group: the trainer finishes its step and checkpoints, and it still needs its graders to do
-    # so. A worker ends when its parent closes stdin, or by SIGKILL (the time budget).
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    reply = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the reply stream
-    _reference()
-    _parse("1")  # import sympy and build the parser before saying ready: the budget is for the pair
-    reply.write("ready\n")
-    for line in sys.stdin:
-        task, a, b = json.loads(line)
-        try:
-            verdict = symbolic_equal(a, b)
-        except Exception:  # noqa: BLE001 - RecursionError, sympy internals: not shown equal
-            verdict = False
-        reply.write(json.dumps([task, bool(verdict)]) + "\n")
-
-
-if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
-    sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # seedgrpo/ is not a top-level dir
-    _worker_main()
+from seedgrpo import grading_rules, quick_values  # noqa: E402  (pure Python; after the pool so the module reads top-down)
+from seedgrpo.grader_worker import grade_pair, symbolic_equal  # noqa: E402,F401  (the worker's comparison)

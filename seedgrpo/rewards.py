@@ -4,9 +4,11 @@
     math_reward(["... so \\boxed{0.5}", "I think 3"], ["\\frac12", 27.0])      # [1.0, 0.0]
 
 Answers are extracted and canonicalized in one threaded C++ batch (seedgrpo.answers); a completion whose
-canonical answer equals a canonical gold is correct at once (the exact-hash fast path), two different
-exact rationals are wrong at once, and only the remaining distinct pairs go to the sympy worker pool
-(seedgrpo.grader, `timeout_s` per pair). A batch that needs no sympy starts no process.
+canonical answer equals a canonical gold is correct at once (the exact-hash fast path). Every other
+completion is read as the grader reads it (seedgrpo.grading_rules: several boxes, answer phrase, prose) and
+graded by seedgrpo.grader: the value rules (exact rationals, percent, rounded decimals, times) settle most
+pairs in this process; only the remaining distinct pairs go to the worker pool (`timeout_s` per pair). A
+batch that needs no sympy starts no process.
 
 Golds: a number (AMC's 27.0), a string (a `\\boxed{}` inside it is extracted first), or a list of strings
 holding *alternatives* (correct if any matches; OlympiadBench's `final_answer`). Several answers inside
@@ -40,23 +42,28 @@ def math_reward(completions: Sequence[str], golds: Sequence[object], *, timeout_
                          f"{len(golds)}: pass one gold per completion (repeat it for each of the G samples)")
     predicted = answers.extract_and_canonicalize(completions, threads=threads)
     rewards = [0.0] * len(completions)
-    candidates: list[tuple[int, str, str]] = []  # (row, prediction, gold alternative) left for the grader
-    gold_cache: dict[tuple[str, str], list[str]] = {}  # G rows share each gold: canonicalize it once
+    candidates: list[tuple[int, str, str]] = []  # (row, final answer, gold alternative) left for the grader
+    gold_cache: dict[tuple[str, str], tuple[list[str], list[str]]] = {}  # G rows share a gold: read it once
     for row, (pred, gold) in enumerate(zip(predicted, golds)):
-        if pred is None:
-            continue
         key = (type(gold).__name__, repr(gold))
-        alternatives = gold_cache.get(key)
-        if alternatives is None:
-            alternatives = gold_cache[key] = gold_answers(gold)
-        if pred in alternatives:
-            rewards[row] = 1.0
-        else:
-            candidates.extend((row, pred, alt) for alt in alternatives)
+        if key not in gold_cache:
+            gold_cache[key] = (gold_answers(gold), _gold_texts(gold))
+        canonical_golds, gold_texts = gold_cache[key]
+        if pred is not None and pred in canonical_golds:
+            rewards[row] = 1.0  # the exact-hash fast path
+            continue
+        final = grader.grading_answer(completions[row], "completions[i]")  # boxes, answer phrase, prose
+        if final:
+            candidates.extend((row, final, g) for g in gold_texts)
     if candidates:
-        verdicts = grader.check_canonical_pairs([(p, g) for _, p, g in candidates], timeout_s=timeout_s)
+        verdicts = grader.check_final_answer_pairs([(p, g) for _, p, g in candidates], timeout_s=timeout_s)
         for (row, _, _), ok in zip(candidates, verdicts):
             if ok:
                 rewards[row] = 1.0
     return rewards
+
+
+def _gold_texts(gold: object) -> list[str]:
+    """The final answer of each alternative, as the grader reads it."""
+    return [grader.grading_answer(g, "gold") for g in (gold if isinstance(gold, (list, tuple)) else [gold])]
 

@@ -1,5 +1,6 @@
 """seedgrpo.rewards.math_reward: gold types, multi-part answers, the fast path, and quality on real data."""
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,8 @@ import pytest
 from seedgrpo import answers, grader
 from seedgrpo.rewards import math_reward
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout; SEEDGRPO_DATA points elsewhere (a git worktree one level deeper)
+DATA = Path(os.environ.get("SEEDGRPO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def test_gold_types_and_fast_path():

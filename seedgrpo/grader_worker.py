@@ -1,0 +1,414 @@
+"""The grader's worker process: one answer pair in, one verdict out (seedgrpo.grader runs and times it).
+
+    python seedgrpo/grader_worker.py        # JSON lines [task, pred, gold] on stdin -> [task, verdict]
+
+`grade_pair(pred, gold)` is the whole comparison (docs/answers.md §4): the pair and its rewritten forms
+(seedgrpo.grading_rules.pair_forms) are compared by value rules (times, ratios, percent, decimals), then
+structurally with sympy (parsed by latex2sympy2_extended, checked by exact equality, equation
+proportionality, then 50-digit evaluation at fixed rational points), then by math-verify where its parser
+reads what ours does not. There is no time limit in here: the pool kills a worker that runs past its budget,
+so it needs no signals. Run as a file, a worker imports only sympy, math-verify and two modules of this
+package loaded from their files (no torch).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import re
+import signal
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+_NUMERIC_DIGITS = 50  # evaluation precision
+_RELATIVE_TOLERANCE = 1e-25  # far below any decimal an answer would be written with
+_POINTS = 4  # evaluation points when the difference has free symbols
+_DECIMAL = re.compile(r"(?<![\d.])(\d*)\.(\d+)(?![\d.])")
+_CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
+_WORD = re.compile(r"[A-Za-z]{3,}")
+_modules: dict[str, object] = {}
+
+
+def _module(name: str):
+    """seedgrpo.<name>, loaded from its file in a worker (no package import, no torch)."""
+    if name not in _modules:
+        if f"seedgrpo.{name}" in sys.modules or __name__ != "__main__":
+            module = importlib.import_module(f"seedgrpo.{name}")
+        else:
+            spec = importlib.util.spec_from_file_location(f"_{name}", _HERE / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        _modules[name] = module
+        if name == "grading_rules":
+            module._reference_module = _reference()
+    return _modules[name]
+
+
+def _reference():
+    return _module("answers_reference")
+
+
+def _rules():
+    return _module("grading_rules")
+
+
+def symbolic_equal(a: str, b: str) -> bool:
+    """The worker's comparison of two canonical forms (no time limit here: the pool enforces it)."""
+    split = _reference()._split_top
+    return _lists_equal(split(a, ","), split(b, ","), ordered=False)
+
+
+def _lists_equal(xs: list[str], ys: list[str], *, ordered: bool) -> bool:
+    if len(xs) != len(ys):
+        return False
+    if ordered or len(xs) == 1:
+        return all(_element_equal(x, y) for x, y in zip(xs, ys))
+    unused = list(ys)  # a bare list is a collection of answers: match in any order
+    for x in xs:
+        for k, y in enumerate(unused):
+            if _element_equal(x, y):
+                del unused[k]
+                break
+        else:
+            return False
+    return True
+
+
+def _bracket_group(e: str) -> tuple[str, str, str] | None:
+    ref = _reference()
+    if not e or e[0] == "{" or ref._bracket_at(e, 0)[0] <= 0:
+        return None
+    close, close_len = ref._matching_bracket(e, 0)
+    if close != len(e):
+        return None
+    open_len = 2 if e[0] == "\\" else 1
+    return e[:open_len], e[open_len:len(e) - close_len], e[len(e) - close_len:]
+
+
+def _matrix_rows(e: str) -> list[list[str]] | None:
+    begin, end = "\\begin{pmatrix}", "\\end{pmatrix}"
+    if not (e.startswith(begin) and e.endswith(end)):
+        return None
+    split = _reference()._split_top
+    return [split(row, "&") for row in split(e[len(begin):len(e) - len(end)], "\\\\")]
+
+
+def _element_equal(x: str, y: str) -> bool:
+    if x == y:
+        return True
+    gx, gy = _bracket_group(x), _bracket_group(y)
+    if gx or gy:  # tuples, intervals, sets: same brackets, then the elements
+        if not (gx and gy) or gx[0] != gy[0] or gx[2] != gy[2]:
+            return False
+        split = _reference()._split_top
+        is_set = gx[0] == "\\{" and gx[2] == "\\}"
+        return _lists_equal(split(gx[1], ","), split(gy[1], ","), ordered=not is_set)
+    mx, my = _matrix_rows(x), _matrix_rows(y)
+    if mx or my:
+        return (mx is not None and my is not None and [len(r) for r in mx] == [len(r) for r in my]
+                and all(_element_equal(a, b) for ra, rb in zip(mx, my) for a, b in zip(ra, rb)))
+    if _is_text(x) or _is_text(y):  # words (Evelyn, east, even) are compared as written
+        return False
+    ex, ey = _parse(x), _parse(y)
+    return ex is not None and ey is not None and _sympy_equal(ex, ey)
+
+
+def _is_text(e: str) -> bool:
+    """Three letters in a row outside control words: a word, not a product (latex2sympy would read
+    `Evelyn` as E*E*l*n*v*y, equal to `Evenly`)."""
+    return bool(_WORD.search(_CONTROL_WORD.sub(" ", e)))
+
+
+def _parse(e: str):
+    import sympy
+    from latex2sympy2_extended import latex2sympy
+    from latex2sympy2_extended.latex2sympy2 import ConversionConfig
+    from latex2sympy2_extended.math_normalization import NormalizationConfig
+
+    exact = _DECIMAL.sub(lambda m: "\\frac{%s%s}{1%s}" % (m[1], m[2], "0" * len(m[2])), e)  # no floats
+    try:
+        expr = latex2sympy(
+            exact,
+            normalization_config=NormalizationConfig(basic_latex=True, units=False, malformed_operators=False,
+                                                     nits=False, boxed="none", equations=False),
+            conversion_config=ConversionConfig(interpret_as_mixed_fractions=False,
+                                               interpret_simple_eq_as_assignment=False,
+                                               interpret_contains_as_eq=False, lowercase_symbols=False))
+    except Exception:  # noqa: BLE001 - unparsable LaTeX is simply not equivalent
+        _unparsed.append(e)
+        return None
+    if not isinstance(expr, (sympy.Basic, sympy.MatrixBase)):
+        _unparsed.append(e)
+        return None
+    return expr
+
+
+def _sympy_equal(x, y) -> bool:
+    import sympy
+    from sympy.core.relational import Relational
+
+    try:
+        if x == y:
+            return True
+    except Exception:  # noqa: BLE001
+        return False
+    if isinstance(x, sympy.MatrixBase) or isinstance(y, sympy.MatrixBase):
+        return (isinstance(x, sympy.MatrixBase) and isinstance(y, sympy.MatrixBase) and x.shape == y.shape
+                and all(_sympy_equal(a, b) for a, b in zip(x, y)))
+    if isinstance(x, sympy.Set) or isinstance(y, sympy.Set):
+        return _sets_equal(x, y)
+    if isinstance(x, Relational) or isinstance(y, Relational):
+        x, y = getattr(x, "canonical", x), getattr(y, "canonical", y)  # 2 <= k is k >= 2
+        if type(x) is not type(y):
+            return False
+        dx, dy = x.lhs - x.rhs, y.lhs - y.rhs
+        if isinstance(x, sympy.Eq):  # a x + b = 0 is the same equation as 2 a x + 2 b = 0
+            return _constant_ratio(dx, dy)
+        return _expressions_equal(dx, dy)
+    if isinstance(x, sympy.Expr) and isinstance(y, sympy.Expr):
+        return _expressions_equal(x, y)
+    return False
+
+
+def _sets_equal(x, y) -> bool:
+    import sympy
+
+    if type(x) is not type(y):
+        return False
+    if isinstance(x, sympy.Interval):
+        return (x.left_open == y.left_open and x.right_open == y.right_open
+                and _sympy_equal(x.start, y.start) and _sympy_equal(x.end, y.end))
+    if isinstance(x, (sympy.FiniteSet, sympy.Union, sympy.Intersection)):
+        xs, ys = list(x.args), list(y.args)
+        if len(xs) != len(ys):
+            return False
+        for a in xs:
+            match = next((k for k, b in enumerate(ys) if _sympy_equal(a, b)), None)
+            if match is None:
+                return False
+            del ys[match]
+        return True
+    return False
+
+
+def _points(symbols) -> list[dict]:
+    import random
+
+    import sympy
+
+    rng = random.Random(20261123)  # fixed: the same pair always gets the same verdict
+    return [{s: sympy.Rational(rng.randint(11, 97), rng.randint(7, 41)) for s in symbols}
+            for _ in range(_POINTS)]
+
+
+def _value(expr, point):
+    """expr at point with _NUMERIC_DIGITS digits (a sympy number), or None when not a finite number."""
+    try:
+        v = expr.evalf(_NUMERIC_DIGITS, subs=point)
+        return v if v.is_number and v.is_finite else None
+    except Exception:  # noqa: BLE001 - undefined functions, unevaluable objects
+        return None
+
+
+def _close(a, b) -> bool:
+    """Relative comparison carried out in sympy at _NUMERIC_DIGITS digits (floats would stop at 1e-16)."""
+    return bool(abs(a - b) <= _RELATIVE_TOLERANCE * max(1, abs(a), abs(b)))
+
+
+def _expressions_equal(x, y) -> bool:
+    import sympy
+
+    imaginary = sympy.Symbol("i")
+    if imaginary in x.free_symbols | y.free_symbols:  # `3+4i`, `(1+i)^2`: i is the imaginary unit
+        x, y = x.subs(imaginary, sympy.I), y.subs(imaginary, sympy.I)
+    exact = _exact_rational(x - y)
+    if exact is not None:  # integers and fractions: 2^{100} differs from 2^{100}+1 (50 digits do not see it)
+        return exact == 0
+
+    symbols = sorted(x.free_symbols | y.free_symbols, key=str)
+    points = _points(symbols) if symbols else [{}]
+    numeric = True
+    for point in points:
+        vx, vy = _value(x, point), _value(y, point)
+        if vx is None or vy is None:
+            numeric = False
+            break
+        if not _close(vx, vy):
+            return False
+    if numeric:
+        return True
+    try:
+        difference = sympy.expand(x - y)
+        if difference == 0:
+            return True
+        # simplify takes seconds on long expressions: only small differences get it
+        return sympy.count_ops(difference) <= _MAX_SIMPLIFY_OPS and sympy.simplify(difference) == 0
+    except Exception:  # noqa: BLE001
+        return False
+
+
+_MAX_SIMPLIFY_OPS = 40  # operations in a difference that simplify() may still try (it is slow beyond)
+_MAX_EXACT_EXPONENT = 4096  # 2^{4096} has 1,234 digits: cheap; larger powers are left to evaluation
+
+
+def _exact_rational(expr):
+    """expr's exact value when it is built from integers by + - * / and small integer powers, else None."""
+    import sympy
+
+    if expr.free_symbols or any(not isinstance(a, sympy.Rational) for a in expr.atoms(sympy.Number)):
+        return None
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Pow):
+            if not (node.exp.is_Integer and abs(int(node.exp)) <= _MAX_EXACT_EXPONENT):
+                return None
+        elif not isinstance(node, (sympy.Add, sympy.Mul, sympy.Rational)):
+            return None
+    value = expr.doit()
+    return value if isinstance(value, sympy.Rational) else None
+
+
+def _constant_ratio(dx, dy) -> bool:
+    symbols = sorted(dx.free_symbols | dy.free_symbols, key=str)
+    ratios = []
+    for point in _points(symbols) if symbols else [{}]:
+        vx, vy = _value(dx, point), _value(dy, point)
+        if vx is None or vy is None or vy == 0:
+            return _expressions_equal(dx, dy)
+        ratios.append(vx / vy)
+    return ratios[0] != 0 and all(_close(r, ratios[0]) for r in ratios)
+
+
+def grade_pair(pred: str, gold: str) -> bool:
+    """The worker's verdict on a (pred, gold) pair of final answers (already extracted by the caller)."""
+    rules = _rules()
+    undecided = []
+    for fp, fg in rules.pair_forms(pred, gold):
+        verdict = rules.form_verdict(fp, fg, _canonical)
+        if verdict:
+            return True
+        if verdict is None:
+            undecided.append((fp, fg))
+    _unparsed.clear()
+    for fp, fg in undecided:
+        for a, b in rules.value_pairs(fp, fg):
+            if _values_equal(a, b):
+                return True
+    # math-verify only where our parser gave up on a side: where both sides parsed, ours has decided (its
+    # structural rules keep `1,2` from `(1,2)`, words from products, exact integers from near ones).
+    return bool(_unparsed) and _math_verify_equal(pred, gold)
+
+
+_unparsed: list[str] = []  # answers our parsers could not read during the current grade_pair
+
+
+def _canonical(answer: str) -> str:
+    return _reference().canonicalize(answer)
+
+
+def _values_equal(a: str, b: str) -> bool:
+    ca, cb = _canonical(a), _canonical(b)
+    if ":" in ca + cb:
+        return False
+    if _is_plain_math(a) or _is_plain_math(b):
+        ex = _parse_plain(a) if _is_plain_math(a) else _parse(ca)
+        ey = _parse_plain(b) if _is_plain_math(b) else _parse(cb)
+        return ex is not None and ey is not None and _sympy_equal(ex, ey)
+    return symbolic_equal(ca, cb) or _rounds_to(a, cb) or _rounds_to(b, ca)
+
+
+# Plain-text math (`sqrt(2)/2`, `3**(1/3)`, `pi/4`): read by sympy's own parser, after a whitelist check, since
+# parse_expr evaluates Python: only these names, digits, one-letter symbols and operators get through.
+_PLAIN_NAMES = {"sqrt": "sqrt", "pi": "pi", "e": "E", "exp": "exp", "log": "log", "ln": "log", "sin": "sin",
+                "cos": "cos", "tan": "tan", "i": "I", "abs": "Abs"}
+_PLAIN_CHARS = re.compile(r"[0-9A-Za-z+\-*/^().\s]+\Z")
+_PLAIN_HINT = re.compile(r"\*\*|\*|(?<![A-Za-z])(?:sqrt|exp|log|ln|sin|cos|tan|abs)\(|(?<![A-Za-z\\])pi(?![A-Za-z])")
+
+
+def _is_plain_math(e: str) -> bool:
+    return "\\" not in e and bool(_PLAIN_CHARS.match(e)) and bool(_PLAIN_HINT.search(e)) and all(
+        name in _PLAIN_NAMES or len(name) == 1 for name in re.findall(r"[A-Za-z]+", e))
+
+
+def _parse_plain(e: str):
+    import sympy
+    from sympy.parsing.sympy_parser import (convert_xor, implicit_multiplication_application, parse_expr,
+                                            standard_transformations)
+
+    names = {k: getattr(sympy, v) for k, v in _PLAIN_NAMES.items()}
+    names.update({c: sympy.Symbol(c) for c in set(re.findall(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])", e))
+                  if c not in names})
+    try:
+        expr = parse_expr(e, local_dict=names, global_dict={"Integer": sympy.Integer, "Float": sympy.Float,
+                                                            "Rational": sympy.Rational, "Symbol": sympy.Symbol},
+                          transformations=standard_transformations + (implicit_multiplication_application,
+                                                                      convert_xor))
+    except Exception:  # noqa: BLE001 - not parsable as plain math
+        _unparsed.append(e)
+        return None
+    return _exact(expr) if isinstance(expr, sympy.Basic) else None
+
+
+def _exact(expr):
+    import sympy
+
+    return expr.xreplace({f: sympy.Rational(str(f)) for f in expr.atoms(sympy.Float)})
+
+
+def _rounds_to(decimal_text: str, other_canonical: str) -> bool:
+    """A decimal with enough digits against an exact value that is not a short decimal itself (the
+    tolerance rule, docs §4): `2.2360680` is `\\sqrt5`; `0.1251` is not `1/8`."""
+    import sympy
+
+    parsed = _rules().decimal_places(decimal_text)
+    if parsed is None:
+        return False
+    expr = _parse(other_canonical)
+    if expr is None or not isinstance(expr, sympy.Expr) or expr.free_symbols:
+        return False
+    value = _value(expr, {})
+    if value is None or not value.is_real:
+        return False
+    return _rules().decimal_matches(parsed[0], parsed[1], Fraction(str(value)))
+
+
+def _math_verify_equal(pred: str, gold: str) -> bool:
+    """math-verify's verdict (its own timeouts off: the pool's budget holds), for what our parser misses."""
+    from math_verify import parse, verify
+
+    if ":" in pred + gold:
+        return False
+    parsed_gold = parse(_delimited(gold), parsing_timeout=None)
+    parsed_pred = parse(_delimited(pred), parsing_timeout=None)
+    return bool(parsed_gold and parsed_pred and verify(parsed_gold, parsed_pred, timeout_seconds=None))
+
+
+def _delimited(answer: str) -> str:
+    return answer if "$" in answer or "\\boxed" in answer or _is_plain_math(answer) else f"${answer}$"
+
+def _worker_main() -> None:
+    # A scheduler's SIGTERM (SLURM, Kubernetes, the DeepSpeed launcher) or a terminal's SIGINT reaches the
+    # whole process group: the trainer finishes its step and checkpoints, and it still needs its graders to do
+    # so. A worker ends when its parent closes stdin, or by SIGKILL (the time budget).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything a library prints goes to stderr, never into the reply stream
+    _rules()
+    _parse("1")  # import sympy and build the parser before saying ready: the budget is for the pair
+    _math_verify_equal("1", "1")
+    reply.write("ready\n")
+    for line in sys.stdin:
+        task, a, b = json.loads(line)
+        try:
+            verdict = grade_pair(a, b)
+        except Exception:  # noqa: BLE001 - RecursionError, sympy internals: not shown equal
+            verdict = False
+        reply.write(json.dumps([task, bool(verdict)]) + "\n")
+
+
+if __name__ == "__main__":
+    sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # seedgrpo/ is not a top-level dir
+    _worker_main()
