@@ -62,15 +62,17 @@ def _csv_list(text, cast):
 
 
 def loss_inputs(x, settings):
-    """The kernel's checked inputs (TokenInputs, LossConfig) for make_inputs' batch."""
-    from seedgrpo.kernels._utils import LossConfig, TokenInputs
+    """The kernel's checked inputs (TokenInputs, PolicyOptions) for make_inputs' batch: per-token weights of
+    the loss type's normaliser, the advantages as given."""
+    from seedgrpo.kernels._inputs import TokenInputs
+    from seedgrpo.kernels.reference import PolicyOptions
+    from seedgrpo.loss import token_weights
 
-    config = LossConfig(loss_type=settings.loss_type, normalizer=x["normalizer"], epsilon_low=settings.epsilon_low,
-                        epsilon_high=settings.epsilon_high, delta=None, beta=settings.beta,
-                        temperature=settings.temperature)
-    tokens = TokenInputs(x["ids"], x["mask"], advantages=x["advantages"], rewards=None, group_size=None,
-                         group_factor=None, scale_rewards="none", old_logprobs=x["old"], ref_logprobs=x["ref"],
-                         config=config, device=x["ids"].device)
+    config = PolicyOptions(epsilon_low=settings.epsilon_low, epsilon_high=settings.epsilon_high, delta=None,
+                           beta=settings.beta, temperature=settings.temperature)
+    tokens = TokenInputs(x["ids"], x["mask"], weights=token_weights(x["mask"], settings.loss_type, x["normalizer"]),
+                         advantages=x["advantages"], old_logprobs=x["old"], ref_logprobs=x["ref"], opts=config,
+                         device=x["ids"].device)
     return tokens, config
 
 

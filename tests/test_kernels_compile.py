@@ -9,7 +9,9 @@ sizes, so sizes below 2^31 are i32, multiples of 16 (V = 151,936 and 128,256; th
 constants, and the constexprs are each config of the autotune list (``_utils.GPU_CONFIGS``: the one the
 autotuner picks is among them). Layouts: the trainer's [B, T+1, V] logits sliced to [:, :-1] (8 x 1,024
 tokens), the fused-linear path's packed [1,024, V] chunks (chunk_rows at H = 3,584 in bf16), fp16 logits
-with their float32 gradient buffer, the persistent-grid variant, and the selective log-prob kernel.
+with their float32 gradient buffer, the persistent-grid variant, the selective log-prob kernel (the first of
+the two sweeps) and the two-sweep gradient kernel (``logit_grad._logit_grad_kernel``, with and without the
+entropy term, at its fixed launch block).
 
 The compile runs in a fresh process without TRITON_INTERPRET (the interpreter would otherwise be in force);
 Triton's wheel carries ptxas and cuobjdump, which give the cubin's register / stack / local-memory use. The
@@ -37,7 +39,7 @@ try:
 except (ImportError, AssertionError):
     print("this Triton's launch binder differs from 3.9's", triton.__version__)
     sys.exit(3)
-from seedgrpo.kernels import _utils, grpo_loss, grpo_loss_persistent, selective_logprob
+from seedgrpo.kernels import _utils, grpo_loss, grpo_loss_persistent, logit_grad, selective_logprob
 
 TARGET = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(TARGET)
@@ -114,7 +116,7 @@ def facts(name, kernel, args, num_warps, block_v, num_stages=1, strides=()):
         text = "\n".join(lp)
         body.append({"loads": re.findall(r"ld\.global(?:\.\w+)*", text),
                      "stores": re.findall(r"st\.global(?:\.\w+)*", text), "barriers": text.count("bar.sync")})
-    return {"name": name, "V": args["V"], "BLOCK_V": block_v, "num_warps": num_warps, "num_stages": num_stages,
+    return {"name": name, "kernel": kernel.__name__, "V": args["V"], "BLOCK_V": block_v, "num_warps": num_warps, "num_stages": num_stages,
             "size_types": {n: signature[n] for n in ("V", "T", "logits_rows", "G", "token_offset") if n in signature},
             "V_divisible_by_16": ["tt.divisibility", 16] in attrs.get((index["V"],), []),
             "usage": resource_usage(compiled.asm["cubin"]), "ptx_local": len(re.findall(r"\.local\b", ptx)),
@@ -128,25 +130,41 @@ def t(dtype=torch.float32):
 def loss_args(V, dtype, *, layout, grad_dtype=None):
     """_grpo_loss_kernel's arguments as launch_grpo_loss builds them for ``layout``."""
     logits = t(dtype)
-    if layout == "logits":  # [B, T+1, V][:, :-1], in place, advantages given, off-policy with a KL term
+    if layout == "logits":  # [B, T+1, V][:, :-1], in place, advantages alone, off-policy with a KL term
         sb, st, rows = (T + 1) * V, V, T
         grad, gb, gt = (logits, sb, st) if grad_dtype is None else (t(grad_dtype), T * V, V)
-        per_row = dict(ADVANTAGES=t(), REWARDS=None, GROUP_FACTOR=None, TOKEN_INDEX=None, OLD_LOGP=t(),
-                       REF_LOGP=t(), token_offset=0, ADV_FROM_REWARDS=False, SCALE_BY_STD=False, HAS_KL_LOSS=True,
-                       HAS_DELTA=True, beta=0.04)
-    else:  # a fused-linear chunk [rows, V] of packed tokens, in place, rewards -> advantages in the kernel
+        per_row = dict(GROUP_FACTOR=None, TOKEN_INDEX=None, OLD_LOGP=t(), REF_LOGP=t(), token_offset=0,
+                       HAS_KL_LOSS=True, HAS_DELTA=True, beta=0.04)
+    else:  # a fused-linear chunk [rows, V] of packed tokens, in place, the group factor applied in the kernel
         rows = _utils.chunk_rows(B * T, V, torch.device("cuda"),
                                  logit_bytes=_utils.chunk_logit_bytes(dtype, with_grad=True))
         sb, st = 0, V
         grad, gb, gt = logits, sb, st
-        per_row = dict(ADVANTAGES=None, REWARDS=t(), GROUP_FACTOR=t(), TOKEN_INDEX=t(torch.int64), OLD_LOGP=None,
-                       REF_LOGP=None, token_offset=rows, ADV_FROM_REWARDS=True, SCALE_BY_STD=True,
-                       HAS_KL_LOSS=False, HAS_DELTA=False, beta=0.0)
+        per_row = dict(GROUP_FACTOR=t(), TOKEN_INDEX=t(torch.int64), OLD_LOGP=None, REF_LOGP=None,
+                       token_offset=rows, HAS_KL_LOSS=False, HAS_DELTA=False, beta=0.0)
     return dict(LOGITS=logits, stride_logits_b=sb, stride_logits_t=st, GRAD=grad, stride_grad_b=gb,
-                stride_grad_t=gt, IDS=t(torch.int64), WEIGHTS=t(), LOSS=t(), KL=t(), ENTROPY=t(), CLIP_LOW=t(),
-                CLIP_HIGH=t(), logits_rows=rows, T=T, V=V, G=G, inv_temperature=1.0 / 0.7, epsilon_low=0.2,
-                epsilon_high=0.28, delta=1.5, WRITE_GRAD=True, ROUND_BF16=False,
-                BLOCK_G=triton.next_power_of_2(G), **per_row)
+                stride_grad_t=gt, IDS=t(torch.int64), WEIGHTS=t(), ADVANTAGES=t(), LOSS=t(), KL=t(), ENTROPY=t(),
+                CLIP_LOW=t(), CLIP_HIGH=t(), logits_rows=rows, T=T, V=V, G=G, inv_temperature=1.0 / 0.7,
+                epsilon_low=0.2, epsilon_high=0.28, delta=1.5, WRITE_GRAD=True, ROUND_BF16=False, **per_row)
+
+
+def logit_grad_args(V, dtype, *, layout, entropy=True, grad_dtype=None):
+    """logit_grad._logit_grad_kernel's arguments (the second of the two sweeps) as launch_logit_grad builds
+    them: the [B, T+1, V][:, :-1] logits in place (or into a float32 buffer for fp16), or a fused-linear chunk
+    [rows, V] of packed tokens at a token offset; ``entropy``: the loss has an entropy term (C_ENT given)."""
+    logits = t(dtype)
+    if layout == "logits":
+        sb, st, rows, offset = (T + 1) * V, V, T, 0
+        grad, gb, gt = (logits, sb, st) if grad_dtype is None else (t(grad_dtype), T * V, V)
+    else:
+        rows = _utils.chunk_rows(B * T, V, torch.device("cuda"),
+                                 logit_bytes=_utils.chunk_logit_bytes(dtype, with_grad=True))
+        sb, st, offset = 0, V, rows
+        grad, gb, gt = (logits, sb, st) if grad_dtype is None else (t(grad_dtype), sb, st)
+    return dict(LOGITS=logits, stride_logits_b=sb, stride_logits_t=st, GRAD=grad, stride_grad_b=gb,
+                stride_grad_t=gt, IDS=t(torch.int64), LOGP=t(), ENTROPY=t(), C_LOGP=t(),
+                C_ENT=t() if entropy else None, token_offset=offset, logits_rows=rows, V=V,
+                inv_temperature=1.0 / 0.7, HAS_ENTROPY_GRAD=entropy, ROUND_BF16=False)
 
 
 STRIDES = ("stride_logits_b", "stride_logits_t", "stride_grad_b", "stride_grad_t")
@@ -161,6 +179,13 @@ for V in VOCABS:
     jobs.append(("loss_persistent/logits/bf16", grpo_loss_persistent._grpo_loss_kernel_persistent,
                  dict(loss_args(V, torch.bfloat16, layout="logits"), n_rows=B * T, rows_in_flight=264),
                  grpo_loss_persistent.DEFAULT_NUM_WARPS, grpo_loss_persistent.DEFAULT_BLOCK_V, 1, STRIDES))
+    # The two-sweep gradient kernel runs at one fixed block (no autotuning: it may write over the logits).
+    lg_block = (min(logit_grad._GPU_BLOCK_V, triton.next_power_of_2(V)), logit_grad._GPU_NUM_WARPS)
+    jobs.append(("logit_grad/logits/bf16", logit_grad._logit_grad_kernel,
+                 logit_grad_args(V, torch.bfloat16, layout="logits"), lg_block[1], lg_block[0], 1, STRIDES))
+    jobs.append(("logit_grad/fused_chunk/bf16/no_entropy", logit_grad._logit_grad_kernel,
+                 logit_grad_args(V, torch.bfloat16, layout="chunk", entropy=False), lg_block[1], lg_block[0], 1,
+                 STRIDES))
     for bv, nw in configs[1:4]:
         jobs.append(("selective/logits/bf16", selective_logprob._selective_logprob_kernel,
                      dict(LOGITS=t(torch.bfloat16), stride_b=(T + 1) * V, stride_t=V, IDS=t(torch.int64), LOGP=t(),
@@ -169,12 +194,32 @@ for V in VOCABS:
 V = VOCABS[0]
 jobs.append(("loss/logits/fp16+fp32grad", grpo_loss._grpo_loss_kernel,
              loss_args(V, torch.float16, layout="logits", grad_dtype=torch.float32), 8, 4096, 1, STRIDES))
+jobs.append(("logit_grad/fused_chunk/fp16+fp32grad", logit_grad._logit_grad_kernel,
+             logit_grad_args(V, torch.float16, layout="chunk", grad_dtype=torch.float32), logit_grad._GPU_NUM_WARPS,
+             logit_grad._GPU_BLOCK_V, 1, STRIDES))
+# The variants the trainer also launches: the loss forward alone (no_grad evaluation; fp32 logits of the torch
+# policy tests) and the log-probs without entropies (selective_logprob(..., with_entropy=False)).
+jobs.append(("forward/loss/fused_chunk/fp32", grpo_loss._grpo_loss_kernel,
+             dict(loss_args(V, torch.float32, layout="chunk"), WRITE_GRAD=False), 8, 4096, 1,
+             ("stride_logits_b", "stride_logits_t")))  # no gradient: its strides are dead code
+jobs.append(("selective/logits/bf16/no_entropy", selective_logprob._selective_logprob_kernel,
+             dict(LOGITS=t(torch.bfloat16), stride_b=(T + 1) * V, stride_t=V, IDS=t(torch.int64), LOGP=t(),
+                  ENTROPY=None, token_offset=0, logits_rows=T, V=V, inv_temperature=1.0), 8, 4096, 1,
+             ("stride_b", "stride_t")))
 for ns in (2, 3):
     jobs.append(("loss/logits/bf16", grpo_loss._grpo_loss_kernel, loss_args(V, torch.bfloat16, layout="logits"),
                  8, 4096, ns, STRIDES))
 # A control: a vocabulary that is not a multiple of 16 cannot be proven 16-byte aligned per row.
 jobs.append(("control/loss/logits/bf16/V+1", grpo_loss._grpo_loss_kernel,
              loss_args(V + 1, torch.bfloat16, layout="logits"), 8, 4096, 1, STRIDES))
+# Every launchable kernel of the package (the @triton.jit functions named *_kernel*; the others are helpers
+# they call), so that a kernel added without a compile job here fails the coverage test.
+from seedgrpo.kernels import fused_linear_grpo
+launchable = sorted({obj.__name__ for mod in (_utils, grpo_loss, grpo_loss_persistent, logit_grad,
+                                               selective_logprob, fused_linear_grpo)
+                     for obj in vars(mod).values()
+                     if isinstance(obj, JITFunction) and "_kernel" in obj.__name__})
+print(json.dumps({"launchable": launchable}), flush=True)
 for job in jobs:
     print(json.dumps(facts(*job)), flush=True)
 '''
@@ -194,33 +239,44 @@ def compiled():
     return out
 
 
-def _kernels(compiled, control=False):
-    return [f for f in compiled if f["name"].startswith("control/") == control]
+@pytest.fixture(scope="module")
+def kernel_facts(compiled):
+    return [f for f in compiled if "launchable" not in f]
+
+
+def test_every_kernel_of_the_package_is_compiled(compiled, kernel_facts):
+    (listing,) = [f for f in compiled if "launchable" in f]
+    assert {"_grpo_loss_kernel", "_logit_grad_kernel", "_selective_logprob_kernel"} <= set(listing["launchable"])
+    assert set(listing["launchable"]) == {f["kernel"] for f in kernel_facts}
+
+
+def _kernels(facts, control=False):
+    return [f for f in facts if f["name"].startswith("control/") == control]
 
 
 def _where(f):
     return f"{f['name']} V={f['V']} BLOCK_V={f['BLOCK_V']} warps={f['num_warps']} stages={f['num_stages']}"
 
 
-def test_sizes_are_i32_and_the_vocabulary_is_known_divisible_by_16(compiled):
-    for f in _kernels(compiled):
+def test_sizes_are_i32_and_the_vocabulary_is_known_divisible_by_16(kernel_facts):
+    for f in _kernels(kernel_facts):
         assert set(f["size_types"].values()) <= {"i32", "constexpr"}, (_where(f), f["size_types"])
         assert f["size_types"]["V"] == "i32" and f["V_divisible_by_16"], _where(f)
-    assert {f["V"] for f in _kernels(compiled)} == {QWEN_VOCAB, LLAMA3_VOCAB}
+    assert {f["V"] for f in _kernels(kernel_facts)} == {QWEN_VOCAB, LLAMA3_VOCAB}
 
 
-def test_no_register_spills(compiled):
-    for f in compiled:
+def test_no_register_spills(kernel_facts):
+    for f in kernel_facts:
         usage = f["usage"]
         assert usage.get("REG", 0) > 0, (_where(f), usage)  # cuobjdump answered
         assert usage["STACK"] == 0 and usage["LOCAL"] == 0 and f["ptx_local"] == 0, (_where(f), usage)
 
 
-def test_row_offsets_are_64_bit(compiled):
+def test_row_offsets_are_64_bit(kernel_facts):
     """Each stride is either loaded into a 64-bit register or read only by widening instructions: a 32-bit
     row x stride product would wrap past 2^31 elements (B*T*V is 1.2e9 at 8 x 1,024 x 151,936)."""
     widening = ("mul.wide.s32", "mul.wide.u32", "mad.wide.s32", "mad.wide.u32", "cvt.s64.s32", "cvt.u64.u32")
-    for f in compiled:
+    for f in kernel_facts:
         for name, info in f["strides"].items():
             if info == "constant":
                 continue
@@ -231,8 +287,8 @@ def test_row_offsets_are_64_bit(compiled):
                     (_where(f), name, reg, readers)
 
 
-def test_vocabulary_loops_load_and_store_16_bytes_and_have_no_barrier(compiled):
-    for f in _kernels(compiled):
+def test_vocabulary_loops_load_and_store_16_bytes_and_have_no_barrier(kernel_facts):
+    for f in _kernels(kernel_facts):
         loops = [lp for lp in f["loops"] if lp["loads"] or lp["stores"]]
         assert any(lp["loads"] for lp in loops), _where(f)
         for lp in loops:
@@ -241,23 +297,23 @@ def test_vocabulary_loops_load_and_store_16_bytes_and_have_no_barrier(compiled):
             # softmax_row_stats keeps per-lane statistics: the cross-lane reductions come after the loop. The one
             # known exception: fp16 logits with their float32 gradient, whose sweep loads 8 halves but stores
             # 4 floats per 16-byte vector, so Triton converts the layout through shared memory (barriers).
-            if f["name"] == "loss/logits/fp16+fp32grad" and lp["stores"]:
+            if f["name"].endswith("fp16+fp32grad") and lp["stores"]:
                 continue
             assert lp["barriers"] == 0, (_where(f), lp)
-        if f["name"].startswith("loss"):  # the gradient sweep writes the row back
+        if f["name"].startswith(("loss", "logit_grad")):  # the gradient sweep writes the row back
             assert any(lp["loads"] and lp["stores"] for lp in loops), _where(f)
 
 
-def test_the_check_sees_scalar_loads_when_the_vocabulary_is_not_a_multiple_of_16(compiled):
-    (control,) = _kernels(compiled, control=True)
+def test_the_check_sees_scalar_loads_when_the_vocabulary_is_not_a_multiple_of_16(kernel_facts):
+    (control,) = _kernels(kernel_facts, control=True)
     assert not control["V_divisible_by_16"]
     assert any(op in ("ld.global.b16", "ld.global.u16") for lp in control["loops"] for op in lp["loads"]), control
 
 
-def test_num_stages_does_not_change_the_code(compiled):
+def test_num_stages_does_not_change_the_code(kernel_facts):
     """Why _utils.GPU_CONFIGS lists one num_stages: these loops have no tl.dot, so the pipeliner leaves them
     alone and stages 1, 2 and 3 give the same PTX."""
-    same = [f for f in compiled if f["name"] == "loss/logits/bf16" and f["V"] == QWEN_VOCAB
+    same = [f for f in kernel_facts if f["name"] == "loss/logits/bf16" and f["V"] == QWEN_VOCAB
             and (f["BLOCK_V"], f["num_warps"]) == (4096, 8)]
     assert sorted(f["num_stages"] for f in same) == [1, 2, 3]
     assert len({f["ptx"] for f in same}) == 1

@@ -5,12 +5,13 @@ in the same dtype. Run with ``pytest -m gpu tests/test_kernels_gpu_fp16_and_grid
 import pytest
 import torch
 
-from seedgrpo.kernels._utils import LossConfig, TokenInputs
+from seedgrpo.kernels._inputs import TokenInputs, masked_metrics
 from seedgrpo.kernels.fused_linear_grpo import fused_linear_grpo_loss
 from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits, launch_grpo_loss
 from seedgrpo.kernels.grpo_loss_persistent import PersistentGrid
-from seedgrpo.loss import default_normalizer
-from test_kernels_fp16_grad import CFG, LOSS_SCALE, _policy_kwargs, _reference_logits_grad
+from seedgrpo.kernels.reference import PolicyOptions
+from seedgrpo.loss import default_normalizer, token_weights
+from test_kernels_fp16_grad import LEVELS, LOSS_SCALE, _kernel_kwargs, _reference_logits_grad, _reference_loss
 from test_kernels_fused_linear import make_linear_batch
 from test_kernels_grpo_loss import CLIPS, assert_close, check_against_reference, make_batch
 
@@ -22,36 +23,33 @@ def _cuda(batch):
     return {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("inplace", [True, False])
-def test_fp16_logits_gradient_under_loss_scale_on_gpu(inplace):
+def test_fp16_logits_gradient_under_loss_scale_on_gpu(inplace, level):
     batch = _cuda(make_batch(B=4, T=64, V=QWEN_VOCAB, temperature=0.7, dtype=torch.float16, seed=5))
     full = batch["full"].clone().requires_grad_()
-    kw = _policy_kwargs(batch)
+    kw = _kernel_kwargs(batch, level)
     loss, _ = grpo_loss_from_logits(full[:, :-1] * 1, kw.pop("completion_ids"), kw.pop("completion_mask"),
-                                    inplace=inplace, **kw, **CFG)
+                                    inplace=inplace, **kw)
     (loss * LOSS_SCALE).backward()
     grad = full.grad[:, :-1]
     assert torch.isfinite(grad).all()
-    assert_close("grad_logits", grad, _reference_logits_grad(batch, torch.float64), dtype=torch.float16,
-                 torch_lowp=_reference_logits_grad(batch, torch.float16))
+    assert_close("grad_logits", grad, _reference_logits_grad(batch, torch.float64, level), dtype=torch.float16,
+                 torch_lowp=_reference_logits_grad(batch, torch.float16, level))
 
 
-def test_fp16_fused_linear_gradients_under_loss_scale_on_gpu():
-    import seedgrpo
-
+@pytest.mark.parametrize("level", LEVELS)
+def test_fp16_fused_linear_gradients_under_loss_scale_on_gpu(level):
     batch = _cuda(make_linear_batch(B=4, T=96, V=32000, H=256, temperature=0.7, dtype=torch.float16, seed=6))
     leaves = [batch[k].clone().requires_grad_() for k in ("hidden", "weight", "bias")]
-    kw = _policy_kwargs(batch)
+    kw = _kernel_kwargs(batch, level)
     loss, _ = fused_linear_grpo_loss(leaves[0], leaves[1], kw.pop("completion_ids"), kw.pop("completion_mask"),
-                                     bias=leaves[2], chunk_size=128, **kw, **CFG)
+                                     bias=leaves[2], chunk_size=128, **kw)
     (loss * LOSS_SCALE).backward()
 
     def reference(dtype):
         ref = [batch[k].detach().to(dtype).requires_grad_() for k in ("hidden", "weight", "bias")]
-        ref_loss, _ = seedgrpo.seed_grpo_loss(torch.nn.functional.linear(*ref), **_policy_kwargs(batch),
-                                              epsilon=CFG["epsilon_low"],
-                                              **{k: v for k, v in CFG.items() if k != "epsilon_low"}, impl="torch")
-        (ref_loss * LOSS_SCALE).backward()
+        (_reference_loss(torch.nn.functional.linear(*ref), batch, level) * LOSS_SCALE).backward()
         return [t.grad for t in ref]
 
     for name, leaf, want, lowp in zip(("grad_hidden", "grad_weight", "grad_bias"), leaves, reference(torch.float64),
@@ -66,11 +64,10 @@ def test_persistent_grid_matches_reference_and_does_not_depend_on_rows_in_flight
                              strided=True))
     cfg = dict(loss_type="dapo", normalizer=default_normalizer(batch["mask"], "dapo", 64), beta=0.04,
                temperature=0.7, **CLIPS["epsilon_high"])
-    config = LossConfig(loss_type="dapo", normalizer=cfg["normalizer"], epsilon_low=0.2, epsilon_high=0.28,
-                        delta=None, beta=0.04, temperature=0.7)
-    tokens = TokenInputs(batch["ids"], batch["mask"], advantages=batch["advantages"], rewards=None, group_size=None,
-                         group_factor=None, scale_rewards="none", old_logprobs=batch["old"],
-                         ref_logprobs=batch["ref"], config=config, device=torch.device("cuda"))
+    config = PolicyOptions(epsilon_low=0.2, epsilon_high=0.28, delta=None, beta=0.04, temperature=0.7)
+    tokens = TokenInputs(batch["ids"], batch["mask"], weights=token_weights(batch["mask"], "dapo", cfg["normalizer"]),
+                         advantages=batch["advantages"], old_logprobs=batch["old"], ref_logprobs=batch["ref"],
+                         opts=config, device=torch.device("cuda"))
     results = []
     for rows_in_flight in (132, 1000):
         full = batch["full"].clone()
@@ -82,7 +79,5 @@ def test_persistent_grid_matches_reference_and_does_not_depend_on_rows_in_flight
     assert all(torch.equal(a[k], b[k]) for k in a) and torch.equal(grad_a, grad_b)
     w = tokens.weights.view(-1)
     loss = (w * a["loss"]).sum()
-    from seedgrpo.kernels._utils import masked_metrics
-
     metrics = masked_metrics(tokens.mask, a["kl"], a["entropy"], a["clip_low"], a["clip_high"])
     check_against_reference(loss, metrics, grad_a, batch, torch.bfloat16, cfg)

@@ -5,24 +5,26 @@ the fused-linear path's packed [rows, V] chunks. The body is the same function, 
 import pytest
 import torch
 
-from seedgrpo.kernels._utils import LossConfig, TokenInputs
+from seedgrpo.kernels._inputs import TokenInputs
 from seedgrpo.kernels.grpo_loss import launch_grpo_loss
 from seedgrpo.kernels.grpo_loss_persistent import PersistentGrid
-from seedgrpo.loss import default_normalizer
+from seedgrpo.kernels.reference import PolicyOptions
+from seedgrpo.loss import default_normalizer, token_weights
 from test_kernels_grpo_loss import make_batch
 
 OUTPUTS = ("loss", "kl", "entropy", "clip_low", "clip_high")
 
 
-def _inputs(batch, *, rewards=False, beta=0.04):
-    config = LossConfig(loss_type="dapo", normalizer=default_normalizer(batch["mask"], "dapo", 10),
-                        epsilon_low=0.2, epsilon_high=0.28, delta=1.5, beta=beta, temperature=0.7)
+def _inputs(batch, *, group_factor=False, beta=0.04):
+    """dapo weights, delta and a KL term; ``group_factor``: a per-group f(alpha*U) (groups of 3 rows) that the
+    kernel multiplies into the advantages."""
+    config = PolicyOptions(epsilon_low=0.2, epsilon_high=0.28, delta=1.5, beta=beta, temperature=0.7)
     B = batch["ids"].shape[0]
-    kw = dict(rewards=torch.arange(B, dtype=torch.float32) % 3, group_size=3, group_factor=None,
-              advantages=None) if rewards else dict(advantages=batch["advantages"], rewards=None,
-                                                    group_size=None, group_factor=None)
-    tokens = TokenInputs(batch["ids"], batch["mask"], scale_rewards="group", old_logprobs=batch["old"],
-                         ref_logprobs=batch["ref"], config=config, device=torch.device("cpu"), **kw)
+    kw = dict(group_size=3, group_factor=0.5 + torch.arange(B // 3, dtype=torch.float32)) if group_factor else {}
+    weights = token_weights(batch["mask"], "dapo", default_normalizer(batch["mask"], "dapo", 10))
+    tokens = TokenInputs(batch["ids"], batch["mask"], weights=weights, advantages=batch["advantages"],
+                         old_logprobs=batch["old"], ref_logprobs=batch["ref"], opts=config,
+                         device=torch.device("cpu"), **kw)
     return tokens, config
 
 
@@ -49,10 +51,10 @@ def test_persistent_equals_one_program_per_row_on_logits(rows_in_flight, dtype, 
 
 
 def test_persistent_equals_one_program_per_row_on_packed_chunks():
-    """The fused-linear layout: [rows, V] chunks of the unmasked tokens (token_index), advantages from rewards
-    in the kernel, outputs shared by the chunks."""
+    """The fused-linear layout: [rows, V] chunks of the unmasked tokens (token_index), the advantages times
+    their group's factor in the kernel, outputs shared by the chunks."""
     batch = make_batch(B=6, T=5, V=131, seed=11, beta=0.0)
-    tokens, config = _inputs(batch, rewards=True, beta=0.0)
+    tokens, config = _inputs(batch, group_factor=True, beta=0.0)
     active = tokens.weights.view(-1).nonzero().view(-1)
     logits_all = torch.randn(active.numel(), 131, generator=torch.Generator().manual_seed(2)) * 3
     results = []
