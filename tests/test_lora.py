@@ -15,6 +15,7 @@ from seedgrpo.config import load_config  # noqa: E402
 from seedgrpo.engine import apply_peft  # noqa: E402
 from seedgrpo.trainer import Trainer  # noqa: E402
 from tests.test_trainer import digit_reward, max_diff, params, tiny  # noqa: E402
+from tests.test_rollout import fake_vllm  # noqa: E402,F401  (the faked vllm module, a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/torch_extensions"))
@@ -93,9 +94,10 @@ def test_resume_is_exact_with_an_adapter(tmp_path):
     assert max_diff(params(straight), params(first)) > 0  # the straight run moved on after step 1
 
 
-def test_vllm_push_sends_the_merged_weights_under_the_base_names(tmp_path):
-    """merge → gather → load → unmerge, through the faked vLLM engine of tests/test_rollout.py: vLLM gets
-    every parameter of the plain model, with W + ΔW for the adapted layers; the training weights are untouched."""
+def test_vllm_push_sends_the_merged_weights_under_the_base_names(tmp_path, fake_vllm):
+    """merge → gather → load → unmerge, through the faked vLLM engine of tests/test_rollout.py (its worker API,
+    collective_rpc("reload_weights")): vLLM gets every parameter of the plain model, with W + ΔW for the adapted
+    layers; the training weights are untouched."""
     from tests.test_rollout import _fake_vllm_engine
 
     config = load_config(None, {"peft.r": 4, "peft.target_modules": "q_proj,v_proj,down_proj"})
@@ -107,9 +109,10 @@ def test_vllm_push_sends_the_merged_weights_under_the_base_names(tmp_path):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     expected = {k: v.clone() for k, v in _merged_copy(peft_model).state_dict().items()}
     received = {}
-    engine, calls = _fake_vllm_engine(model, bucket_mb=0.01)
-    engine.llm.llm_engine.model_executor.driver_worker.model_runner.reload_weights = \
-        lambda weights_iterator: received.update((n, t.clone()) for n, t in weights_iterator)
+    engine = _fake_vllm_engine(model, toy.make_tokenizer(), bucket_mb=0.01)
+    calls = engine.llm.calls
+    engine.llm.worker.reload_weights = \
+        lambda weights_iterator=None: received.update((n, t.clone()) for n, t in weights_iterator)
     engine.sync_weights()
     base_names = [n for n, _ in _base_model().named_parameters()]
     assert list(received) == base_names
