@@ -123,7 +123,8 @@ def test_skipping_zero_advantage_rows_trains_exactly_like_running_them(tmp_path,
     assert max_diff(params(on), params(off)) < 1e-5
     for key in ("grad_norm", "loss", "clip_ratio_low", "clip_ratio_high", "kl"):
         assert on_metrics[key] == pytest.approx(off_metrics[key], rel=1e-5, abs=1e-7), key
-    assert on_metrics["clip_ratio_low"] + on_metrics["clip_ratio_high"] > 0  # clip metrics exercised
+    if loss_type not in ("sapo", "vespo"):  # soft / gamma-weighted losses have no clipping to count
+        assert on_metrics["clip_ratio_low"] + on_metrics["clip_ratio_high"] > 0  # clip metrics exercised
 
 
 def test_a_step_where_no_row_runs_changes_nothing_that_running_them_would(tmp_path):

@@ -28,7 +28,9 @@ def tiny(output_dir, **overrides):
 
 
 def test_bf16_training_at_lr_1e6_moves_every_trained_tensor(tmp_path):
-    trainer = Trainer(tiny(tmp_path, dtype="bfloat16", learning_rate=1e-6), reward_fn=digit_reward)
+    # every row runs (no zero-advantage skipping), so the policy sees all 3 x 2 micro-batches
+    trainer = Trainer(tiny(tmp_path, dtype="bfloat16", learning_rate=1e-6, skip_zero_advantage=False),
+                      reward_fn=digit_reward)
     policy = trainer.policy
     names = [n for n, p in policy.model.named_parameters() if p.requires_grad]
     assert all(p.dtype == torch.bfloat16 for p in policy.params) and policy.masters is not None
