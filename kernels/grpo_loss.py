@@ -262,16 +262,22 @@ class GRPOLossFromLogits(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_stats):
-        if ctx.backward_done:
-            raise RuntimeError("GRPOLossFromLogits.backward runs once: its gradient buffer is scaled in place")
-        ctx.backward_done = True
-        grad, logits = ctx.saved_tensors
-        # loss.backward() passes exactly 1.0: skip a full pass over a [B, T, V] buffer then.
-        if grad_loss.ne(1.0).item():
-            grad.mul_(grad_loss.to(grad.dtype))
-        if ctx.cast_grad:  # fp16 logits: the float32 buffer, scaled, then cast
-            grad = logits.copy_(grad) if ctx.cast_inplace else grad.to(torch.float16)
-        return grad, None, None, None
+        return scaled_logit_grad(ctx, grad_loss, "GRPOLossFromLogits"), None, None, None
+
+
+def scaled_logit_grad(ctx, grad_loss: torch.Tensor, name: str) -> torch.Tensor:
+    """The backward of a loss whose forward wrote d(loss)/d(logits) into a saved buffer: that buffer times
+    grad_output (once: it is scaled in place), cast back to fp16 when it was kept in float32 for fp16 logits."""
+    if ctx.backward_done:
+        raise RuntimeError(f"{name}.backward runs once: its gradient buffer is scaled in place")
+    ctx.backward_done = True
+    grad, logits = ctx.saved_tensors
+    # loss.backward() passes exactly 1.0: skip a full pass over a [B, T, V] buffer then.
+    if grad_loss.ne(1.0).item():
+        grad.mul_(grad_loss.to(grad.dtype))
+    if ctx.cast_grad:  # fp16 logits: the float32 buffer, scaled, then cast
+        grad = logits.copy_(grad) if ctx.cast_inplace else grad.to(torch.float16)
+    return grad
 
 
 def grpo_loss_from_logits(logits: torch.Tensor, completion_ids: torch.Tensor, completion_mask: torch.Tensor, *,

@@ -25,7 +25,7 @@ import triton.language as tl
 from ._inputs import STAT_NAMES, TokenInputs, masked_metrics
 from ._utils import (INTERPRET, block_v_for, fp16_grad_buffer, round_to_bf16_nearest, target_logit,
                      write_zero_row)
-from .grpo_loss import GRPOLossFromLogits
+from .grpo_loss import GRPOLossFromLogits, scaled_logit_grad
 from .reference import PolicyOptions, policy_loss
 from .selective_logprob import _launch as launch_selective_logprob
 
@@ -177,12 +177,4 @@ class TwoSweepLossFromLogits(GRPOLossFromLogits):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss, _grad_stats):
-        if ctx.backward_done:
-            raise RuntimeError("TwoSweepLossFromLogits.backward runs once: its gradient buffer is scaled in place")
-        ctx.backward_done = True
-        grad, logits = ctx.saved_tensors
-        if grad_loss.ne(1.0).item():  # loss.backward() passes exactly 1.0
-            grad.mul_(grad_loss.to(grad.dtype))
-        if ctx.cast_grad:  # fp16 logits: the float32 buffer, scaled, then cast
-            grad = logits.copy_(grad) if ctx.cast_inplace else grad.to(torch.float16)
-        return grad, None, None, None, None
+        return scaled_logit_grad(ctx, grad_loss, "TwoSweepLossFromLogits"), None, None, None, None
