@@ -5,7 +5,7 @@
     is_equivalent("\\frac{\\sqrt3}{3}", "\\frac{1}{\\sqrt{3}}")        # True (sympy in a worker)
     check_answer_pairs([("25\\%", "0.25"), ("11:00", "2:00")])          # [True, False]
 
-Rules (docs/answers.md §4): both sides are read as a grader reads them (seedgrpo.grading_rules: boxes,
+Rules (docs/answers.md §4): both sides are read as a grader reads them (seedgrpo.answer_reading: boxes,
 answer phrase, prose, repairs), rewritten into forms (labels, chains, lists, inequalities), and settled here
 when the value rules can (equal canonical forms, exact rationals, percent, rounded decimals, times) or when
 seedgrpo.quick_values shows them certainly different. Only the rest reach a worker
@@ -58,9 +58,9 @@ def answer_to_canonical(answer: object, name: str = "answer") -> str:
 
 
 def grading_answer(answer: object, name: str = "answer") -> str:
-    """The final answer a grader reads in a prediction or gold (seedgrpo.grading_rules.final_answer):
+    """The final answer a grader reads in a prediction or gold (seedgrpo.answer_reading.final_answer):
     numbers via repr, boxes (several boxes joined), answer tag or phrase, the cued value of prose."""
-    return grading_rules.final_answer(_answer_text(answer, name))
+    return answer_reading.final_answer(_answer_text(answer, name))
 
 
 def is_equivalent(pred: str | int | float, gold: str | int | float, *, timeout_s: float = 1.0) -> bool:
@@ -348,5 +348,5 @@ atexit.register(shutdown)
 
 
 
-from seedgrpo import grading_rules, quick_values  # noqa: E402  (pure Python; after the pool so the module reads top-down)
+from seedgrpo import answer_reading, grading_rules, quick_values  # noqa: E402  (pure Python; after the pool so the module reads top-down)
 from seedgrpo.grader_worker import grade_pair, symbolic_equal  # noqa: E402,F401  (the worker's comparison)

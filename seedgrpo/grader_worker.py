@@ -143,7 +143,15 @@ def _parse(e: str):
     if not isinstance(expr, (sympy.Basic, sympy.MatrixBase)):
         _unparsed.append(e)
         return None
-    return expr
+    return _real_odd_roots(expr) if isinstance(expr, sympy.Expr) else expr
+
+
+def _real_odd_roots(expr):
+    """`\\sqrt[3]{-8}` is -2 as an answer is written, not sympy's principal root 1 + i√3."""
+    return expr.replace(
+        lambda x: x.is_Pow and x.exp.is_Rational and not x.exp.is_Integer and x.exp.q % 2 == 1
+        and x.base.is_number and x.base.is_negative,
+        lambda x: (-1) ** x.exp.p * (-x.base) ** x.exp)
 
 
 def _sympy_equal(x, y) -> bool:

@@ -23,8 +23,11 @@ __all__ = ["quick_value", "certainly_different", "RELATIVE_GAP"]
 # Values further apart than this (relative) are different answers: a decimal that stands for an exact value
 # has at least 4 significant digits (grading_rules.MIN_SIGNIFICANT_DIGITS), so it is within 5e-4 of it.
 RELATIVE_GAP = 1e-3
-_MAX_EXPONENT = 1000.0  # larger powers overflow floats: left to sympy
+_MAX_EXPONENT = 4096.0  # larger powers are left to sympy (smaller ones that overflow are too)
 _MAX_LENGTH = 300  # longer answers go to the worker as they are
+
+
+_DERIVATIVE = re.compile(r"\\frac\{d(?:[A-Za-z^\\]|\s*\\)")  # \frac{d\omega}{dt}, \frac{d^{2}y}{dx^{2}}
 
 
 class _Unreadable(Exception):
@@ -33,12 +36,25 @@ class _Unreadable(Exception):
 
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
           "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "phi", "varphi", "chi", "psi", "omega",
-          "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
+          "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega", "hbar", "ell"}
+# `\dot{x}`, `\hat{p}`: one variable each (the worker reads them as one symbol too).
+_DECORATIONS = {"dot", "ddot", "hat", "bar", "vec", "tilde", "overline"}
+# Letter pairs that are names in plain-text math (`pi`, `ln 2`), not products: left to the worker.
+_PLAIN_PAIRS = {"pi", "ln", "lg"}
 
 
 _FUNCTIONS = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "cot": lambda z: 1 / cmath.tan(z),
               "sec": lambda z: 1 / cmath.cos(z), "csc": lambda z: 1 / cmath.sin(z), "exp": cmath.exp,
-              "ln": cmath.log, "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh}
+              "ln": cmath.log, "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh,
+              "arcsin": cmath.asin, "arccos": cmath.acos, "arctan": cmath.atan,
+              "log": cmath.log10}  # the worker's parser reads a bare \\log as base 10
+
+
+def _gamma(z: complex) -> complex:
+    """Γ(z) of a real z (the factorial and binomial of variables, as sympy evaluates them)."""
+    if z.imag or (z.real <= 0 and z.real == int(z.real)):
+        raise ValueError
+    return complex(math.gamma(z.real))
 
 
 def _variable_value(name: str, point: int) -> complex:
@@ -108,6 +124,8 @@ class _Parser:
 
     def power(self) -> complex:
         base = self.atom()
+        while self.take("!"):  # n!, (d-k)!: Γ(n + 1), as sympy evaluates factorial
+            base = _gamma(base + 1)
         if self.take("^"):
             exponent = self.group() if self.peek("{") else self.atom()
             if abs(exponent) > _MAX_EXPONENT or (base == 0 and exponent.real <= 0):
@@ -129,8 +147,9 @@ class _Parser:
             while j < len(self.s) and self.s[j].isalpha():
                 j += 1
             return self.s[self.i + 1:j] in _GREEK or self.s[self.i + 1:j] in _FUNCTIONS or \
-                self.s[self.i + 1:j] in ("frac", "sqrt", "pi")
-        return c.isdigit() or c in "({." or c.isalpha()
+                self.s[self.i + 1:j] in _DECORATIONS or \
+                self.s[self.i + 1:j] in ("frac", "sqrt", "pi", "binom", "lfloor", "lceil")
+        return c.isdigit() or c in "({[." or c.isalpha()
 
     def group(self) -> complex:
         self.expect("{")
@@ -155,11 +174,24 @@ class _Parser:
                 raise _Unreadable from None
         if c == "{":
             return self.group()
-        if c == "(":
+        if c in "([":  # `[e^{x}-1]` inside an expression groups (a whole `[a, b]` never reaches here)
             self.i += 1
             value = self.expr()
-            self.expect(")")
+            self.expect(")" if c == "(" else "]")
             return value
+        if self.take("\\binom"):
+            top, bottom = self.group(), self.group()
+            return _gamma(top + 1) / (_gamma(bottom + 1) * _gamma(top - bottom + 1))
+        for left, right, rounding in (("\\lfloor", "\\rfloor", math.floor), ("\\lceil", "\\rceil", math.ceil)):
+            if self.take(left):
+                known = set(self.variables)
+                value = self.expr()
+                self.expect(right)
+                # A step function of variables may agree with the other side at the worker's points and not
+                # at ours: only floors of numbers are evaluated.
+                if self.variables != known or value.imag:
+                    raise _Unreadable
+                return complex(rounding(value.real))
         if self.take("\\frac"):
             numerator = self.group()
             denominator = self.group()
@@ -181,18 +213,21 @@ class _Parser:
             return cmath.sqrt(self.group())
         if self.take("\\pi"):
             return complex(math.pi)
-        if c in "ie" and i + 1 < len(s) and s[i + 1].isalpha():
-            raise _Unreadable
-        if c == "i":  # the imaginary unit, as the worker reads it
-            self.i += 1
-            return 1j
-        if c == "e":  # Euler's number, as latex2sympy reads it
-            self.i += 1
-            return complex(math.e)
         if c.isalpha():
-            if i + 1 < len(s) and s[i + 1].isalpha():
-                raise _Unreadable  # `sqrt(2)`, `pi`, `ab`: plain-text names or products, left to the worker
+            j = i
+            while j < len(s) and s[j].isalpha():
+                j += 1
+            # `bs`, `RC`, `it`: a product of two factors (as the worker reads them). Longer runs are words or
+            # plain-text names (`sqrt(2)`, `abc`), and `pi` / `ln` are names: left to the worker.
+            if j - i > 2 or s[i:j] in _PLAIN_PAIRS or (j - i == 2 and "*" in s):
+                raise _Unreadable
+            if c == "I":  # the worker's parser reads `I` as sympy's imaginary unit (and `I^{2}` as `I`)
+                raise _Unreadable
             self.i += 1
+            if c == "i":  # the imaginary unit, as the worker reads it
+                return 1j
+            if c == "e":  # Euler's number, as latex2sympy reads it
+                return complex(math.e)
             return self.variable(c)
         if c == "\\":
             j = i + 1
@@ -202,9 +237,13 @@ class _Parser:
             if name in _GREEK:
                 self.i = j
                 return self.variable(s[i:j])
-            if name in _FUNCTIONS:
+            if name in _FUNCTIONS and not (name == "log" and s.startswith("_", j)):  # \\log_{2}: left to sympy
                 self.i = j
                 return self.function(name)
+            if name in _DECORATIONS:
+                self.i = j
+                self.group()  # the decorated symbol, validated; its value is that of the whole name
+                return self.variable(s[i:self.i])
         raise _Unreadable
 
     def function(self, name: str) -> complex:
@@ -246,7 +285,7 @@ class _Parser:
 def quick_value(canonical: str, point: int = 0) -> tuple[complex, bool] | None:
     """(value, has variables) of a canonical answer as a complex float, its variables set to fixed values of
     evaluation point `point`; None when it is outside the grammar."""
-    if not canonical or len(canonical) > _MAX_LENGTH or "\\frac{d" in canonical:  # d/dt: a derivative
+    if not canonical or len(canonical) > _MAX_LENGTH or _DERIVATIVE.search(canonical):
         return None
     if re.search(r"\d \d", canonical):  # `1 2` is not 12: left to the worker
         return None
@@ -285,9 +324,13 @@ def certainly_different(a: str, b: str, split_top) -> bool:
     if len(xs) == 1:
         if _shape(a) != _shape(b):
             return True
+        if _shape(a) == "matrix":
+            return _matrices_differ(a, b, split_top)
         if _shape(a) != "plain":
             return False
         if _is_relation(a) != _is_relation(b):  # an equation or inequality is never a value
+            return True
+        if _has_plus_minus(a) != _has_plus_minus(b):  # `1\pm\sqrt2` is a set of two values to the worker
             return True
         if ("\\cup" in a) != ("\\cup" in b):  # a union of sets against something else
             return True
@@ -303,6 +346,25 @@ def certainly_different(a: str, b: str, split_top) -> bool:
             return all(quick_value(y) is not None for y in unused)
         del unused[match]
     return False
+
+
+_PMATRIX = ("\\begin{pmatrix}", "\\end{pmatrix}")
+
+
+def _matrices_differ(a: str, b: str, split_top) -> bool:
+    """Two canonical pmatrix forms of different shapes, or with an entry pair certainly different (the
+    worker compares matrices entry by entry)."""
+    begin, end = _PMATRIX
+    if not all(e.startswith(begin) and e.endswith(end) for e in (a, b)):
+        return False
+    ra, rb = ([split_top(row, "&") for row in split_top(e[len(begin):len(e) - len(end)], "\\\\")] for e in (a, b))
+    if [len(r) for r in ra] != [len(r) for r in rb]:
+        return True
+    return any(certainly_different(x, y, split_top) for row_a, row_b in zip(ra, rb) for x, y in zip(row_a, row_b))
+
+
+def _has_plus_minus(e: str) -> bool:
+    return "\\pm" in e or "\\mp" in e
 
 
 def _is_relation(e: str) -> bool:

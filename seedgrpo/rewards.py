@@ -5,7 +5,7 @@
 
 Answers are extracted and canonicalized in one threaded C++ batch (seedgrpo.answers); a completion whose
 canonical answer equals a canonical gold is correct at once (the exact-hash fast path). Every other
-completion is read as the grader reads it (seedgrpo.grading_rules: several boxes, answer phrase, prose) and
+completion is read as the grader reads it (seedgrpo.answer_reading: several boxes, answer phrase, prose) and
 graded by seedgrpo.grader: the value rules (exact rationals, percent, rounded decimals, times) settle most
 pairs in this process; only the remaining distinct pairs go to the worker pool (`timeout_s` per pair). A
 batch that needs no sympy starts no process.

@@ -3,7 +3,7 @@ must-not-be-equal pairs graded different, through the public is_equivalent path 
 import pytest
 
 from grading_cases import FAMILIES
-from seedgrpo import grader, grading_rules
+from seedgrpo import answer_reading, grader, grading_rules
 
 
 @pytest.mark.slow
@@ -34,7 +34,7 @@ def test_family(family):
     ("n \\text{ even}", "n \\text{ even}"),
 ])
 def test_final_answer(text, answer):
-    assert grading_rules.final_answer(text) == answer
+    assert answer_reading.final_answer(text) == answer
 
 
 @pytest.mark.parametrize("pred, gold, forms", [
