@@ -18,14 +18,15 @@ from fractions import Fraction
 from seedgrpo import answers_reference
 from seedgrpo.grading_rules import LABEL as _LABEL, MATH_FUNCTIONS as _MATH_FUNCTIONS
 
-__all__ = ["final_answer", "clean", "MAX_TEXT"]
+__all__ = ["final_answer", "choice_pair", "number_from_words", "clean", "MAX_TEXT"]
 
 MAX_TEXT = 20_000  # longer outputs: only the tail is read (the final answer sits at the end)
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _CONNECTOR = re.compile(  # what may sit between boxes that together form one answer
     r"(?:\s|\$|\\[,;:! ]|\\quad|\\qquad|[,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or)\s*\}|"
-    r"\\(?:text|mathrm)\{\s*,?\s*\}|(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=)*")
+    r"\\(?:text|mathrm)\{\s*,?\s*\}|(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=|"
+    r"(?:\\textbf\{|\*\*)?\s*(?:[Pp]art\s*)?\(?(?:[a-h]|[ivx]{1,4})\)\s*\}?(?:\*\*)?\s*:?)*")  # (a) \boxed{6} (b) \boxed{8}
 _DOUBLED = re.compile(r"\\\\(?=(?:frac|dfrac|tfrac|sqrt|pi|cdot|times|left|right|text|boxed|infty|le|ge|leq|geq|"
                       r"neq|in|cup|cap|sin|cos|tan|log|ln|exp|theta|alpha|beta|circ|mathrm|mathbf|begin|end|"
                       r"pm|mp|div|approx|\{|\}|\$|%)(?![a-z]))")
@@ -34,10 +35,22 @@ _PERCENT_WORDS = re.compile(r"\s*(?:\\text\{\s*)?(?:percent|per\s*cent|pct)\.?(?
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}(?![A-Za-z(])")
 _TEXT_GROUP = re.compile(r"\\(?:text|mbox|mathrm|textbf|operatorname|begin|end)\s*\{[^{}]*\}")
 _CUE = re.compile(r"(?i)(?<![A-Za-z])(?:answers?\s*(?:is|are|:)|therefore|thus|hence|so|is|are|was|were|equals?|"
-                  r"gives?|get|gets|obtain|becomes?|yields?|=|:)(?![A-Za-z])")
+                  r"gives?|get|gets|obtain|becomes?|yields?|costs?|spends?|spent|pays?|paid|earns?|earned|"
+                  r"makes?|made|takes?|took|needs?|needed|saves?|saved|has|have|had|weighs?|totals?|"
+                  r"=|\\approx|≈|(?<!\d):(?!\d))(?![A-Za-z])")  # `3:45` and `3:4` are values, not cues
 _ANSWER_CUE = re.compile(r"(?i)(?<![A-Za-z])(?:final\s+)?(?:answer|result)s?\s*(?:is|are|:|=)(?![A-Za-z])")
 _CLAUSE_END = re.compile(r"(?i)(?:,\s*|\s+)(?:since|because|which|where|given|when|while|so that|but|although|"
-                         r"if|whereas|hence)(?![A-Za-z])")
+                         r"if|whereas|and\s+(?:it|this|that|these|those|they|its|their))(?![A-Za-z])")
+# A conclusion after a comma or semicolon outweighs what came before it in the sentence:
+# "There are 12 in total, but 3 repeat, so 9 remain." is read from "so 9 remain".
+_CONCLUSION = re.compile(r"(?i)[,;]\s*(?:and\s+)?(?:so|therefore|thus|hence|which means|giving)(?![A-Za-z])")
+# What may sit between two items of one list answer: "2 and -3", "$x=1$ or $x=2$", "1, 2, and 3".
+_LIST_GAP = re.compile(r"(?i)\s*(?:,\s*(?:and|or)?|;|and|or|\\quad|\\qquad|\\text\{\s*,?\s*(?:and|or)?\s*\})\s*")
+# "The winner is Alice.", "The correct option is D.", "The statement is false.": one word after a cue.
+_WORD_AFTER_CUE = re.compile(r"(?i)(?:answer\s*(?:is|:)|\bis|\bare|\bwas|\bwere)\s+(?:\\text\{\s*)?\(?"
+                             r"([A-Za-z]+(?:[ -][A-Za-z]+)?)\)?\s*\}?\s*[.!]?\s*\Z")
+_LEADING_VERDICT = re.compile(r"(?i)\s*\**\s*(yes|no|true|false)\s*\**\s*(?:[,.;:!]|\s-|\Z)")
+_AM_PM = re.compile(r"(?i)(?:a|p)\.?m\.?\Z")
 _SENTENCE = re.compile(r"(?<=[^\d\s])[.!?](?=\s|$)|(?<=\d)\.(?=\s+[A-Z]|\s*$)|\n\s*\n")
 _NUMBER_START = re.compile(r"[-+]?(?:\d|\\(?:frac|dfrac|sqrt|pi)|\.\d|\\\$|\()")
 
@@ -48,17 +61,46 @@ def final_answer(text: str) -> str:
     a prose sentence, else the whole text (cleaned)."""
     from_boxes = _boxes(text)
     if from_boxes is not None:
-        return clean(from_boxes)
+        return _whole_answer(clean(from_boxes))
     text = clean(text[-MAX_TEXT:])
-    tagged = answers_reference.extract_answer(text)
+    phrase = _answer_phrase(text)
+    if phrase is not None:
+        return _whole_answer(phrase)
+    tagged = answers_reference.extract_answer(text)  # an <answer> tag, or an answer phrase ours did not read
     if tagged is not None:
         clause = _CLAUSE_END.search(tagged)
         text = tagged[:clause.start()] if clause and _math_items(tagged[:clause.start()]) else tagged
     if _is_prose(text):
         cued = _cued_value(text)
         if cued is not None:
-            return clean(cued)
-    return text.strip()
+            return _whole_answer(clean(cued))
+    return _whole_answer(text.strip())
+
+
+def _answer_phrase(text: str) -> str | None:
+    """What follows the last "answer is" / "answer:" up to the end of its sentence, read as a list answer:
+    `Answer: $x=1$ or $x=2$` -> `x=1, x=2`; `the answer is approximately 2.2361` -> `2.2361`; a word or a
+    choice letter when no math follows (`The correct answer is (C).`). None when there is no such phrase
+    (or it holds neither)."""
+    cues = [m for m in _ANSWER_CUE.finditer(text) if not _inside_math(text, m.start())]
+    if not cues:
+        return None
+    rest = text[cues[-1].end():].lstrip(" \t*")
+    line = rest.lstrip().split("\n", 1)[0]  # an empty rest of line: the answer is on the next one
+    sentences = _sentences(line)
+    sentence = sentences[0] if sentences else ""
+    clause = _CLAUSE_END.search(sentence)
+    if clause and _math_items(sentence[:clause.start()]):
+        sentence = sentence[:clause.start()]
+    run = _answer_run(sentence)
+    if run is not None:
+        return run
+    word = re.fullmatch(r"\s*\**\s*(?:\\text\{\s*)?\(?([A-Za-z]+(?:[ -][A-Za-z]+)?)\)?\s*\}?\s*\**\s*[.!]?\s*", sentence)
+    return word[1] if word else None
+
+
+def _inside_math(text: str, i: int) -> bool:
+    return any(s <= i < e for s, e, _ in _math_spans(text))
 
 
 def _boxes(text: str) -> str | None:
@@ -121,12 +163,19 @@ def clean(answer: str) -> str:
     twice-escaped string), a missing backslash (`frac{3}{4}`), unbalanced braces, percent words."""
     s = _DOUBLED.sub("", answer)
     s = _MISSING_BACKSLASH.sub(r"\\\1", s)
+    s = s.translate(_UNICODE_MATH)
+    s = _SUPERSCRIPTS.sub(lambda m: "^{" + m[0].translate(_SUPERSCRIPT_DIGITS) + "}", s)
+    s = _UNICODE_ROOT.sub(r"\\sqrt{\1}", s)
+    s = _PLAIN_TIMES.sub(r"\1 \\times 10^", s)
+    s = _BARE_EXPONENT.sub(r"{\1}", s)
+    s = _COMMA_AND.sub(", ", s)
     s = _PERCENT_WORDS.sub(r"\\%", s)
     s = _EMPTY_SET.sub(r"\\{\\}", s)
     s = _REPEATING.sub(_repeating_fraction, s)
     depth = 0
     out = []
     k = 0
+    opened: list[str] = []  # the open `{` and `(` in order: `\\sqrt{2)` closes its brace with a parenthesis
     while k < len(s):
         c = s[k]
         if c == "\\" and k + 1 < len(s):
@@ -135,11 +184,23 @@ def clean(answer: str) -> str:
             continue
         if c == "{":
             depth += 1
+            opened.append(c)
         elif c == "}":
             if depth == 0:  # a stray closing brace
                 k += 1
                 continue
             depth -= 1
+            while opened and opened.pop() != "{":
+                pass
+        elif c in "([":
+            opened.append(c)
+        elif c in ")]":
+            if opened and opened[-1] in "([":  # `(0,1]` and `[0,1)` close either kind
+                opened.pop()
+            elif c == ")" and opened and "(" not in opened and "[" not in opened:
+                c = "}"  # a brace closed by a parenthesis
+                depth -= 1
+                opened.pop()
         out.append(c)
         k += 1
     s = "".join(out) + "}" * min(depth, 8)
@@ -149,7 +210,84 @@ def clean(answer: str) -> str:
     return s
 
 
+def _whole_answer(answer: str) -> str:
+    """Readings of an answer as a whole: `(7)` -> `7`, `2 1/2` -> `2\\frac{1}{2}`, `seven` -> `7`,
+    `approximately 2.24` -> `2.24`, `\\mathbb{R}` / "all real numbers" -> `(-\\infty,\\infty)`, "infinity" -> `\\infty`."""
+    s = _FILLER.sub("", answer.strip()).strip()
+    s = _INFINITY_WORD.sub(r"\\infty", s)
+    if _REALS.fullmatch(s):
+        return "(-\\infty,\\infty)"
+    m = _ONE_PARENTHESIZED.fullmatch(s)
+    if m and not re.fullmatch(r"[A-Za-z]", m[1].strip()):
+        s = m[1].strip()
+    m = _PLAIN_MIXED.fullmatch(s)
+    if m and int(m[2]) < int(m[3]):
+        return f"{m[1]}\\frac{{{m[2]}}}{{{m[3]}}}"
+    number = number_from_words(s)
+    return str(number) if number is not None else s
+
+
+_FILLER = re.compile(r"(?i)\A(?:approximately|approx\.?|about|roughly|around|exactly|nearly|\\approx|~)\s*(?=[-+\d.\\$])")
+_INFINITY_WORD = re.compile(r"(?i)(?<![A-Za-z\\])(?:\\text\{\s*)?infinity(?:\s*\})?(?![A-Za-z])")
+_REALS = re.compile(r"(?i)(?:[a-z]\s*\\in\s*)?(?:\\mathbb\s*\{?\s*R\s*\}?|\\R|(?:\\text\{\s*)?(?:all\s+|the\s+set\s+of\s+)?"
+                    r"real\s+numbers?(?:\s*\})?|(?:\\text\{\s*)?all\s+reals(?:\s*\})?)")
+_ONE_PARENTHESIZED = re.compile(r"\(\s*([^(),\[\]]+)\s*\)")  # `(7)`, `(-5)`: one value, no tuple
+_PLAIN_MIXED = re.compile(r"(-?\d+)\s+(\d+)\s*/\s*(\d+)")  # `2 1/2` is two and a half
+
+_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+          "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+
+
+def number_from_words(answer: str) -> int | None:
+    """The integer an answer spells out in English words (`seven`, `twenty-one`, `\\text{one hundred five}`,
+    `negative three`), or None when it is anything else."""
+    s = re.sub(r"\\text\{([^{}]*)\}", r"\1", answer).strip().rstrip(".").strip().lower()
+    words = re.split(r"[\s-]+|\s+and\s+", s)
+    sign = 1
+    if words and words[0] in ("negative", "minus"):
+        sign, words = -1, words[1:]
+    if not words or not all(w in _UNITS or w in _TENS or w in _SCALES or w == "and" for w in words):
+        return None
+    total = current = 0
+    last = None  # the kind of the previous word: "seven three" and "twenty twelve" are not numbers
+    for w in words:
+        if w == "and":
+            continue
+        if w in _UNITS:
+            if last == "unit" or (last == "ten" and _UNITS[w] >= 10):
+                return None
+            current, last = current + _UNITS[w], "unit"
+        elif w in _TENS:
+            if last in ("unit", "ten"):
+                return None
+            current, last = current + _TENS[w], "ten"
+        elif w == "hundred":
+            if not 1 <= current <= 9 or last != "unit":
+                return None
+            current, last = current * 100, "hundred"
+        else:
+            if current == 0:
+                return None
+            total, current, last = total + current * _SCALES[w], 0, "scale"
+    return sign * (total + current)
+
+
 _EMPTY_SET = re.compile(r"\\(?:emptyset|varnothing)(?![A-Za-z])|\\\{\s*\\\}")
+# Dashes and minus signs typed or pasted from Unicode; ×, ·, π, ∞, ≠, ≈ as the LaTeX they stand for.
+_UNICODE_MATH = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2212": "-",
+                               "\ufe63": "-", "\uff0d": "-", "×": "\\times ", "·": "\\cdot ", "π": "\\pi ",
+                               "∞": "\\infty ", "≠": "\\neq ", "≈": "\\approx "})
+_SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+")  # x² -> x^{2}
+_UNICODE_ROOT = re.compile(r"√\s*(\d+|[A-Za-z]|\([^()]*\))")  # √2 -> \sqrt{2}
+_PLAIN_TIMES = re.compile(r"(\d)\s*[xX*]\s*10\s*\^")  # 1.5 x 10^6: scientific notation typed as text
+# `2^10` is 2^{10} to its writer (and to math-verify), though TeX would set 2^1 0; `2^100 + 1` stays a sum.
+_BARE_EXPONENT = re.compile(r"(?<=\^)(\d{2,})")
+_COMMA_AND = re.compile(r",\s*(?:and|or)\s+(?=[-+\d\\$(])")  # "1, 2, and 3" is the list 1, 2, 3
 _REPEATING = re.compile(r"(?<![\d.])(\d*)\.(\d*)\\overline\s*\{(\d{1,20})\}")
 
 
@@ -210,27 +348,58 @@ def _is_prose(text: str) -> bool:
 
 
 def _cued_value(text: str) -> str | None:
-    """The answer of a prose text: in its last sentence that holds math, the first math item after an
-    "answer is" cue, else after the last cue (therefore, thus, so, is, =, …) that a math item follows,
-    else the last math item; subordinate clauses (", since …", " because …") are cut first."""
-    sentences = [s for s in _sentences(text) if _math_items(s)]
+    """The answer of a prose text, read from its last sentence: a leading verdict (`No, it is not
+    possible.`); else, in the last part after a conclusion (", so …", "; therefore …") that holds math,
+    with subordinate clauses (", since …", " because …") cut, the math run after an "answer is" cue, else
+    after the last cue (therefore, thus, so, is, =, costs, …) that math follows, else the last math item. A
+    run is one item or several joined by "and" / "or" / commas (`The roots are 2 and -3.` -> `2, -3`).
+    A last sentence without math may still end in one word after "is" (`The winner is Alice.`); else the
+    last sentence with math is read."""
+    sentences = _sentences(text)
     if not sentences:
         return None
-    sentence = sentences[-1]
+    verdict = _LEADING_VERDICT.match(sentences[-1])
+    if verdict:
+        return verdict[1]
+    with_math = [s for s in sentences if _math_items(s)]
+    if sentences[-1] not in with_math:
+        word = _WORD_AFTER_CUE.search(sentences[-1])
+        if word:
+            return word[1]
+    if not with_math:
+        return None
+    sentence = with_math[-1]
+    parts = [m.end() for m in _CONCLUSION.finditer(sentence) if not _inside_math(sentence, m.start())]
+    for cut in reversed(parts):
+        if _math_items(sentence[cut:]):
+            sentence = sentence[cut:]
+            break
     clause = _CLAUSE_END.search(sentence)
     head = sentence[:clause.start()] if clause and _math_items(sentence[:clause.start()]) else sentence
-    spans = _math_spans(head)
-    outside = lambda m: not any(s <= m.start() < e for s, e, _ in spans)  # noqa: E731
+    outside = lambda m: not _inside_math(head, m.start())  # noqa: E731
     strong = [m for m in _ANSWER_CUE.finditer(head) if outside(m)]
     if strong:
-        items = _math_items(head[strong[-1].end():])
-        if items:
-            return items[0]
+        run = _answer_run(head[strong[-1].end():])
+        if run is not None:
+            return run
     for cue in reversed([m for m in _CUE.finditer(head) if outside(m)]):
-        items = _math_items(head[cue.end():])
-        if items:
-            return items[0]
+        run = _answer_run(head[cue.end():])
+        if run is not None:
+            return run
     return _math_items(head)[-1]
+
+
+def _answer_run(text: str) -> str | None:
+    """The first math item of `text` and the items joined to it by list connectors, as one list answer."""
+    items = _item_spans(text)
+    if not items:
+        return None
+    run = [items[0]]
+    for item in items[1:]:
+        if not _LIST_GAP.fullmatch(text[run[-1][1]:item[0]]):
+            break
+        run.append(item)
+    return ", ".join(content for _, _, content in run)
 
 
 def _sentences(text: str) -> list[str]:
@@ -247,32 +416,74 @@ def _sentences(text: str) -> list[str]:
 
 def _math_items(text: str) -> list[str]:
     """Math spans and bare expression runs, in order: `12 * 3 = 36`, `7`, `$\\frac{1}{6}$`."""
+    return [content for _, _, content in _item_spans(text)]
+
+
+def _item_spans(text: str) -> list[tuple[int, int, str]]:
+    """_math_items with their (start, end) in `text`."""
     items, last = [], 0
     for start, end, content in _math_spans(text):
-        items.extend(_bare_runs(text[last:start]))
+        items.extend(_bare_runs(text, last, start))
         if content.strip() and not re.fullmatch(r"\s*[A-Za-z]\s*", content):
-            items.append(content.strip())
+            items.append((start, end, content.strip()))
         last = end
-    items.extend(_bare_runs(text[last:]))
+    items.extend(_bare_runs(text, last, len(text)))
     return items
 
 
-def _bare_runs(text: str) -> list[str]:
-    runs, current = [], []
-    for token in re.split(r"\s+", text):
-        word = token.strip(",.;:!?$")
-        is_math = bool(word) and (bool(re.search(r"[\d\\=+*/^<>]", word)) and not re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", word))
-                                  or (len(word) == 1 and word.isalpha() and current) or word in ("-", "="))
-        if is_math:
-            current.append(word if token.endswith(word) else word)
-            if token != word and token.rstrip(",.;:!?") != token:  # punctuation ends the run
-                runs.append(" ".join(current))
-                current = []
-        else:
-            if current:
-                runs.append(" ".join(current))
-            current = []
-    if current:
-        runs.append(" ".join(current))
-    return [r for r in (r.strip(" =") for r in runs) if _NUMBER_START.search(r) or re.search(r"\d", r)]
+def _bare_runs(text: str, begin: int, end: int) -> list[tuple[int, int, str]]:
+    """Runs of math-looking tokens in text[begin:end] (`12 * 3 = 36`, `3:45 p.m.`), with their positions;
+    punctuation after a token ends its run."""
+    runs, current = [], []  # current: [(start, end, word)]
 
+    def close() -> None:
+        if current:
+            runs.append((current[0][0], current[-1][1], " ".join(w for _, _, w in current)))
+            current.clear()
+
+    for token in re.finditer(r"\S+", text[begin:end]):
+        start = begin + token.start()
+        raw = token[0]
+        word = raw.strip(",.;:!?$")
+        offset = raw.find(word) if word else 0
+        is_math = bool(word) and (
+            bool(re.search(r"[\d\\=+*/^<>]", word)) and not re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", word))
+            or (len(word) == 1 and word.isalpha() and current) or word in ("-", "="))
+        if current and _AM_PM.match(raw.rstrip(",;!?")) and re.search(r"\d:\d\d\Z", current[-1][2]):
+            is_math, word = True, raw.rstrip(",;!?").rstrip(".") if raw.rstrip(",;!?").endswith("m.") else raw.rstrip(",;!?")
+        if is_math:
+            current.append((start + offset, start + offset + len(word), word))
+            if raw != word and raw.rstrip(",.;:!?") != raw:  # punctuation ends the run
+                close()
+        else:
+            close()
+    close()
+    out = []
+    for start, stop, run in runs:
+        stripped = run.strip(" =")
+        if _NUMBER_START.search(stripped) or re.search(r"\d", stripped):
+            lead = run.find(stripped)
+            out.append((start + lead, start + lead + len(stripped), stripped))
+    return out
+
+
+# ------------------------------------------------------------------------------------- choices (a pair)
+_CHOICE = re.compile(r"\s*(?:\\text(?:bf)?\{\s*|\*\*)?\(\s*([A-E])\s*\)\s*(?:\}|\*\*)?\s*(.*?)\s*", re.S)
+_CHOICE_INSIDE = re.compile(r"\([A-E]\)")
+_LETTER = re.compile(r"\s*(?:\\text(?:bf)?\{\s*|\\mathrm\{\s*)?\(?\s*([A-E])\s*\)?\s*\}?\s*")
+
+
+def choice_pair(pred: str, gold: str) -> tuple[str, str]:
+    """A multiple-choice pair read on the terms of the other side: an option written with its text
+    (`(B) 12`, `\\textbf{(B) }12`) is its letter against a lone letter, and its text against anything else;
+    two options compare their letters. Other pairs are returned as they are."""
+    cp, cg = (m if m and m[2] and not _CHOICE_INSIDE.search(m[2]) else None  # `(A) and (C)` is two choices
+              for m in (_CHOICE.fullmatch(pred), _CHOICE.fullmatch(gold)))
+    if not cp and not cg:
+        return pred, gold
+    lp, lg = _LETTER.fullmatch(pred), _LETTER.fullmatch(gold)
+    if cp:
+        pred = cp[1] if lg or cg else cp[2]
+    if cg:
+        gold = cg[1] if lp or cp else cg[2]
+    return pred, gold

@@ -100,6 +100,8 @@ def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical: bool) -
 
     results: list[bool | None] = [None] * len(pairs)
     todo: dict[tuple[int, int], list[int]] = {}
+    if not canonical:  # an option with its text against a letter or a value (`(B) 12` / `B`)
+        pairs = [answer_reading.choice_pair(a, b) for a, b in pairs]
     for i, (a, b) in enumerate(pairs):
         if a == b:
             results[i] = True
