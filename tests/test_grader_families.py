@@ -68,3 +68,20 @@ def test_decimal_rule():
     assert grading_rules.decimal_matches(Fraction("-0.3333"), 4, Fraction(-1, 3))
     assert not grading_rules.decimal_matches(Fraction("0.1251"), 4, Fraction(1, 8))  # 1/8 is a short decimal
     assert grading_rules.decimal_places("3.14") is None  # too few significant digits to stand for pi
+
+
+@pytest.mark.parametrize("words, number", [
+    ("seven", 7), ("twenty-one", 21), ("one hundred and five", 105), ("two thousand three hundred", 2300),
+    ("negative three", -3), ("\\text{twelve}", 12), ("zero", 0), ("seven three", None), ("twenty twelve", None),
+    ("sevens", None), ("", None), ("one of them", None),
+])
+def test_number_words(words, number):
+    assert answer_reading.number_from_words(words) == number
+
+
+@pytest.mark.parametrize("pred, gold, read", [
+    ("(B) 12", "B", ("B", "B")), ("\\textbf{(B) } 12", "12", ("12", "12")), ("C", "(C) 7", ("C", "C")),
+    ("(A) and (C)", "A", ("(A) and (C)", "A")), ("(1,2)", "(1,2)", ("(1,2)", "(1,2)")),
+])
+def test_choice_pair(pred, gold, read):
+    assert answer_reading.choice_pair(pred, gold) == read
