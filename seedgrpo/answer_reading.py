@@ -61,6 +61,8 @@ def final_answer(text: str) -> str:
     a prose sentence, else the whole text (cleaned)."""
     from_boxes = _boxes(text)
     if from_boxes is not None:
+        if _BOX.search(from_boxes):  # \boxed{\boxed{12}}
+            return final_answer(from_boxes)
         return _whole_answer(clean(from_boxes))
     text = clean(text[-MAX_TEXT:])
     phrase = _answer_phrase(text)
@@ -169,6 +171,8 @@ def clean(answer: str) -> str:
     s = _PLAIN_TIMES.sub(r"\1 \\times 10^", s)
     s = _BARE_EXPONENT.sub(r"{\1}", s)
     s = _COMMA_AND.sub(", ", s)
+    s = _ORDINAL.sub("", s)
+    s = _FIGURE_NAME.sub(r"\1", s)
     s = _PERCENT_WORDS.sub(r"\\%", s)
     s = _EMPTY_SET.sub(r"\\{\\}", s)
     s = _REPEATING.sub(_repeating_fraction, s)
@@ -220,6 +224,9 @@ def _whole_answer(answer: str) -> str:
     m = _ONE_PARENTHESIZED.fullmatch(s)
     if m and not re.fullmatch(r"[A-Za-z]", m[1].strip()):
         s = m[1].strip()
+    m = _NUMBER_WORDS_AFTER.fullmatch(s)
+    if m and not any(w.lower() in _MATH_FUNCTIONS for w in m[2].split()):
+        s = f"{m[1]} \\text{{ {m[2]}}}"  # `12 students`: a unit word, as `\\text{}` (units are compared there)
     m = _PLAIN_MIXED.fullmatch(s)
     if m and int(m[2]) < int(m[3]):
         return f"{m[1]}\\frac{{{m[2]}}}{{{m[3]}}}"
@@ -232,6 +239,7 @@ _INFINITY_WORD = re.compile(r"(?i)(?<![A-Za-z\\])(?:\\text\{\s*)?infinity(?:\s*\
 _REALS = re.compile(r"(?i)(?:[a-z]\s*\\in\s*)?(?:\\mathbb\s*\{?\s*R\s*\}?|\\R|(?:\\text\{\s*)?(?:all\s+|the\s+set\s+of\s+)?"
                     r"real\s+numbers?(?:\s*\})?|(?:\\text\{\s*)?all\s+reals(?:\s*\})?)")
 _ONE_PARENTHESIZED = re.compile(r"\(\s*([^(),\[\]]+)\s*\)")  # `(7)`, `(-5)`: one value, no tuple
+_NUMBER_WORDS_AFTER = re.compile(r"([-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\frac\{\d+\}\{\d+\}))\s+([A-Za-z]{2,}(?:\s+[A-Za-z]{2,}){0,2})\.?")
 _PLAIN_MIXED = re.compile(r"(-?\d+)\s+(\d+)\s*/\s*(\d+)")  # `2 1/2` is two and a half
 
 _UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -287,6 +295,8 @@ _UNICODE_ROOT = re.compile(r"√\s*(\d+|[A-Za-z]|\([^()]*\))")  # √2 -> \sqrt{
 _PLAIN_TIMES = re.compile(r"(\d)\s*[xX*]\s*10\s*\^")  # 1.5 x 10^6: scientific notation typed as text
 # `2^10` is 2^{10} to its writer (and to math-verify), though TeX would set 2^1 0; `2^100 + 1` stays a sum.
 _BARE_EXPONENT = re.compile(r"(?<=\^)(\d{2,})")
+_ORDINAL = re.compile(r"(?<=\d)(?:\^\s*\{?\s*)?(?:\\(?:text|mathrm)\s*\{\s*)?(?:st|nd|rd|th)(?:\s*\})?(?:\s*\})?(?![A-Za-z])")
+_FIGURE_NAME = re.compile(r"\\overline\s*\{\s*([A-Z]{2,4})\s*\}|\\triangle\s*(?=[A-Z]{3}(?![A-Za-z]))")  # \overline{AB} is AB
 _COMMA_AND = re.compile(r",\s*(?:and|or)\s+(?=[-+\d\\$(])")  # "1, 2, and 3" is the list 1, 2, 3
 _REPEATING = re.compile(r"(?<![\d.])(\d*)\.(\d*)\\overline\s*\{(\d{1,20})\}")
 

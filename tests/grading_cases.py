@@ -418,6 +418,15 @@ FAMILIES: dict[str, list[tuple[str, str, bool]]] = {
         ("all real numbers", "(0,\\infty)", False),
         ("(3, infinity)", "(3,\\infty)", True),
         ("(3, infinity)", "[3,\\infty)", False),
+        ("8 students", "8", True),
+        ("8 students", "9", False),
+        ("3^{\\text{rd}}", "3", True),
+        ("22nd", "22", True),
+        ("22nd", "2", False),
+        ("\\boxed{\\boxed{15}}", "15", True),
+        ("\\overline{PQ}", "PQ", True),
+        ("\\triangle XYZ", "XYZ", True),
+        ("\\triangle XYZ", "XZY", False),
     ],
 }
 
