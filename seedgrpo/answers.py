@@ -12,7 +12,7 @@ seedgrpo.answers_reference; both give identical output (tests/test_answers_equiv
     answers.canonicalize("0.5")                                           # '1/2'
     hashes = answers.answer_hashes(completions)                           # LongTensor, < 0: no answer
     ids = answers.cluster_ids(hashes, group_size=8)                       # 0..k-1 within each group
-    answers.is_equivalent("\\frac{\\sqrt3}{3}", "1/\\sqrt{3}")            # True (sympy, 1 s budget)
+    answers.is_equivalent("\\frac{\\sqrt3}{3}", "1/\\sqrt{3}")            # True (sympy in a worker, 5 s budget)
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 
 from seedgrpo import answers_reference as _reference
+from seedgrpo.grader import IS_EQUIVALENT_TIMEOUT_S
 from seedgrpo.answers_reference import MAX_ANSWER_BYTES, MAX_DIGITS, MAX_EXPONENT, MAX_NESTING  # noqa: F401
 
 __all__ = [
@@ -187,11 +188,13 @@ def cluster_ids(hashes: torch.Tensor, group_size: int) -> torch.LongTensor:
     return rank.gather(1, first).reshape(-1).to(torch.int64)
 
 
-def is_equivalent(pred: str | float | int, gold: str | float | int, *, timeout_s: float = 1.0) -> bool:
+def is_equivalent(pred: str | float | int, gold: str | float | int, *,
+                  timeout_s: float = IS_EQUIVALENT_TIMEOUT_S) -> bool:
     """True when two answers are the same, as a grader reads them (docs/answers.md §4): `pred` may be a whole
     model output (boxes, answer phrase, prose); labels, chains, percent, rounded decimals, plain-text math are
     graded by value; what the value rules leave open goes to sympy in a worker process, at most `timeout_s`
-    seconds (False when the budget runs out). Safe from any thread; results are cached. See seedgrpo.grader."""
+    seconds (default 5 s, math-verify's; False when the budget runs out). Safe from any thread; results are
+    cached. See seedgrpo.grader."""
     from seedgrpo.grader import is_equivalent as _is_equivalent
 
     return _is_equivalent(pred, gold, timeout_s=timeout_s)

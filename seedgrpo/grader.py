@@ -32,6 +32,8 @@ from typing import Sequence
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 STARTUP_TIMEOUT_S = 120.0  # importing sympy on a loaded 2-core machine can take several seconds
 CACHE_SIZE = 200_000  # pairs; ~100 bytes each
+# One pair checked on its own gets math-verify's default budget; a reward batch (math_reward) keeps 1 s a pair.
+IS_EQUIVALENT_TIMEOUT_S = 5.0
 _RATIONAL = re.compile(r"-?\d+(?:/\d+)?\Z")
 _HERE = Path(__file__).resolve().parent
 
@@ -63,7 +65,8 @@ def grading_answer(answer: object, name: str = "answer") -> str:
     return answer_reading.final_answer(_answer_text(answer, name))
 
 
-def is_equivalent(pred: str | int | float, gold: str | int | float, *, timeout_s: float = 1.0) -> bool:
+def is_equivalent(pred: str | int | float, gold: str | int | float, *,
+                  timeout_s: float = IS_EQUIVALENT_TIMEOUT_S) -> bool:
     """True when pred and gold are the same answer (docs/answers.md §4); False when unsure or out of time.
     `pred` may be a whole model output: its final answer is read first."""
     return check_answer_pairs([(pred, gold)], timeout_s=timeout_s)[0]
