@@ -27,7 +27,7 @@ _CONNECTOR = re.compile(  # what may sit between boxes that together form one an
     r"(?:\s|\$|\\[,;:! ]|\\quad|\\qquad|[,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or)\s*\}|"
     r"\\(?:text|mathrm)\{\s*,?\s*\}|(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=|"
     r"(?:\\textbf\{|\*\*)?\s*(?:[Pp]art\s*)?\(?(?:[a-h]|[ivx]{1,4})\)\s*\}?(?:\*\*)?\s*:?)*")  # (a) \boxed{6} (b) \boxed{8}
-_DOUBLED = re.compile(r"\\\\(?=(?:frac|dfrac|tfrac|sqrt|pi|cdot|times|left|right|text|boxed|infty|le|ge|leq|geq|"
+_DOUBLED = re.compile(r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|sqrt|pi|cdot|times|left|right|text|boxed|infty|le|ge|leq|geq|"
                       r"neq|in|cup|cap|sin|cos|tan|log|ln|exp|theta|alpha|beta|circ|mathrm|mathbf|begin|end|"
                       r"pm|mp|div|approx|\{|\}|\$|%)(?![a-z]))")
 _MISSING_BACKSLASH = re.compile(r"(?<![\\A-Za-z])(d?frac|sqrt)(?=\s*[{\[])")
@@ -50,6 +50,7 @@ _LIST_GAP = re.compile(r"(?i)\s*(?:,\s*(?:and|or)?|;|and|or|\\quad|\\qquad|\\tex
 _WORD_AFTER_CUE = re.compile(r"(?i)(?:answer\s*(?:is|:)|\bis|\bare|\bwas|\bwere)\s+(?:\\text\{\s*)?\(?"
                              r"([A-Za-z]+(?:[ -][A-Za-z]+)?)\)?\s*\}?\s*[.!]?\s*\Z")
 _LEADING_VERDICT = re.compile(r"(?i)\s*\**\s*(yes|no|true|false)\s*\**\s*(?:[,.;:!]|\s-|\Z)")
+_GSM8K_MARK = re.compile(r"(?m)^\s*####\s*(\S.*?)\s*$")
 _AM_PM = re.compile(r"(?i)(?:a|p)\.?m\.?\Z")
 _SENTENCE = re.compile(r"(?<=[^\d\s])[.!?](?=\s|$)|(?<=\d)\.(?=\s+[A-Z]|\s*$)|\n\s*\n")
 _NUMBER_START = re.compile(r"[-+]?(?:\d|\\(?:frac|dfrac|sqrt|pi)|\.\d|\\\$|\()")
@@ -65,6 +66,9 @@ def final_answer(text: str) -> str:
             return final_answer(from_boxes)
         return _whole_answer(clean(from_boxes))
     text = clean(text[-MAX_TEXT:])
+    marked = _GSM8K_MARK.findall(text)
+    if marked:  # GSM8K's `#### 28` line closes the solution
+        return _whole_answer(_answer_run(marked[-1]) or marked[-1].strip())
     phrase = _answer_phrase(text)
     if phrase is not None:
         return _whole_answer(phrase)
@@ -166,6 +170,7 @@ def clean(answer: str) -> str:
     s = _DOUBLED.sub("", answer)
     s = _MISSING_BACKSLASH.sub(r"\\\1", s)
     s = s.translate(_UNICODE_MATH)
+    s = _VARIANT_LETTER.sub(lambda m: "\\" + m[1], s)  # \varepsilon is \epsilon to a reader
     s = _SUPERSCRIPTS.sub(lambda m: "^{" + m[0].translate(_SUPERSCRIPT_DIGITS) + "}", s)
     s = _UNICODE_ROOT.sub(r"\\sqrt{\1}", s)
     s = _PLAIN_TIMES.sub(r"\1 \\times 10^", s)
@@ -221,9 +226,18 @@ def _whole_answer(answer: str) -> str:
     s = _INFINITY_WORD.sub(r"\\infty", s)
     if _REALS.fullmatch(s):
         return "(-\\infty,\\infty)"
+    s = _MEMBER_OF.sub("", s)  # `x \\in \\{2,5\\}`, `x \\in (1,3]`: the set itself
+    s = _BASE_GROUP.sub(r"\1_", s)  # `(1011)_2` is `1011_2`
     m = _ONE_PARENTHESIZED.fullmatch(s)
     if m and not re.fullmatch(r"[A-Za-z]", m[1].strip()):
         s = m[1].strip()
+    m = _SCALED.fullmatch(s)
+    if m:  # `1.5 million`
+        value = Fraction(m[1].replace(",", "")) * _SCALES[m[2].lower()]
+        return str(value.numerator) if value.denominator == 1 else s
+    m = _SI_LETTER_AFTER.fullmatch(s)
+    if m:  # `300000 m`, `12 N`: a unit symbol after a space (`2m` stays a product)
+        s = f"{m[1]} \\text{{ {m[2]}}}"
     m = _NUMBER_WORDS_AFTER.fullmatch(s)
     if m and not any(w.lower() in _MATH_FUNCTIONS for w in m[2].split()):
         s = f"{m[1]} \\text{{ {m[2]}}}"  # `12 students`: a unit word, as `\\text{}` (units are compared there)
@@ -238,7 +252,12 @@ _FILLER = re.compile(r"(?i)\A(?:approximately|approx\.?|about|roughly|around|exa
 _INFINITY_WORD = re.compile(r"(?i)(?<![A-Za-z\\])(?:\\text\{\s*)?infinity(?:\s*\})?(?![A-Za-z])")
 _REALS = re.compile(r"(?i)(?:[a-z]\s*\\in\s*)?(?:\\mathbb\s*\{?\s*R\s*\}?|\\R|(?:\\text\{\s*)?(?:all\s+|the\s+set\s+of\s+)?"
                     r"real\s+numbers?(?:\s*\})?|(?:\\text\{\s*)?all\s+reals(?:\s*\})?)")
+_MEMBER_OF = re.compile(r"\A[A-Za-z]\s*\\in\s*(?=\\\{|\\left|[(\[])")
+_BASE_GROUP = re.compile(r"\A\(\s*([0-9A-Fa-f]+)\s*\)_")
 _ONE_PARENTHESIZED = re.compile(r"\(\s*([^(),\[\]]+)\s*\)")  # `(7)`, `(-5)`: one value, no tuple
+_NUMBER = r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)"
+_SCALED = re.compile(rf"(?:\\\$|\$)?\s*({_NUMBER})\s*(thousand|million|billion)", re.I)
+_SI_LETTER_AFTER = re.compile(rf"({_NUMBER}(?:\s*\\times\s*10\^\{{?-?\d+\}}?)?)\s+([msgNJWVAKLCT])\.?")
 _NUMBER_WORDS_AFTER = re.compile(r"([-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\frac\{\d+\}\{\d+\}))\s+([A-Za-z]{2,}(?:\s+[A-Za-z]{2,}){0,2})\.?")
 _PLAIN_MIXED = re.compile(r"(-?\d+)\s+(\d+)\s*/\s*(\d+)")  # `2 1/2` is two and a half
 
@@ -289,6 +308,7 @@ _EMPTY_SET = re.compile(r"\\(?:emptyset|varnothing)(?![A-Za-z])|\\\{\s*\\\}")
 _UNICODE_MATH = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2212": "-",
                                "\ufe63": "-", "\uff0d": "-", "×": "\\times ", "·": "\\cdot ", "π": "\\pi ",
                                "∞": "\\infty ", "≠": "\\neq ", "≈": "\\approx "})
+_VARIANT_LETTER = re.compile(r"\\var(epsilon|theta|phi|rho|sigma|pi)(?![A-Za-z])")
 _SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
 _SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+")  # x² -> x^{2}
 _UNICODE_ROOT = re.compile(r"√\s*(\d+|[A-Za-z]|\([^()]*\))")  # √2 -> \sqrt{2}
@@ -369,7 +389,7 @@ def _cued_value(text: str) -> str | None:
     if not sentences:
         return None
     verdict = _LEADING_VERDICT.match(sentences[-1])
-    if verdict:
+    if verdict and not _math_items(sentences[-1]):  # "No, it is not possible." (not "no, 7 x 4 = 28")
         return verdict[1]
     with_math = [s for s in sentences if _math_items(s)]
     if sentences[-1] not in with_math:
@@ -454,7 +474,8 @@ def _bare_runs(text: str, begin: int, end: int) -> list[tuple[int, int, str]]:
     for token in re.finditer(r"\S+", text[begin:end]):
         start = begin + token.start()
         raw = token[0]
-        word = raw.strip(",.;:!?$")
+        word = raw.rstrip(",.;:!?$").lstrip(",;:!?$")
+        word = word.lstrip(".") if not re.match(r"\.\d", word) else word  # `.5` is a number
         offset = raw.find(word) if word else 0
         is_math = bool(word) and (
             bool(re.search(r"[\d\\=+*/^<>]", word)) and not re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", word))
