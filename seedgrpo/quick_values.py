@@ -57,6 +57,12 @@ def _gamma(z: complex) -> complex:
     return complex(math.gamma(z.real))
 
 
+def _signed_zero_free(z: complex) -> complex:
+    """z with a +0.0 imaginary part in place of -0.0: -(25+0j) is (-25-0j), whose square root and logarithm
+    lie on the other side of the branch cut (cmath.sqrt(-25-0j) is -5j, not the principal 5j)."""
+    return complex(z.real, z.imag + 0.0)
+
+
 def _variable_value(name: str, point: int) -> complex:
     """A fixed pseudo-random value in [1.3, 3.7) for each variable name and evaluation point."""
     h = 2166136261 + 7919 * point
@@ -117,7 +123,7 @@ class _Parser:
 
     def unary(self) -> complex:
         if self.take("-"):
-            return -self.unary()
+            return _signed_zero_free(-self.unary())
         if self.take("+"):
             return self.unary()
         return self.power()
@@ -127,6 +133,7 @@ class _Parser:
         while self.take("!"):  # n!, (d-k)!: Γ(n + 1), as sympy evaluates factorial
             base = _gamma(base + 1)
         if self.take("^"):
+            base = _signed_zero_free(base)
             exponent = self.group() if self.peek("{") else self.atom()
             if abs(exponent) > _MAX_EXPONENT or (base == 0 and exponent.real <= 0):
                 raise _Unreadable
@@ -210,7 +217,7 @@ class _Parser:
                         raise _Unreadable
                     return complex(-((-radicand.real) ** (1 / index.real)))
                 return complex(radicand.real ** (1 / index.real))
-            return cmath.sqrt(self.group())
+            return cmath.sqrt(_signed_zero_free(self.group()))  # the principal root: sqrt(-25) is 5i
         if self.take("\\pi"):
             return complex(math.pi)
         if c.isalpha():
@@ -326,8 +333,12 @@ def certainly_different(a: str, b: str, split_top) -> bool:
             return True
         if _shape(a) == "matrix":
             return _matrices_differ(a, b, split_top)
+        if _shape(a) == "group":
+            return _groups_differ(a, b, split_top)
         if _shape(a) != "plain":
             return False
+        if _is_equation(a) and _is_equation(b):
+            return _equations_differ(a, b)
         if _is_relation(a) != _is_relation(b):  # an equation or inequality is never a value
             return True
         if _has_plus_minus(a) != _has_plus_minus(b):  # `1\pm\sqrt2` is a set of two values to the worker
@@ -346,6 +357,45 @@ def certainly_different(a: str, b: str, split_top) -> bool:
             return all(quick_value(y) is not None for y in unused)
         del unused[match]
     return False
+
+
+def _brackets(e: str) -> tuple[str, str]:
+    return ("\\{", "\\}") if e.startswith("\\{") else (e[0], e[-1])
+
+
+def _groups_differ(a: str, b: str, split_top) -> bool:
+    """Two bracket groups (tuples, intervals, sets): the worker compares their bracket kinds, then their
+    element counts, then their elements (in order, except in a set)."""
+    (oa, ca), (ob, cb) = _brackets(a), _brackets(b)
+    if (oa, ca) != (ob, cb):
+        return True
+    xs, ys = split_top(a[len(oa):len(a) - len(ca)], ","), split_top(b[len(ob):len(b) - len(cb)], ",")
+    if len(xs) != len(ys):
+        return True
+    if oa == "\\{":
+        return False
+    return any(certainly_different(x, y, split_top) for x, y in zip(xs, ys))
+
+
+def _is_equation(e: str) -> bool:
+    return e.count("=") == 1 and not any(op in e for op in ("<", ">", "\\leq", "\\geq", "\\neq", "\\in"))
+
+
+def _equations_differ(a: str, b: str) -> bool:
+    """Two equations that are not constant multiples of each other (the worker's test: `lhs - rhs` of one
+    is a non-zero constant times the other's): the ratio of the two differences changes between points."""
+    ratios = []
+    for point in (0, 1, 2):
+        da, db = (_difference(e, point) for e in (a, b))
+        if da is None or db is None or abs(da) < 1e-9 or abs(db) < 1e-9:
+            return False
+        ratios.append(da / db)
+    return any(_far(r, ratios[0]) for r in ratios[1:])
+
+
+def _difference(equation: str, point: int) -> complex | None:
+    lhs, rhs = (quick_value(side, point) for side in equation.split("="))
+    return None if lhs is None or rhs is None else lhs[0] - rhs[0]
 
 
 _PMATRIX = ("\\begin{pmatrix}", "\\end{pmatrix}")
@@ -380,6 +430,8 @@ def _shape(e: str) -> str:
         if e.endswith(")") or e.endswith("]") or e.endswith("\\}"):
             depth = 0
             for k, c in enumerate(e):
+                if k == 0 and c == "\\":  # `\{`: the set's brace opens at index 1
+                    continue
                 depth += c in "([{"
                 depth -= c in ")]}"
                 if depth == 0 and k < len(e) - 1:
