@@ -42,8 +42,10 @@ def _module(name: str):
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         _modules[name] = module
-        if name == "grading_rules":
+        if name == "grading_rules":  # its helper modules, loaded the same way
             module._reference_module = _reference()
+            module._units_module = _module("grading_units")
+            module._shapes_module = _module("grading_shapes")
     return _modules[name]
 
 
@@ -324,7 +326,34 @@ def _values_equal(a: str, b: str) -> bool:
         ex = _parse_plain(a) if _is_plain_math(a) else _parse(ca)
         ey = _parse_plain(b) if _is_plain_math(b) else _parse(cb)
         return ex is not None and ey is not None and _sympy_equal(ex, ey)
-    return symbolic_equal(ca, cb) or _rounds_to(a, cb) or _rounds_to(b, ca)
+    return symbolic_equal(ca, cb) or _rounds_to(a, cb) or _rounds_to(b, ca) or _elements_equal(a, b)
+
+
+def _elements_equal(a: str, b: str) -> bool:
+    """The decimal tolerance element by element, on the answers as written (the canonical form has turned
+    `1.4142` into 7071/5000): `(1.4142, 1.7321)` = `(\\sqrt2, \\sqrt3)`, `0.1429, 0.5` = `\\frac17, \\frac12`, a
+    matrix of `0.7071`. Same structure and bracket kinds; tuples and matrices in order, lists and sets in
+    any order."""
+    if not (_DECIMAL.search(a) or _DECIMAL.search(b)):
+        return False
+    shapes, split = _module("grading_shapes"), _reference()._split_top
+    sa, sb = shapes.elements(a, split), shapes.elements(b, split)
+    if sa is None or sb is None or sa[0] != sb[0] or len(sa[1]) != len(sb[1]):
+        return False
+    xs, ys = sa[1], sb[1]
+    if sa[0] == "matrix":
+        if [len(r) for r in xs] != [len(r) for r in ys]:
+            return False
+        return all(_values_equal(x, y) for rx, ry in zip(xs, ys) for x, y in zip(rx, ry))
+    if sa[0] not in ("list", "\\{\\}"):
+        return all(_values_equal(x, y) for x, y in zip(xs, ys))
+    unused = list(ys)
+    for x in xs:
+        match = next((k for k, y in enumerate(unused) if _values_equal(x, y)), None)
+        if match is None:
+            return False
+        del unused[match]
+    return True
 
 
 # Plain-text math (`sqrt(2)/2`, `3**(1/3)`, `pi/4`): read by sympy's own parser, after a whitelist check, since

@@ -2,7 +2,8 @@
 
 The clustering hash (seedgrpo.answers) never merges two different answers and stays strict; grading is
 kinder where a human grader would be: a label on one side only, an equation chain, a list joined by "and",
-an inequality against its interval, percent, a decimal approximation, times of day, units. The final answers
+an inequality against its interval, percent, a decimal approximation, times of day, units (grading_units.py:
+units and angles; grading_shapes.py: matrices). The final answers
 come from seedgrpo.answer_reading (prose, boxes, choices). docs/answers.md §4 is the spec; every rule below
 is one paragraph there.
 
@@ -30,7 +31,11 @@ _TIME = re.compile(r"(\d{1,2}):([0-5]\d)(?::[0-5]\d)?\s*(?:\\text\{\s*|\\mathrm\
                    re.I)
 _RATIO = re.compile(r"(-?\d+(?:\.\d+)?)\s*:\s*(-?\d+(?:\.\d+)?)\Z")
 _DECIMAL = re.compile(r"[-+]?\d*\.\d+\Z")
-_NAME = r"(?:[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+|\\text\{[A-Za-z ]+\}|[A-Za-z]\([A-Za-z]\))"
+# A name a value is given to: `x`, `a_5`, `\\theta`, `\\text{Area}`, a function at a letter or a constant (`f(x)`,
+# `f(2)`, `f^{-1}(x)`, `g'(0)`), an angle (`\\angle ABC`, `m\\angle A`).
+_NAME = (r"(?:[A-Za-z](?:\^\{-1\}|'{1,2})?\(\s*(?:[A-Za-z]|-?\d+(?:\.\d+)?)\s*\)"
+         r"|(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}"
+         r"|[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+|\\text\{[A-Za-z ]+\})")
 LABEL = re.compile(rf"\s*(?:{_NAME}|\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\))\s*=\s*")
 _LIST_JOIN = re.compile(r"\s*(?:;|\\text\{\s*(?:and|or)\s*\}|\\(?:quad|qquad)\s*(?:\\text\{\s*(?:and|or)\s*\})?|"
                         r"(?<![A-Za-z\\])(?:and|or)(?![A-Za-z]))\s*")
@@ -40,31 +45,114 @@ _INEQUALITY = re.compile(r"\\(?:leq?|geq?|leqslant|geqslant)(?![A-Za-z])|<=?|>=?
 # ------------------------------------------------------------------------------------------ pair forms
 def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     """(pred, gold) and the rewritten pairs a grader also accepts: a label on one side only dropped
-    (`(a,b)=(1,4)` / `(1,4)`, `3=y` / `y=3`, `P=2, Q=5` / `2, 5`), an equation chain read by its final value
-    when the gold has no `=`, lists joined by "and" / "or" / ";", an inequality written as the interval it
-    describes when the other side is an interval. Percent and decimals are compared by value later."""
+    (`(a,b)=(1,4)` / `(1,4)`, `3=y` / `y=3`, `P=2, Q=5` / `2, 5`), named values against a tuple as the tuple,
+    an equation chain read by its final value when the gold has no `=` (`\\approx` reads like `=`), two
+    equations as `lhs-(rhs)=0`, lists joined by "and" / "or" / ";", an inequality written as the interval it
+    describes when the other side is an interval, units and angles (grading_units), matrices written other
+    ways (grading_shapes). Percent and decimals are compared by value later."""
     forms = [(pred, gold)]
-    p, g = _swap_reversed_label(_as_list(pred)), _swap_reversed_label(_as_list(gold))
+    p, g = (_swap_reversed_label(_approximate(_as_list(x))) for x in (pred, gold))
+    equations = []
     if "=" not in g:
-        p = _chain_end(_unlabelled(p))
+        p = _chain_end(_unlabelled(_named_tuple(p, g)))
     elif "=" not in p:
-        g = _chain_end(_unlabelled(g))
+        g = _chain_end(_unlabelled(_named_tuple(g, p)))
     else:
-        p, g = _sorted_labels(p), _sorted_labels(g)
+        p, g = _sorted_labels(_unpacked(p)), _sorted_labels(_unpacked(g))
+        equations = _equation_forms(p, g)
+    units, split = _units(), _reference()._split_top
+    if units.units_differ(p, g):  # `3 hours` / `3 days`: only the value converted to the gold's unit may match
+        converted = units.converted(p, g)
+        return forms + ([converted] if converted else [])
+    p, g = units.strip_spaced_unit(p), units.strip_spaced_unit(g)
+    p, g = units.trig_degrees(p), units.trig_degrees(g)
+    p = units.degrees_as_radians(p, g, split)
+    g = units.degrees_as_radians(g, p, split)
     p, g = _plus_minus(p, g), _plus_minus(g, p)
     p, g = _set_as_list(p, g), _set_as_list(g, p)
     if _looks_like_interval(g):
         p = _inequality_interval(p) or p
     if _looks_like_interval(p):
         g = _inequality_interval(g) or g
+    shapes = _shapes()
+    p, g = shapes.matrix_form(p, g, split), shapes.matrix_form(g, p, split)
     if (p, g) != (pred, gold):
         forms.append((p, g))
+    return forms + [f for f in equations if f not in forms]
+
+
+_APPROX_WORD = re.compile(r"\A\s*(?:approximately|approx\.?|about|around|roughly|nearly)\s+", re.I)
+
+
+def _approximate(s: str) -> str:
+    """`x \\approx 1.4142`, `≈ 3.1416`, "approximately 2.2361": an approximation is read like `=` (the decimal
+    tolerance then decides whether the value stands for the exact one)."""
+    if "\\approx" not in s and "≈" not in s and not _APPROX_WORD.match(s):
+        return s
+    t = re.sub(r"\\approx(?![A-Za-z])|≈", "=", _APPROX_WORD.sub("", s, count=1))
+    return re.sub(r"\A\s*=\s*", "", t)
+
+
+def _equation(s: str) -> tuple[str, str] | None:
+    """(lhs, rhs) of one equation with a single `=` and no list or inequality around it."""
+    if _INEQUALITY.search(s) or "\\neq" in s or len(_reference()._split_top(s, ",")) > 1:
+        return None
+    sides = re.split(r"(?<![<>!\\])=", s)
+    return (sides[0].strip(), sides[1].strip()) if len(sides) == 2 and all(x.strip() for x in sides) else None
+
+
+def _equation_forms(p: str, g: str) -> list[tuple[str, str]]:
+    """Two equations: both labels dropped when both sides are labelled values, none at a constant
+    (`y = \\frac{x-3}{2}` / `f^{-1}(x) = \\frac{x-3}{2}`), and both written `lhs-(rhs)=0` unless both are
+    named numbers (`x=2`), so that they are compared as equations up to a constant factor (`2x-y+1=0` =
+    `y=2x+1`): the canonical form drops a leading `y=` as a label, which would turn one side into a value."""
+    ep, eg = _equation(p), _equation(g)
+    if ep is None or eg is None:
+        return []
+    forms = []
+    named = [re.fullmatch(_NAME, lhs) is not None for lhs, _ in (ep, eg)]
+    if all(named) and not re.search(r"\(\s*-?\d", ep[0] + eg[0]):  # `f(2)=7` / `f(3)=7`: different claims
+        forms.append((ep[1], eg[1]))
+    if not (all(named) and not _has_letters(ep[1]) and not _has_letters(eg[1])):
+        forms.append(tuple(f"{lhs}-({rhs})=0" for lhs, rhs in (ep, eg)))
     return forms
 
 
+def _named_tuple(s: str, other: str) -> str:
+    """`x=4, y=-1` -> `(4,-1)` against a tuple of as many entries: named values in the order written."""
+    o = other.strip()
+    if not (o.startswith("(") and o.endswith(")")) or "=" in o:
+        return s
+    parts = _reference()._split_top(s, ",")
+    names = [m.group(0).replace(" ", "") if (m := LABEL.match(x)) else None for x in parts]
+    if len(parts) < 2 or None in names or len(set(names)) != len(names) \
+            or len(_reference()._split_top(o[1:-1], ",")) != len(parts):
+        return s
+    return "(" + ", ".join(LABEL.sub("", x, count=1).strip() for x in parts) + ")"
+
+
+_TUPLE_LABEL = re.compile(rf"\s*\(\s*({_NAME}(?:\s*,\s*{_NAME})+)\s*\)\s*=\s*\((.*)\)\s*\Z")
+
+
+def _unpacked(s: str) -> str:
+    """`(a, b) = (1, 4)` -> `a=1, b=4` (then sorted by name against the other side's named values)."""
+    m = _TUPLE_LABEL.match(s)
+    if not m:
+        return s
+    names = [x.strip() for x in m[1].split(",")]
+    values = _reference()._split_top(m[2], ",")
+    if len(values) != len(names) or len(set(names)) != len(names):
+        return s
+    return ", ".join(f"{n}={v.strip()}" for n, v in zip(names, values))
+
+
 def _plus_minus(s: str, other: str) -> str:
-    """`1 \\pm \\sqrt2` -> `1+\\sqrt2, 1-\\sqrt2` when the other side does not use \\pm."""
-    if s.count("\\pm") != 1 or "\\pm" in other or "," in s:
+    """`1 \\pm \\sqrt2` -> `1+\\sqrt2, 1-\\sqrt2` when the other side does not use \\pm; in a tuple,
+    `(\\pm 1, 0)` -> `(+1, 0), (-1, 0)` (two points; not in a set or interval, where it is one object)."""
+    if s.count("\\pm") != 1 or "\\pm" in other:
+        return s
+    t = s.strip()
+    if "," in s and not (t.startswith("(") and t.endswith(")") and len(_reference()._split_top(t, ",")) == 1):
         return s
     return s.replace("\\pm", "+") + ", " + s.replace("\\pm", "-")
 
@@ -75,6 +163,9 @@ def _set_as_list(s: str, other: str) -> str:
     if t.startswith("\\{") and t.endswith("\\}") and t.count("\\{") == 1 and t != "\\{\\}":
         o = other.strip()
         if o and o[0] not in "([\\" and not _INEQUALITY.search(o):
+            return t[2:-2]
+        split = _reference()._split_top  # `\\{(1,2),(3,4)\\}` / `(3,4),(1,2)`: a set of tuples, a list of them
+        if o.startswith("(") and len(split(o, ",")) == len(split(t[2:-2], ",")) > 1:
             return t[2:-2]
     return s
 
@@ -118,7 +209,9 @@ def _chain_end(s: str) -> str:
     if "=" not in s or len(_reference()._split_top(s, ",")) > 1 or _INEQUALITY.search(s):
         return s
     parts = [x.strip() for x in re.split(r"(?<![<>!\\])=|\\approx", s)]
-    if not parts[-1] or any(_has_letters(x) for x in parts[1:]):
+    while len(parts) > 2 and re.fullmatch(_NAME, parts[0]) and re.fullmatch(_NAME, parts[1]):
+        parts.pop(0)  # `a = b = c = 4`: names linked to one value
+    if not parts[-1] or any(_has_letters(_TRAILING_TEXT.sub("", x)) for x in parts[1:]):
         return s
     first = parts[0]
     if _has_letters(first) and len(parts) < 3 and not re.fullmatch(_NAME, first) and not (
@@ -127,6 +220,8 @@ def _chain_end(s: str) -> str:
     return parts[-1]
 
 
+# A unit after the value (`10 \\text{ J}`): the canonical form drops it, it is not a variable of the chain.
+_TRAILING_TEXT = re.compile(r"\s*\\(?:text|mathrm|mbox|textrm)\s*\{[^{}]*\}(?:\^\{?\d\}?)?\s*\Z")
 # `m+n = 7`, `a+b+c = 12`, `2a-b = 3`: the asked-for combination of named values, set to its value
 _LINEAR_NAMES = re.compile(r"\s*[-+]?\s*\d*[A-Za-z](?:\s*[-+]\s*\d*[A-Za-z])*\s*")
 
@@ -158,8 +253,40 @@ def _inequality_interval(s: str) -> str | None:
     return "\\cup".join(out) if out else None
 
 
+_BAR = re.compile(r"\\(?:left|right|big|Big)?\s*(?:\\[lr]?vert|\\mid|\|)")
+_ABS = re.compile(rf"\s*\|\s*([A-Za-z])\s*(?:([-+])\s*(\d+(?:\.\d+)?))?\s*\|\s*{_OP}\s*(\d+(?:\.\d+)?)\s*")
+_NEQ = re.compile(r"\s*[A-Za-z]\s*(?:\\neq?(?![A-Za-z])|≠|!=)\s*(.+?)\s*")
+
+
+def _abs_interval(s: str) -> str | None:
+    """`|x| < 2` -> `(-2,2)`, `|x-1| \\le 3` -> `[-2,4]`, `|x| > 2` -> `(-\\infty,-2)\\cup(2,\\infty)`."""
+    m = _ABS.fullmatch(_BAR.sub("|", s))
+    if not m:
+        return None
+    centre = Fraction(m[3] or 0) * (-1 if m[2] == "+" else 1)
+    radius, op = Fraction(m[5]), _OPS[m[4]]
+    if radius <= 0:
+        return None
+    lo, hi = (_number_text(centre - radius), _number_text(centre + radius))
+    if op[0] == "<":
+        return f"[{lo},{hi}]" if op == "<=" else f"({lo},{hi})"
+    return f"(-\\infty,{lo}]\\cup[{hi},\\infty)" if op == ">=" else f"(-\\infty,{lo})\\cup({hi},\\infty)"
+
+
+def _number_text(v: Fraction) -> str:
+    if v.denominator == 1:
+        return str(v.numerator)
+    return f"{'-' if v < 0 else ''}\\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
+
+
 def _one_inequality(s: str) -> str | None:
     var = r"([A-Za-z])"
+    if "|" in s or "vert" in s or "\\mid" in s:
+        return _abs_interval(s)
+    m = _NEQ.fullmatch(s)
+    if m:  # `x \\neq 2`: the line without one point
+        bound = m[1]
+        return None if _has_letters(bound) else f"(-\\infty,{bound})\\cup({bound},\\infty)"
     m = re.fullmatch(rf"\s*(.+?)\s*{_OP}\s*{var}\s*{_OP}\s*(.+?)\s*", s)
     if m:
         lo, op1, _, op2, hi = m.groups()
@@ -263,6 +390,8 @@ def form_verdict(pred: str, gold: str, canonicalize, different=None) -> bool | N
     exact rationals (different ones differ, unless one side is a decimal that rounds the other).
     `different(ca, cb)`, when given, says whether two canonical forms certainly differ (the caller passes
     seedgrpo.quick_values.certainly_different, so that plainly different pairs need no worker)."""
+    if _units().units_differ(pred, gold):  # `3 hours` / `3 days` (pair_forms adds the converted values)
+        return False
     tp, tg = time_of_day(pred), time_of_day(gold)
     if tp is not None or tg is not None:
         return tp is not None and tp == tg
@@ -313,7 +442,7 @@ def _rounds_to(decimal_text: str, exact: Fraction) -> bool:
     return parsed is not None and decimal_matches(parsed[0], parsed[1], exact)
 
 
-_reference_module = None
+_reference_module = _units_module = _shapes_module = None
 
 
 def _reference():
@@ -323,3 +452,21 @@ def _reference():
         from seedgrpo import answers_reference as module
         _reference_module = module
     return _reference_module
+
+
+def _units():
+    """seedgrpo.grading_units (units and angles; set by the grader's worker from its file)."""
+    global _units_module
+    if _units_module is None:
+        from seedgrpo import grading_units as module
+        _units_module = module
+    return _units_module
+
+
+def _shapes():
+    """seedgrpo.grading_shapes (matrices written other ways; set by the grader's worker from its file)."""
+    global _shapes_module
+    if _shapes_module is None:
+        from seedgrpo import grading_shapes as module
+        _shapes_module = module
+    return _shapes_module

@@ -6,7 +6,8 @@ import random
 import pytest
 
 from grading_cases import FAMILIES
-from seedgrpo import answer_reading, answers, grader_worker, grading_rules, quick_values
+from grading_cases_forms import FAMILIES as FORM_FAMILIES
+from seedgrpo import answer_reading, answers, grader, grader_worker, grading_rules, quick_values
 from seedgrpo.answers_reference import _split_top
 
 # (a, b): equal to the worker, written differently; each exercises one piece of the grammar.
@@ -18,6 +19,8 @@ EQUAL = [
     ("\\binom{n}{2}", "\\frac{n(n-1)}{2}"), ("\\hbar\\omega", "\\omega\\hbar"), ("ce^{-2x}", "\\frac{c}{e^{2x}}"),
     ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&\\frac{8}{2}\\end{pmatrix}"),
     ("1\\pm\\sqrt{2}", "1\\pm\\sqrt{2}"), ("\\frac{2\\pi c^{2}}{\\lambda^{5}}", "2\\pi c^{2}\\lambda^{-5}"),
+    ("\\sqrt{-25}", "5i"), ("3+4\\sqrt{-1}", "3+4i"), ("(-4)^{\\frac{1}{2}}", "2i"),
+    ("2x-y+1-(0)=0", "y-(2x+1)=0"), ("x+y-(5)=0", "2y-(10-2x)=0"), ("(1,\\sqrt{4})", "(1,2)"),
 ]
 # (a, b): different to the worker, and plainly so to quick_values.
 DIFFERENT = [
@@ -27,6 +30,8 @@ DIFFERENT = [
     ("\\begin{pmatrix}1&2\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
     ("-4", "1\\pm\\sqrt{19}"), ("300", "\\frac{2\\pi c^{2}R^{2}}{\\lambda^{5}[e^{hc/(\\lambda kT)}-1]}"),
     ("\\frac{1}{\\sqrt{2}}c", "\\dot{x}_{0}\\sin(\\omega t)/\\omega"), ("\\arcsin{1}", "\\pi"),
+    ("\\sqrt{-25}", "-5i"), ("x-(2y+1)=0", "y-(2x+1)=0"), ("x-(2)=0", "x-(3)=0"), ("4x+2y=12", "x+2y=6"),
+    ("[-2,2]", "(-2,2)"), ("(1,2)", "(2,1)"), ("(1,2)", "(1,2,3)"), ("\\{1,2\\}", "\\{1,2,3\\}"),
 ]
 
 
@@ -49,7 +54,8 @@ def test_plainly_different_forms_are_settled(a, b):
 
 
 @pytest.mark.parametrize("expr", ["5!", "\\binom{7}{3}", "\\lfloor\\frac{7}{2}\\rfloor", "\\log 7", "\\arctan{2}",
-                                  "\\frac{1}{[e-1]}", "i+3", "2^{1009}", "\\sqrt[3]{-8}", "\\frac{(2.5)!}{3}"])
+                                  "\\frac{1}{[e-1]}", "i+3", "2^{1009}", "\\sqrt[3]{-8}", "\\frac{(2.5)!}{3}",
+                                  "\\sqrt{-25}", "(-4)^{\\frac{1}{2}}", "2-\\sqrt{-3}"])
 def test_values_are_sympys(expr):
     canonical = _canonical(expr)
     value, has_variables = quick_values.quick_value(canonical)
@@ -64,7 +70,7 @@ def test_values_are_sympys(expr):
 def test_never_different_where_the_worker_says_equal():
     """Every form pair of the family cases, and fresh random perturbations of the grammar's constructs."""
     pairs = []
-    for cases in FAMILIES.values():
+    for cases in [*FAMILIES.values(), *FORM_FAMILIES.values()]:
         for pred, gold, _ in cases:
             p, g = answer_reading.final_answer(pred), answer_reading.final_answer(gold)
             for fp, fg in grading_rules.pair_forms(p, g):
@@ -89,3 +95,13 @@ def test_variables_take_fixed_values():
     again, _ = quick_values.quick_value("\\omega t")
     other, _ = quick_values.quick_value("\\omega t", point=1)
     assert first == again and not cmath.isclose(first, other)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FORM_FAMILIES))
+def test_form_family(family):
+    """The form and value rules' cases (tests/grading_cases_forms.py) through the public path, pool included."""
+    cases = FORM_FAMILIES[family]
+    verdicts = grader.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=20.0)
+    wrong = [(p, g, want) for (p, g, want), got in zip(cases, verdicts) if got != want]
+    assert not wrong, wrong
