@@ -22,7 +22,7 @@ __all__ = ["matrix_form", "elements"]
 _BEGIN, _END = "\\begin{pmatrix}", "\\end{pmatrix}"
 _ENV = re.compile(r"\\begin\{([pb]matrix|array)\}(\{[^{}]*\})?(.*)\\end\{\1\}\s*\Z", re.S)
 _LAYOUT = re.compile(r"\\(?:left|right)(?![A-Za-z])\.?|\\[!]")
-_SPACES = re.compile(r"\\[,;: ]|\\q?quad(?![A-Za-z])|~")
+_SPACES = re.compile(r"(?<!\\)\\[,;: ]|\\q?quad(?![A-Za-z])|~")  # not the `\ ` of a row break `\\ `
 
 
 def matrix_form(s: str, other: str, split_top) -> str:

@@ -34,6 +34,8 @@ FAMILIES: dict[str, list[tuple[str, str, bool]]] = {
         ("[1.4142, 2)", "[\\sqrt2, 2)", True),
         ("(1.4142, 2]", "[\\sqrt2, 2]", False),
         ("\\begin{pmatrix} 0.7071 & 0.5 \\end{pmatrix}", "\\begin{pmatrix}\\frac{\\sqrt2}{2} & \\frac12\\end{pmatrix}", True),
+        ("\\begin{pmatrix} 0.7071 \\\\ 0.5 \\end{pmatrix}", "\\begin{pmatrix}\\frac{\\sqrt2}{2}\\\\\\frac12\\end{pmatrix}", True),
+        ("\\begin{pmatrix} 0.5 \\\\ 0.7071 \\end{pmatrix}", "\\begin{pmatrix}\\frac{\\sqrt2}{2}\\\\\\frac12\\end{pmatrix}", False),
         ("\\begin{pmatrix} 0.7072 & 0.5 \\end{pmatrix}", "\\begin{pmatrix}\\frac{\\sqrt2}{2} & \\frac12\\end{pmatrix}", False),
     ],
     "imaginary_roots": [
