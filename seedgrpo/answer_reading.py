@@ -17,6 +17,7 @@ from fractions import Fraction
 
 from seedgrpo import answers_reference
 from seedgrpo.grading_rules import LABEL as _LABEL, MATH_FUNCTIONS as _MATH_FUNCTIONS
+from seedgrpo.grading_units import read_unit
 
 __all__ = ["final_answer", "choice_pair", "number_from_words", "clean", "MAX_TEXT"]
 
@@ -50,6 +51,8 @@ _LIST_GAP = re.compile(r"(?i)\s*(?:,\s*(?:and|or)?|;|and|or|\\quad|\\qquad|\\tex
 _WORD_AFTER_CUE = re.compile(r"(?i)(?:answer\s*(?:is|:)|\bis|\bare|\bwas|\bwere)\s+(?:\\text\{\s*)?\(?"
                              r"([A-Za-z]+(?:[ -][A-Za-z]+)?)\)?\s*\}?\s*[.!]?\s*\Z")
 _LEADING_VERDICT = re.compile(r"(?i)\s*\**\s*(yes|no|true|false)\s*\**\s*(?:[,.;:!]|\s-|\Z)")
+_UNIT_AFTER = re.compile(r"\s+([A-Za-z]{1,12}(?:\s*/\s*[A-Za-z]{1,6})?)(?![A-Za-z])")
+_NOT_UNITS = {"in", "at", "a", "an", "is", "of", "to", "by", "on", "or", "and", "for", "the", "as", "so", "if"}
 _GSM8K_MARK = re.compile(r"(?m)^\s*####\s*(\S.*?)\s*$")
 _AM_PM = re.compile(r"(?i)(?:a|p)\.?m\.?\Z")
 _SENTENCE = re.compile(r"(?<=[^\d\s])[.!?](?=\s|$)|(?<=\d)\.(?=\s+[A-Z]|\s*$)|\n\s*\n")
@@ -429,7 +432,13 @@ def _answer_run(text: str) -> str | None:
         if not _LIST_GAP.fullmatch(text[run[-1][1]:item[0]]):
             break
         run.append(item)
-    return ", ".join(content for _, _, content in run)
+    contents = [content for _, _, content in run]
+    unit = _UNIT_AFTER.match(text, run[-1][1])
+    if unit and len(run) == 1 and unit[1].lower() in _SCALES:
+        contents[-1] += " " + unit[1]  # `2.5 million`
+    elif unit and len(run) == 1 and unit[1].lower() not in _NOT_UNITS and read_unit(f"{contents[-1]} \\text{{ {unit[1]}}}") is not None:
+        contents[-1] += f" \\text{{ {unit[1]}}}"  # `3 mL`, `45 minutes`: a known unit keeps its value's meaning
+    return ", ".join(contents)
 
 
 def _sentences(text: str) -> list[str]:

@@ -428,6 +428,21 @@ FAMILIES: dict[str, list[tuple[str, str, bool]]] = {
         ("\\triangle XYZ", "XYZ", True),
         ("\\triangle XYZ", "XZY", False),
     ],
+    "gsm8k_and_units_in_prose": [
+        ("3 + 4 = 7 boxes. Then 7 x 2 = 14... no, each box holds 5: 7 x 5 = 35.\n#### 35", "35", True),
+        ("3 + 4 = 7 boxes. Then 7 x 2 = 14... no, each box holds 5: 7 x 5 = 35.\n#### 35", "14", False),
+        ("#### 1,250", "1250", True),
+        ("The answer is 250 mL.", "250", True),
+        ("The answer is 250 mL.", "250 \\text{ L}", False),
+        ("It takes 90 minutes.", "1.5 \\text{ hours}", True),
+        ("It takes 90 minutes.", "90 \\text{ seconds}", False),
+        ("He spends $8 in total.", "8", True),
+        ("The distance is 400 m.", "400", True),
+        ("The answer is .25", "\\frac14", True),
+        ("The population is 2.5 million.", "2500000", True),
+        ("The population is 2.5 million.", "250000", False),
+        ("\\varepsilon_0 E", "\\epsilon_0 E", True),
+    ],
 }
 
 
