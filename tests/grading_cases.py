@@ -1,7 +1,7 @@
 """Answer-equivalence cases by failure family (issue 15), written here: (prediction, gold, equal?).
 
 Each family holds true-equal pairs and must-not-be-equal pairs; tests/test_grader_families.py grades them
-all, and `benchmarks/bench_answers.py --families` grades them with math-verify side by side.
+all, and `benchmarks/bench_answers.py --grading-only` grades them with math-verify side by side.
 """
 
 FAMILIES: dict[str, list[tuple[str, str, bool]]] = {
