@@ -121,7 +121,7 @@ def _boxes(text: str) -> str | None:
         while i < len(text) and text[i] in " \t":
             i += 1
         if i < len(text) and text[i] == "{":
-            end = _group_end(text, i)
+            end = answers_reference._group_end(text, i)  # after the box's closing brace
             if end < 0:
                 continue
             content = text[i + 1:end - 1]
@@ -148,23 +148,6 @@ def _boxes(text: str) -> str | None:
 
 def _all_labelled(spans) -> bool:
     return all(_LABEL.match(c) for _, _, c in spans)
-
-
-def _group_end(s: str, i: int) -> int:
-    depth, k = 0, i
-    while k < len(s):
-        c = s[k]
-        if c == "\\":
-            k += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return k + 1
-        k += 1
-    return -1
 
 
 def clean(answer: str) -> str:
