@@ -46,6 +46,7 @@ def _module(name: str):
             module._reference_module = _reference()
             module._units_module = _module("grading_units")
             module._shapes_module = _module("grading_shapes")
+            module._sets_module = _module("grading_sets")
     return _modules[name]
 
 
@@ -359,9 +360,10 @@ def _elements_equal(a: str, b: str) -> bool:
 # Plain-text math (`sqrt(2)/2`, `3**(1/3)`, `pi/4`): read by sympy's own parser, after a whitelist check, since
 # parse_expr evaluates Python: only these names, digits, one-letter symbols and operators get through.
 _PLAIN_NAMES = {"sqrt": "sqrt", "pi": "pi", "e": "E", "exp": "exp", "log": "log", "ln": "log", "sin": "sin",
-                "cos": "cos", "tan": "tan", "i": "I", "abs": "Abs"}
+                "cos": "cos", "tan": "tan", "i": "I", "abs": "Abs", "arcsin": "asin", "arccos": "acos",
+                "arctan": "atan", "asin": "asin", "acos": "acos", "atan": "atan"}
 _PLAIN_CHARS = re.compile(r"[0-9A-Za-z+\-*/^().\s]+\Z")
-_PLAIN_HINT = re.compile(r"\*\*|\*|(?<![A-Za-z])(?:sqrt|exp|log|ln|sin|cos|tan|abs)\(|(?<![A-Za-z\\])pi(?![A-Za-z])")
+_PLAIN_HINT = re.compile(r"\*\*|\*|(?<![A-Za-z])(?:sqrt|exp|log|ln|sin|cos|tan|abs|arcsin|arccos|arctan|asin|acos|atan)\(|(?<![A-Za-z\\])pi(?![A-Za-z])")
 
 
 def _is_plain_math(e: str) -> bool:

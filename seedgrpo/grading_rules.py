@@ -3,7 +3,7 @@
 The clustering hash (seedgrpo.answers) never merges two different answers and stays strict; grading is
 kinder where a human grader would be: a label on one side only, an equation chain, a list joined by "and",
 an inequality against its interval, percent, a decimal approximation, times of day, units (grading_units.py:
-units and angles; grading_shapes.py: matrices). The final answers
+units and angles; grading_shapes.py: matrices; grading_sets.py: intervals). The final answers
 come from seedgrpo.answer_reading (prose, boxes, choices). docs/answers.md §4 is the spec; every rule below
 is one paragraph there.
 
@@ -18,7 +18,7 @@ import re
 from fractions import Fraction
 
 __all__ = ["pair_forms", "value_pairs", "form_verdict", "time_of_day", "ratio",
-           "percent_value", "decimal_places", "decimal_matches", "MIN_SIGNIFICANT_DIGITS", "LABEL", "MATH_FUNCTIONS"]
+           "percent_value", "decimal_places", "decimal_matches", "significant_figures_match", "MIN_SIGNIFICANT_DIGITS", "LABEL", "MATH_FUNCTIONS"]
 
 # A decimal stands for an exact value when it is that value rounded or truncated to its own digits and has
 # at least this many significant digits: 3.1416 is pi, 3.14 is not (it is also 157/50, a different answer).
@@ -50,8 +50,11 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     equations as `lhs-(rhs)=0`, lists joined by "and" / "or" / ";", an inequality written as the interval it
     describes when the other side is an interval, units and angles (grading_units), matrices written other
     ways (grading_shapes). Percent and decimals are compared by value later."""
+    units = _units()
+    pred, gold = units.keep_glued_letters(pred, gold), units.keep_glued_letters(gold, pred)  # `2mg` / `2`
     forms = [(pred, gold)]
-    p, g = (_swap_reversed_label(_approximate(_as_list(x))) for x in (pred, gold))
+    sets = _sets()  # `x \\ge 2 \\text{ and } x \\le 6` is one interval before "and" makes a list
+    p, g = (_swap_reversed_label(_approximate(_as_list(sets.set_form(sets.conjunction(x))))) for x in (pred, gold))
     equations = []
     if "=" not in g:
         p = _chain_end(_unlabelled(_named_tuple(p, g)))
@@ -60,20 +63,24 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     else:
         p, g = _sorted_labels(_unpacked(p)), _sorted_labels(_unpacked(g))
         equations = _equation_forms(p, g)
-    units, split = _units(), _reference()._split_top
+    split = _reference()._split_top
     if units.units_differ(p, g):  # `3 hours` / `3 days`: only the value converted to the gold's unit may match
         converted = units.converted(p, g)
         return forms + ([converted] if converted else [])
+    p, g = units.unit_values(p, g)
     p, g = units.strip_spaced_unit(p), units.strip_spaced_unit(g)
     p, g = units.trig_degrees(p), units.trig_degrees(g)
     p = units.degrees_as_radians(p, g, split)
     g = units.degrees_as_radians(g, p, split)
     p, g = _plus_minus(p, g), _plus_minus(g, p)
     p, g = _set_as_list(p, g), _set_as_list(g, p)
-    if _looks_like_interval(g):
-        p = _inequality_interval(p) or p
-    if _looks_like_interval(p):
-        g = _inequality_interval(g) or g
+    if sets.looks_like_interval(g):
+        p = sets.inequality_interval(p) or p
+    if sets.looks_like_interval(p):
+        g = sets.inequality_interval(g) or g
+    elif (ip := sets.inequality_interval(p)) and (ig := sets.inequality_interval(g)) \
+            and _letters(p) == _letters(g):  # `x > 2` / `y > 2` are different claims
+        p, g = ip, ig  # `2 \\le x \\le 6` / `6 \\ge x \\ge 2`: both inequalities, compared as intervals
     shapes = _shapes()
     p, g = shapes.matrix_form(p, g, split), shapes.matrix_form(g, p, split)
     if (p, g) != (pred, gold):
@@ -195,10 +202,15 @@ def _swap_reversed_label(s: str) -> str:
     return s
 
 
+# A quantity's name in science answers: `pH`, `pK_a`, `\\Delta H`, `T_{1/2}` (a short letter name; with one `=`).
+_QUANTITY = re.compile(r"\A\s*(?:\\Delta\s*)?[A-Za-z]{1,3}(?:_\{?[A-Za-z0-9/]+\}?)?\s*=\s*(?=[^=]*\Z)")
+
+
 def _unlabelled(s: str) -> str:
-    """Drop `name=` from every top-level element (`(a,b)=(1,4)` -> `(1,4)`, `P=2, Q=5` -> `2, 5`)."""
+    """Drop `name=` from every top-level element (`(a,b)=(1,4)` -> `(1,4)`, `P=2, Q=5` -> `2, 5`, `pH = 2.87`
+    -> `2.87`)."""
     parts = _reference()._split_top(s, ",")
-    stripped = [LABEL.sub("", x, count=1) if LABEL.match(x) else x for x in parts]
+    stripped = [LABEL.sub("", x, count=1) if LABEL.match(x) else _QUANTITY.sub("", x, count=1) for x in parts]
     return ",".join(stripped)
 
 
@@ -226,91 +238,12 @@ _TRAILING_TEXT = re.compile(r"\s*\\(?:text|mathrm|mbox|textrm)\s*\{[^{}]*\}(?:\^
 _LINEAR_NAMES = re.compile(r"\s*[-+]?\s*\d*[A-Za-z](?:\s*[-+]\s*\d*[A-Za-z])*\s*")
 
 
+def _letters(s: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", s)))
+
+
 def _has_letters(s: str) -> bool:
     return bool(re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", s)))
-
-
-def _looks_like_interval(s: str) -> bool:
-    s = s.strip()
-    return bool(re.match(r"[(\[]", s) and re.search(r"[)\]]\s*\Z", s) and "," in s) or "\\cup" in s
-
-
-_OPS = {"<": "<", "\\lt": "<", ">": ">", "\\gt": ">", "\\le": "<=", "\\leq": "<=", "\\leqslant": "<=",
-        "<=": "<=", "\\ge": ">=", "\\geq": ">=", "\\geqslant": ">=", ">=": ">=", "≤": "<=", "≥": ">="}
-_OP = r"(\\leqslant|\\geqslant|\\leq|\\geq|\\le|\\ge|\\lt|\\gt|<=|>=|<|>|≤|≥)"
-
-
-def _inequality_interval(s: str) -> str | None:
-    """`-1 < x \\le 4` -> `(-1,4]`; `x > 2` -> `(2,\\infty)`; `x \\le 3` -> `(-\\infty,3]`; unions joined
-    by "or" / `\\cup` (written as a list by _as_list) become `\\cup`."""
-    pieces = [x.strip() for x in re.split(r",|\\cup", s) if x.strip()]
-    out = []
-    for piece in pieces:
-        interval = _one_inequality(piece)
-        if interval is None:
-            return None
-        out.append(interval)
-    return "\\cup".join(out) if out else None
-
-
-_BAR = re.compile(r"\\(?:left|right|big|Big)?\s*(?:\\[lr]?vert|\\mid|\|)")
-_ABS = re.compile(rf"\s*\|\s*([A-Za-z])\s*(?:([-+])\s*(\d+(?:\.\d+)?))?\s*\|\s*{_OP}\s*(\d+(?:\.\d+)?)\s*")
-_NEQ = re.compile(r"\s*[A-Za-z]\s*(?:\\neq?(?![A-Za-z])|≠|!=)\s*(.+?)\s*")
-
-
-def _abs_interval(s: str) -> str | None:
-    """`|x| < 2` -> `(-2,2)`, `|x-1| \\le 3` -> `[-2,4]`, `|x| > 2` -> `(-\\infty,-2)\\cup(2,\\infty)`."""
-    m = _ABS.fullmatch(_BAR.sub("|", s))
-    if not m:
-        return None
-    centre = Fraction(m[3] or 0) * (-1 if m[2] == "+" else 1)
-    radius, op = Fraction(m[5]), _OPS[m[4]]
-    if radius <= 0:
-        return None
-    lo, hi = (_number_text(centre - radius), _number_text(centre + radius))
-    if op[0] == "<":
-        return f"[{lo},{hi}]" if op == "<=" else f"({lo},{hi})"
-    return f"(-\\infty,{lo}]\\cup[{hi},\\infty)" if op == ">=" else f"(-\\infty,{lo})\\cup({hi},\\infty)"
-
-
-def _number_text(v: Fraction) -> str:
-    if v.denominator == 1:
-        return str(v.numerator)
-    return f"{'-' if v < 0 else ''}\\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
-
-
-def _one_inequality(s: str) -> str | None:
-    var = r"([A-Za-z])"
-    if "|" in s or "vert" in s or "\\mid" in s:
-        return _abs_interval(s)
-    m = _NEQ.fullmatch(s)
-    if m:  # `x \\neq 2`: the line without one point
-        bound = m[1]
-        return None if _has_letters(bound) else f"(-\\infty,{bound})\\cup({bound},\\infty)"
-    m = re.fullmatch(rf"\s*(.+?)\s*{_OP}\s*{var}\s*{_OP}\s*(.+?)\s*", s)
-    if m:
-        lo, op1, _, op2, hi = m.groups()
-        a, b = _OPS[op1], _OPS[op2]
-        if a[0] == "<" and b[0] == "<":
-            return f"{'[' if a == '<=' else '('}{lo},{hi}{']' if b == '<=' else ')'}"
-        if a[0] == ">" and b[0] == ">":
-            return f"{'[' if b == '>=' else '('}{hi},{lo}{']' if a == '>=' else ')'}"
-        return None
-    m = re.fullmatch(rf"\s*{var}\s*{_OP}\s*(.+?)\s*", s)
-    if m:
-        _, op, bound = m.groups()
-        op = _OPS[op]
-    else:
-        m = re.fullmatch(rf"\s*(.+?)\s*{_OP}\s*{var}\s*", s)
-        if not m:
-            return None
-        bound, op, _ = m.groups()
-        op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[_OPS[op]]
-    if re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", bound)):
-        return None
-    if op[0] == ">":
-        return f"{'[' if op == '>=' else '('}{bound},\\infty)"
-    return f"(-\\infty,{bound}{']' if op == '<=' else ')'}"
 
 
 # ------------------------------------------------------------------------------------ values: compared
@@ -371,6 +304,38 @@ def decimal_matches(decimal: Fraction, places: int, exact: Fraction) -> bool:
 
 
 _RATIONAL = re.compile(r"-?\d+(?:/\d+)?\Z")
+_SCIENTIFIC = re.compile(r"\s*([-+]?)(\d+)(?:\.(\d+))?\s*(?:[eE]\s*([-+]?\d+)|(?:\\times|\\cdot|x|×)\s*10\s*\^\s*"
+                         r"(?:\{\s*([-+]?\d+)\s*\}|([-+]?\d)))?\s*\Z")
+# A gold in scientific notation with this many significant digits is a measured value: a more precise
+# prediction that rounds to it is the same measurement (`2.998 \\times 10^8` / `3.00 \\times 10^8`).
+MIN_MEASURED_DIGITS = 3
+
+
+def _measured(s: str) -> tuple[Fraction, int, int, bool] | None:
+    """(value, exponent of the last written place, significant digits, scientific?) of a decimal or a number
+    in scientific notation (`6.674e-11`, `3.00 \\times 10^{8}`), else None."""
+    m = _SCIENTIFIC.match(s)
+    if not m:
+        return None
+    whole, places = m[2], m[3] or ""
+    exponent = m[4] or m[5] or m[6]
+    power = int(exponent) if exponent else 0
+    value = Fraction(whole + "." + (places or "0")) * Fraction(10) ** power * (-1 if m[1] == "-" else 1)
+    digits = len((whole + places).lstrip("0"))
+    return value, power - len(places), digits, exponent is not None
+
+
+def significant_figures_match(pred: str, gold: str) -> bool:
+    """A gold in scientific notation with at least MIN_MEASURED_DIGITS significant digits against a prediction
+    written to a finer place that rounds (half away from zero) to it: `6.6743e-11` / `6.674 \\times 10^{-11}`.
+    An exact-looking gold (`0.5`, `1.25`) is never rounded to."""
+    g, p = _measured(gold), _measured(pred)
+    if g is None or p is None or not g[3] or g[2] < MIN_MEASURED_DIGITS or p[1] >= g[1]:
+        return False
+    quantum = Fraction(10) ** g[1]
+    scaled = abs(p[0]) / quantum
+    rounded = int(scaled) + (1 if scaled - int(scaled) >= Fraction(1, 2) else 0)
+    return rounded * quantum * (-1 if p[0] < 0 else 1) == g[0]
 
 
 def value_pairs(pred: str, gold: str) -> list[tuple[str, str]]:
@@ -398,8 +363,10 @@ def form_verdict(pred: str, gold: str, canonicalize, different=None) -> bool | N
     rp, rg = ratio(pred), ratio(gold)
     if rp is not None or rg is not None:
         return rp is not None and rp == rg
+    if significant_figures_match(pred, gold):  # `2.998 \\times 10^8` / `3.00 \\times 10^8`
+        return True
     if _BASE_SUBSCRIPT.search(pred + " " + gold):  # 52_8 is a base-8 numeral: only its own forms match
-        return _canonical_pair_equal(pred, gold, canonicalize)
+        return _same_numeral(pred, gold) or _canonical_pair_equal(pred, gold, canonicalize)
     undecided = False
     for a, b in value_pairs(pred, gold):
         ca, cb = canonicalize(a), canonicalize(b)
@@ -429,7 +396,18 @@ def _has_word(canonical: str) -> bool:
     return any(w.lower() not in MATH_FUNCTIONS for w in re.findall(r"[A-Za-z]{3,}", plain))
 
 
-_BASE_SUBSCRIPT = re.compile(r"\d_\{?\d+\}?")
+_BASE_SUBSCRIPT = re.compile(r"\d\)?_\{?\d+\}?")
+_NUMERAL = re.compile(r"\s*\(?\s*([0-9A-Fa-f]+)\s*\)?(?:_\{?\s*(\d+)\s*\}?)?\s*\Z")
+
+
+def _same_numeral(a: str, b: str) -> bool:
+    """`1011_2` / `1011` / `(1011)_2`: the same digits, with the base written on one side or on both (and then
+    the same base); the digits must be valid in that base. `1011_3` / `1011_2` differ."""
+    ma, mb = _NUMERAL.match(a), _NUMERAL.match(b)
+    if not (ma and mb) or ma[1].upper() != mb[1].upper() or (ma[2] and mb[2] and int(ma[2]) != int(mb[2])):
+        return False
+    base = int(ma[2] or mb[2] or 10)
+    return 2 <= base <= 36 and all(int(c, 36) < base for c in ma[1])
 
 
 def _canonical_pair_equal(a: str, b: str, canonicalize) -> bool:
@@ -442,7 +420,7 @@ def _rounds_to(decimal_text: str, exact: Fraction) -> bool:
     return parsed is not None and decimal_matches(parsed[0], parsed[1], exact)
 
 
-_reference_module = _units_module = _shapes_module = None
+_reference_module = _units_module = _shapes_module = _sets_module = None
 
 
 def _reference():
@@ -470,3 +448,12 @@ def _shapes():
         from seedgrpo import grading_shapes as module
         _shapes_module = module
     return _shapes_module
+
+
+def _sets():
+    """seedgrpo.grading_sets (inequalities and sets as intervals; set by the grader's worker from its file)."""
+    global _sets_module
+    if _sets_module is None:
+        from seedgrpo import grading_sets as module
+        _sets_module = module
+    return _sets_module

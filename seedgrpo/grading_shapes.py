@@ -2,7 +2,8 @@
 
 The canonical form knows `pmatrix` and `bmatrix`; a grader also reads `\\left[\\begin{array}{cc}…\\end{array}
 \\right]`, a plain-text list of rows `[[1,2],[3,4]]` (against a matrix), and a scalar in front of a matrix
-(multiplied into its entries). `vmatrix` is a determinant, a number: never a matrix. `elements` splits an
+(multiplied into its entries), and a vector as a tuple, `\\langle…\\rangle` or an i/j/k combination against a
+one-column or one-row matrix (entry by entry, in order). `vmatrix` is a determinant, a number: never a matrix. `elements` splits an
 answer as written (decimals intact) into its structure, so that the worker can apply the decimal tolerance
 element by element: `(1.4142, 1.7321)` = `(\\sqrt2, \\sqrt3)`. docs/answers.md §4 is the spec.
 
@@ -31,10 +32,49 @@ def matrix_form(s: str, other: str, split_top) -> str:
     if "\\begin{" not in other or "vmatrix" in other:
         return s
     t = _LAYOUT.sub("", s).strip()
-    rows = _array_rows(t, split_top) or _list_rows(t, split_top)
+    rows = _array_rows(t, split_top) or _list_rows(t, split_top) or _vector_rows(t, other, split_top)
     if rows is None:
         return s
     return _BEGIN + "\\\\".join("&".join(row) for row in rows) + _END
+
+
+_UNIT_VECTOR = r"\\(?:mathbf|hat|vec|boldsymbol|bm)\s*\{?\s*(?:\\)?([ijk])(?:math)?\s*\}?"
+_VECTOR_TERM = re.compile(rf"\s*([-+]?)\s*([^-+]*?)\s*(?:\\cdot\s*)?{_UNIT_VECTOR}\s*")
+
+
+def _vector_rows(t: str, other: str, split_top) -> list[list[str]] | None:
+    """A vector written as a tuple `(1,-2,3)`, `\\langle 1,-2,3\\rangle` or `\\mathbf{i}-2\\mathbf{j}+3\\mathbf{k}`,
+    against a one-column or one-row matrix of as many entries: its entries in that matrix's orientation."""
+    m = _ENV.match(_LAYOUT.sub("", other).strip())
+    if not m or m[1] == "array":
+        return None
+    shape = [split_top(row, "&") for row in split_top(m[3], "\\\\") if row.strip()]
+    column = all(len(row) == 1 for row in shape)
+    if not column and len(shape) != 1:
+        return None
+    size = len(shape) if column else len(shape[0])
+    entries = _vector_entries(t, size, split_top)
+    if entries is None or len(entries) != size or size < 2:
+        return None
+    return [[e] for e in entries] if column else [entries]
+
+
+def _vector_entries(t: str, size: int, split_top) -> list[str] | None:
+    # `(1,2)` may be a point or an open interval as much as a vector: a tuple counts from three entries
+    for open_, close, least in (("(", ")", 3), ("\\langle", "\\rangle", 2)):
+        if t.startswith(open_) and t.endswith(close) and _balanced(t[len(open_):len(t) - len(close)]):
+            entries = [x.strip() for x in split_top(t[len(open_):len(t) - len(close)], ",")]
+            return entries if len(entries) >= least else None
+    position, found = 0, {}
+    for term in _VECTOR_TERM.finditer(t):
+        if term.start() != position or term[3] in found or (position and not term[1]):
+            return None
+        coefficient = term[2].strip() or "1"
+        found[term[3]] = f"-{coefficient}" if term[1] == "-" else coefficient
+        position = term.end()
+    if not found or position != len(t) or size not in (2, 3) or (size == 2 and "k" in found):
+        return None
+    return [found.get(axis, "0") for axis in "ijk"[:size]]
 
 
 def _array_rows(t: str, split_top) -> list[list[str]] | None:
