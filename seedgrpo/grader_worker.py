@@ -120,9 +120,9 @@ def _element_equal(x: str, y: str) -> bool:
 
 
 def _is_text(e: str) -> bool:
-    """Three letters in a row outside control words: a word, not a product (latex2sympy would read
-    `Evelyn` as E*E*l*n*v*y, equal to `Evenly`)."""
-    return bool(_WORD.search(_CONTROL_WORD.sub(" ", e)))
+    """A word outside control words (grading_rules.reads_as_word): latex2sympy would read `Evelyn` as
+    E*E*l*n*v*y, equal to `Evenly`; `mgh` and `GMm` are products and are parsed."""
+    return any(_rules().reads_as_word(w) for w in _WORD.findall(_CONTROL_WORD.sub(" ", e)))
 
 
 def _parse(e: str):

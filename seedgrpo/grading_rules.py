@@ -18,7 +18,8 @@ import re
 from fractions import Fraction
 
 __all__ = ["pair_forms", "value_pairs", "form_verdict", "time_of_day", "ratio",
-           "percent_value", "decimal_places", "decimal_matches", "significant_figures_match", "MIN_SIGNIFICANT_DIGITS", "LABEL", "MATH_FUNCTIONS"]
+           "percent_value", "decimal_places", "decimal_matches", "significant_figures_match", "reads_as_word", "MIN_SIGNIFICANT_DIGITS", "LABEL",
+           "MATH_FUNCTIONS"]
 
 # A decimal stands for an exact value when it is that value rounded or truncated to its own digits and has
 # at least this many significant digits: 3.1416 is pi, 3.14 is not (it is also 157/50, a different answer).
@@ -372,7 +373,7 @@ def form_verdict(pred: str, gold: str, canonicalize, different=None) -> bool | N
         ca, cb = canonicalize(a), canonicalize(b)
         if ca == cb and ca:
             return True
-        if _WORDS.match(ca) and _WORDS.match(cb):  # Yes / yes, Monday / monday: words, not symbols
+        if _is_word(ca) and _is_word(cb):  # Yes / yes, Monday / monday: words, not symbols
             return ca.casefold() == cb.casefold()
         if _has_word(ca) or _has_word(cb):  # `Evelyn` is a name, not E*v*e*l*y*n: only itself matches
             if ca.casefold() == cb.casefold():
@@ -386,14 +387,26 @@ def form_verdict(pred: str, gold: str, canonicalize, different=None) -> bool | N
     return None if undecided else False
 
 
-_WORDS = re.compile(r"(?:[A-Za-z]{3,}|[Nn][Oo])\Z")  # two-letter products (ab, AB) are not words
 _CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
+_LETTER_RUN = re.compile(r"[A-Za-z]{3,}")
+_VOWEL = re.compile(r"[aeiouAEIOU]")
+
+
+def reads_as_word(run: str) -> bool:
+    """Whether a run of three letters or more is a word or a name (`Evelyn`, `even`, `Monday`, the triangle
+    `XYZ`) rather than a product of variables (`mgh`, `GMm`, `kTx`): a word holds a vowel and no capital after
+    its first letter; a name is all capitals."""
+    return len(run) >= 3 and (run.isupper() or (bool(_VOWEL.search(run)) and run[1:].islower()))
+
+
+def _is_word(canonical: str) -> bool:
+    return canonical.lower() == "no" or (bool(_LETTER_RUN.fullmatch(canonical)) and reads_as_word(canonical))
 
 
 def _has_word(canonical: str) -> bool:
-    """Three letters in a row outside control words and plain-text function names (sqrt, log, ...)."""
+    """A word (reads_as_word) outside control words and plain-text function names (sqrt, log, ...)."""
     plain = _CONTROL_WORD.sub(" ", re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}", " ", canonical))
-    return any(w.lower() not in MATH_FUNCTIONS for w in re.findall(r"[A-Za-z]{3,}", plain))
+    return any(w.lower() not in MATH_FUNCTIONS and reads_as_word(w) for w in _LETTER_RUN.findall(plain))
 
 
 _BASE_SUBSCRIPT = re.compile(r"\d\)?_\{?\d+\}?")

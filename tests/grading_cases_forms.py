@@ -264,4 +264,13 @@ FAMILIES: dict[str, list[tuple[str, str, bool]]] = {
         ("arctan(1)", "\\frac{\\pi}{3}", False),
         ("4*arctan(1)", "\\pi", True),
     ],
+    "products_not_words": [  # a run of letters without a vowel, or with a capital inside, is a product
+        ("-\\frac{GMm}{2r}", "-GMm/(2r)", True),
+        ("-\\frac{GMm}{2r}", "-\\frac{GMm}{r}", False),
+        ("mgh", "hgm", True),
+        ("mgh", "mg", False),
+        ("G M m r^{-2}", "\\frac{GMm}{r^2}", True),
+        ("Evelyn", "Evenly", False),
+        ("\\text{even}", "\\text{Even}", True),
+    ],
 }
