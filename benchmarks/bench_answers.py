@@ -247,13 +247,15 @@ def grading_speed(repeats: int) -> dict:
 
 
 def _math_verify_equal(pred: str, gold: str) -> bool:
-    """math-verify's verdict, given its best chance: a gold without `$` or `\\boxed` is wrapped in `$…$`; the
-    prediction is parsed as written and, when nothing is found, wrapped too (its timeouts off)."""
+    """math-verify's verdict, given its best chance: a gold or prediction without `$` or `\\boxed` is wrapped
+    in `$…$` (a prediction that then yields nothing is parsed as written: prose); its timeouts off."""
     from math_verify import parse, verify
 
     try:
         parsed_gold = parse(gold if "$" in gold or "\\boxed" in gold else f"${gold}$", parsing_timeout=None)
-        parsed_pred = parse(pred, parsing_timeout=None) or parse(f"${pred}$", parsing_timeout=None)
+        delimited = "$" in pred or "\\boxed" in pred
+        parsed_pred = parse(pred if delimited else f"${pred}$", parsing_timeout=None) or (
+            [] if delimited else parse(pred, parsing_timeout=None))
         return bool(verify(parsed_gold, parsed_pred, timeout_seconds=None))
     except Exception:  # noqa: BLE001 - a parser error is "not equal"
         return False
@@ -393,8 +395,8 @@ def _grading_lines(speed: dict | None, fams: tuple[list[dict], list[dict]] | Non
             "## Fresh case sets (tests/fresh_cases, written in this project by four independent writers)",
             "",
             "Accuracy and wrong \"equal\" verdicts of `grader.check_answer_pairs` (10 s budget) and of "
-            "math-verify given its best chance (gold wrapped in `$…$`; the prediction parsed as written, else "
-            "wrapped). The rules of this session were then fixed against these sets, so the figures below "
+            "math-verify given its best chance (an answer without `$` or `\\boxed` wrapped in `$…$`; a "
+            "prediction that then yields nothing parsed as written). The rules of this session were then fixed against these sets, so the figures below "
             "are coverage; the first-run figures (before any fix) are in the notes.",
             "",
         ] + _family_table(fresh) + [

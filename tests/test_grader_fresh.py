@@ -7,7 +7,7 @@ from fresh_cases import SETS, cases
 from seedgrpo import grader
 
 # name: (lowest accuracy, most wrong "equal" verdicts)
-FLOORS = {"reading": (0.99, 1), "math_forms": (0.99, 0), "competition": (0.97, 0), "science": (0.90, 2)}
+FLOORS = {"reading": (0.99, 1), "math_forms": (0.995, 0), "competition": (0.995, 0), "science": (0.97, 1)}
 
 
 @pytest.mark.slow
