@@ -69,14 +69,19 @@ def _lists_equal(xs: list[str], ys: list[str], *, ordered: bool) -> bool:
         return False
     if ordered or len(xs) == 1:
         return all(_element_equal(x, y) for x, y in zip(xs, ys))
-    unused = list(ys)  # a bare list is a collection of answers: match in any order
+    return _match_any_order(xs, ys, _element_equal)  # a bare list is a collection of answers
+
+
+def _match_any_order(xs: list, ys: list, equal) -> bool:
+    """Whether every x has its own y with equal(x, y) (as many of each: a multiset match, greedy)."""
+    if len(xs) != len(ys):
+        return False
+    unused = list(ys)
     for x in xs:
-        for k, y in enumerate(unused):
-            if _element_equal(x, y):
-                del unused[k]
-                break
-        else:
+        match = next((k for k, y in enumerate(unused) if equal(x, y)), None)
+        if match is None:
             return False
+        del unused[match]
     return True
 
 
@@ -193,15 +198,7 @@ def _sets_equal(x, y) -> bool:
         return (x.left_open == y.left_open and x.right_open == y.right_open
                 and _sympy_equal(x.start, y.start) and _sympy_equal(x.end, y.end))
     if isinstance(x, (sympy.FiniteSet, sympy.Union, sympy.Intersection)):
-        xs, ys = list(x.args), list(y.args)
-        if len(xs) != len(ys):
-            return False
-        for a in xs:
-            match = next((k for k, b in enumerate(ys) if _sympy_equal(a, b)), None)
-            if match is None:
-                return False
-            del ys[match]
-        return True
+        return _match_any_order(list(x.args), list(y.args), _sympy_equal)
     return False
 
 
@@ -358,13 +355,7 @@ def _elements_equal(a: str, b: str) -> bool:
         return all(_values_equal(x, y) for rx, ry in zip(xs, ys) for x, y in zip(rx, ry))
     if sa[0] not in ("list", "\\{\\}"):
         return all(_values_equal(x, y) for x, y in zip(xs, ys))
-    unused = list(ys)
-    for x in xs:
-        match = next((k for k, y in enumerate(unused) if _values_equal(x, y)), None)
-        if match is None:
-            return False
-        del unused[match]
-    return True
+    return _match_any_order(xs, ys, _values_equal)
 
 
 # Plain-text math (`sqrt(2)/2`, `3**(1/3)`, `pi/4`): read by sympy's own parser, after a whitelist check, since
