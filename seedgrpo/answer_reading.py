@@ -16,7 +16,7 @@ import re
 from fractions import Fraction
 
 from seedgrpo import answers_reference
-from seedgrpo.grading_rules import LABEL as _LABEL, MATH_FUNCTIONS as _MATH_FUNCTIONS
+from seedgrpo.grading_rules import APPROXIMATE_WORDS, LABEL as _LABEL, MATH_FUNCTIONS as _MATH_FUNCTIONS
 from seedgrpo.grading_units import read_unit
 
 __all__ = ["final_answer", "choice_pair", "number_from_words", "clean", "MAX_TEXT"]
@@ -48,8 +48,9 @@ _CONCLUSION = re.compile(r"(?i)[,;]\s*(?:and\s+)?(?:so|therefore|thus|hence|whic
 # What may sit between two items of one list answer: "2 and -3", "$x=1$ or $x=2$", "1, 2, and 3".
 _LIST_GAP = re.compile(r"(?i)\s*(?:,\s*(?:and|or)?|;|and|or|\\quad|\\qquad|\\text\{\s*,?\s*(?:and|or)?\s*\})\s*")
 # "The winner is Alice.", "The correct option is D.", "The statement is false.": one word after a cue.
-_WORD_AFTER_CUE = re.compile(r"(?i)(?:answer\s*(?:is|:)|\bis|\bare|\bwas|\bwere)\s+(?:\\text\{\s*)?\(?"
-                             r"([A-Za-z]+(?:[ -][A-Za-z]+)?)\)?\s*\}?\s*[.!]?\s*\Z")
+_LONE_WORD = r"(?:\\text\{\s*)?\(?([A-Za-z]+(?:[ -][A-Za-z]+)?)\)?\s*\}?"  # `Alice`, `\text{even}`, `(C)`
+_WORD_AFTER_CUE = re.compile(rf"(?i)(?:answer\s*(?:is|:)|\bis|\bare|\bwas|\bwere)\s+{_LONE_WORD}\s*[.!]?\s*\Z")
+_PHRASE_WORD = re.compile(rf"\s*\**\s*{_LONE_WORD}\s*\**\s*[.!]?\s*")  # a word or letter as the whole answer phrase
 _LEADING_VERDICT = re.compile(r"(?i)\s*\**\s*(yes|no|true|false)\s*\**\s*(?:[,.;:!]|\s-|\Z)")
 _UNIT_AFTER = re.compile(r"\s+([A-Za-z]{1,12}(?:\s*/\s*[A-Za-z]{1,6})?)(?![A-Za-z])")
 _NOT_UNITS = {"in", "at", "a", "an", "is", "of", "to", "by", "on", "or", "and", "for", "the", "as", "so", "if"}
@@ -91,7 +92,8 @@ def _answer_phrase(text: str) -> str | None:
     `Answer: $x=1$ or $x=2$` -> `x=1, x=2`; `the answer is approximately 2.2361` -> `2.2361`; a word or a
     choice letter when no math follows (`The correct answer is (C).`). None when there is no such phrase
     (or it holds neither)."""
-    cues = [m for m in _ANSWER_CUE.finditer(text) if not _inside_math(text, m.start())]
+    spans = _math_spans(text)
+    cues = [m for m in _ANSWER_CUE.finditer(text) if not _inside(spans, m.start())]
     if not cues:
         return None
     rest = text[cues[-1].end():].lstrip(" \t*")
@@ -104,12 +106,13 @@ def _answer_phrase(text: str) -> str | None:
     run = _answer_run(sentence)
     if run is not None:
         return run
-    word = re.fullmatch(r"\s*\**\s*(?:\\text\{\s*)?\(?([A-Za-z]+(?:[ -][A-Za-z]+)?)\)?\s*\}?\s*\**\s*[.!]?\s*", sentence)
+    word = _PHRASE_WORD.fullmatch(sentence)
     return word[1] if word else None
 
 
-def _inside_math(text: str, i: int) -> bool:
-    return any(s <= i < e for s, e, _ in _math_spans(text))
+def _inside(spans: list[tuple[int, int, str]], i: int) -> bool:
+    """Whether position i falls inside one of the math spans (from _math_spans)."""
+    return any(s <= i < e for s, e, _ in spans)
 
 
 def _boxes(text: str) -> str | None:
@@ -234,7 +237,7 @@ def _whole_answer(answer: str) -> str:
     return str(number) if number is not None else s
 
 
-_FILLER = re.compile(r"(?i)\A(?:approximately|approx\.?|about|roughly|around|exactly|nearly|\\approx|~)\s*(?=[-+\d.\\$])")
+_FILLER = re.compile(rf"(?i)\A(?:{APPROXIMATE_WORDS}|exactly|\\approx|~)\s*(?=[-+\d.\\$])")
 _INFINITY_WORD = re.compile(r"(?i)(?<![A-Za-z\\])(?:\\text\{\s*)?infinity(?:\s*\})?(?![A-Za-z])")
 _REALS = re.compile(r"(?i)(?:[a-z]\s*\\in\s*)?(?:\\mathbb\s*\{?\s*R\s*\}?|\\R|(?:\\text\{\s*)?(?:all\s+|the\s+set\s+of\s+)?"
                     r"real\s+numbers?(?:\s*\})?|(?:\\text\{\s*)?all\s+reals(?:\s*\})?)")
@@ -243,8 +246,8 @@ _BASE_GROUP = re.compile(r"\A\(\s*([0-9A-Fa-f]+)\s*\)_")
 _ONE_PARENTHESIZED = re.compile(r"\(\s*([^(),\[\]]+)\s*\)")  # `(7)`, `(-5)`: one value, no tuple
 _NUMBER = r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)"
 _SCALED = re.compile(rf"(?:\\\$|\$)?\s*({_NUMBER})\s*(thousand|million|billion)", re.I)
+_NUMBER_WORDS_AFTER = re.compile(rf"({_NUMBER}|[-+]?\\frac\{{\d+\}}\{{\d+\}})\s+([A-Za-z]{{2,}}(?:\s+[A-Za-z]{{2,}}){{0,2}})\.?")
 _SI_LETTER_AFTER = re.compile(rf"({_NUMBER}(?:\s*\\times\s*10\^\{{?-?\d+\}}?)?)\s+([msgNJWVAKLCT])\.?")
-_NUMBER_WORDS_AFTER = re.compile(r"([-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\frac\{\d+\}\{\d+\}))\s+([A-Za-z]{2,}(?:\s+[A-Za-z]{2,}){0,2})\.?")
 _PLAIN_MIXED = re.compile(r"(-?\d+)\s+(\d+)\s*/\s*(\d+)")  # `2 1/2` is two and a half
 
 _UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -385,14 +388,16 @@ def _cued_value(text: str) -> str | None:
     if not with_math:
         return None
     sentence = with_math[-1]
-    parts = [m.end() for m in _CONCLUSION.finditer(sentence) if not _inside_math(sentence, m.start())]
+    spans = _math_spans(sentence)
+    parts = [m.end() for m in _CONCLUSION.finditer(sentence) if not _inside(spans, m.start())]
     for cut in reversed(parts):
         if _math_items(sentence[cut:]):
             sentence = sentence[cut:]
             break
     clause = _CLAUSE_END.search(sentence)
     head = sentence[:clause.start()] if clause and _math_items(sentence[:clause.start()]) else sentence
-    outside = lambda m: not _inside_math(head, m.start())  # noqa: E731
+    spans = _math_spans(head)
+    outside = lambda m: not _inside(spans, m.start())  # noqa: E731
     strong = [m for m in _ANSWER_CUE.finditer(head) if outside(m)]
     if strong:
         run = _answer_run(head[strong[-1].end():])
@@ -419,8 +424,10 @@ def _answer_run(text: str) -> str | None:
     unit = _UNIT_AFTER.match(text, run[-1][1])
     if unit and len(run) == 1 and unit[1].lower() in _SCALES:
         contents[-1] += " " + unit[1]  # `2.5 million`
-    elif unit and len(run) == 1 and unit[1].lower() not in _NOT_UNITS and read_unit(f"{contents[-1]} \\text{{ {unit[1]}}}") is not None:
-        contents[-1] += f" \\text{{ {unit[1]}}}"  # `3 mL`, `45 minutes`: a known unit keeps its value's meaning
+    elif unit and len(run) == 1 and unit[1].lower() not in _NOT_UNITS:
+        as_unit = f"{contents[-1]} \\text{{ {unit[1]}}}"
+        if read_unit(as_unit) is not None:
+            contents[-1] = as_unit  # `3 mL`, `45 minutes`: a known unit keeps its value's meaning
     return ", ".join(contents)
 
 
@@ -472,8 +479,9 @@ def _bare_runs(text: str, begin: int, end: int) -> list[tuple[int, int, str]]:
         is_math = bool(word) and (
             bool(re.search(r"[\d\\=+*/^<>]", word)) and not re.search(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "", word))
             or (len(word) == 1 and word.isalpha() and current) or word in ("-", "="))
-        if current and _AM_PM.match(raw.rstrip(",;!?")) and re.search(r"\d:\d\d\Z", current[-1][2]):
-            is_math, word = True, raw.rstrip(",;!?").rstrip(".") if raw.rstrip(",;!?").endswith("m.") else raw.rstrip(",;!?")
+        half_day = raw.rstrip(",;!?")
+        if current and _AM_PM.match(half_day) and re.search(r"\d:\d\d\Z", current[-1][2]):
+            is_math, word = True, half_day.rstrip(".")  # `3:45 p.m.` is one item
         if is_math:
             current.append((start + offset, start + offset + len(word), word))
             if raw != word and raw.rstrip(",.;:!?") != raw:  # punctuation ends the run

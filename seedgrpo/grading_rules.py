@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-__all__ = ["pair_forms", "value_pairs", "form_verdict", "time_of_day", "ratio",
-           "percent_value", "decimal_places", "decimal_matches", "significant_figures_match", "reads_as_word", "MIN_SIGNIFICANT_DIGITS", "LABEL",
-           "MATH_FUNCTIONS"]
+__all__ = ["pair_forms", "value_pairs", "form_verdict", "time_of_day", "ratio", "percent_value",
+           "decimal_places", "decimal_matches", "significant_figures_match", "reads_as_word",
+           "MIN_SIGNIFICANT_DIGITS", "LABEL", "APPROXIMATE_WORDS", "MATH_FUNCTIONS"]
 
 # A decimal stands for an exact value when it is that value rounded or truncated to its own digits and has
 # at least this many significant digits: 3.1416 is pi, 3.14 is not (it is also 157/50, a different answer).
@@ -89,7 +89,8 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     return forms + [f for f in equations if f not in forms]
 
 
-_APPROX_WORD = re.compile(r"\A\s*(?:approximately|approx\.?|about|around|roughly|nearly)\s+", re.I)
+APPROXIMATE_WORDS = r"approximately|approx\.?|about|around|roughly|nearly"  # also read by answer_reading
+_APPROX_WORD = re.compile(rf"\A\s*(?:{APPROXIMATE_WORDS})\s+", re.I)
 
 
 def _approximate(s: str) -> str:

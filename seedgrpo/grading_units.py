@@ -19,12 +19,12 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-__all__ = ["read_unit", "units_differ", "converted", "unit_values", "keep_glued_letters", "strip_spaced_unit", "trig_degrees", "degrees_as_radians"]
+__all__ = ["read_unit", "units_differ", "converted", "unit_values", "keep_glued_letters", "strip_spaced_unit",
+           "trig_degrees", "degrees_as_radians"]
 
 # A unit's kind is its dimension in SI base units (kg, m, s, A, K, mol), so `km/h` and `m/s` are one kind and
 # `J` is `N m`; its size is in the base units. Years and months have no fixed length in days: each is its own
 # kind, so `1 year` against `365 days` is not converted (it differs, as a grader marking units would say).
-_DIMENSIONS = {"m": "m", "g": "kg", "s": "s", "A": "A", "K": "K", "mol": "mol", "month": "month", "year": "year"}
 
 
 def _dims(text: str) -> dict[str, int]:
