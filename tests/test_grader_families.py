@@ -1,15 +1,19 @@
-"""The grader on every failure family of issue 15 (tests/grading_cases.py): true-equal pairs graded equal,
-must-not-be-equal pairs graded different, through the public is_equivalent path (the pool included)."""
+"""The grader on every failure family of issue 15 (tests/grading_cases.py: reading; tests/grading_cases_forms.py:
+forms and values): true-equal pairs graded equal, must-not-be-equal pairs graded different, through the public
+is_equivalent path (the pool included)."""
 import pytest
 
 from grading_cases import FAMILIES
+from grading_cases_forms import FAMILIES as FORM_FAMILIES
 from seedgrpo import answer_reading, grader, grading_rules
+
+CASE_FILES = {"grading_cases": FAMILIES, "grading_cases_forms": FORM_FAMILIES}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_family(family):
-    cases = FAMILIES[family]
+@pytest.mark.parametrize("source, family", [(s, f) for s, fams in CASE_FILES.items() for f in sorted(fams)])
+def test_family(source, family):
+    cases = CASE_FILES[source][family]
     # A generous budget: this test is about verdicts; the budget has its own tests (test_grader_load.py).
     verdicts = grader.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=20.0)
     wrong = [(p, g, want) for (p, g, want), got in zip(cases, verdicts) if got != want]

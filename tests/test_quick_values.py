@@ -7,7 +7,7 @@ import pytest
 
 from grading_cases import FAMILIES
 from grading_cases_forms import FAMILIES as FORM_FAMILIES
-from seedgrpo import answer_reading, answers, grader, grader_worker, grading_rules, quick_values
+from seedgrpo import answer_reading, answers, grader_worker, grading_rules, quick_values
 from seedgrpo.answers_reference import _split_top
 
 # (a, b): equal to the worker, written differently; each exercises one piece of the grammar.
@@ -95,13 +95,3 @@ def test_variables_take_fixed_values():
     again, _ = quick_values.quick_value("\\omega t")
     other, _ = quick_values.quick_value("\\omega t", point=1)
     assert first == again and not cmath.isclose(first, other)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(FORM_FAMILIES))
-def test_form_family(family):
-    """The form and value rules' cases (tests/grading_cases_forms.py) through the public path, pool included."""
-    cases = FORM_FAMILIES[family]
-    verdicts = grader.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=20.0)
-    wrong = [(p, g, want) for (p, g, want), got in zip(cases, verdicts) if got != want]
-    assert not wrong, wrong
