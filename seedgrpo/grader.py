@@ -62,7 +62,11 @@ def answer_to_canonical(answer: object, name: str = "answer") -> str:
 def grading_answer(answer: object, name: str = "answer") -> str:
     """The final answer a grader reads in a prediction or gold (seedgrpo.answer_reading.final_answer):
     numbers via repr, boxes (several boxes joined), answer tag or phrase, the cued value of prose."""
-    return answer_reading.final_answer(_answer_text(answer, name))
+    text = _answer_text(answer, name)
+    try:
+        return answer_reading.final_answer(text)
+    except Exception:  # noqa: BLE001 - a policy's text must never stop training: read it as no answer
+        return ""
 
 
 def is_equivalent(pred: str | int | float, gold: str | int | float, *,
@@ -104,7 +108,7 @@ def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical: bool) -
     results: list[bool | None] = [None] * len(pairs)
     todo: dict[tuple[int, int], list[int]] = {}
     if not canonical:  # an option with its text against a letter or a value (`(B) 12` / `B`)
-        pairs = [answer_reading.choice_pair(a, b) for a, b in pairs]
+        pairs = [_choice_pair(a, b) for a, b in pairs]
     for i, (a, b) in enumerate(pairs):
         if a == b:
             results[i] = True
@@ -112,17 +116,7 @@ def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical: bool) -
         if canonical and _RATIONAL.match(a) and _RATIONAL.match(b):
             results[i] = False  # canonical rationals are unique (a canonical form has lost its decimals)
             continue
-        verdict = None
-        if not canonical:
-            undecided = False
-            for fa, fb in grading_rules.pair_forms(a, b):
-                form = grading_rules.form_verdict(fa, fb, answers.canonicalize, _certainly_different)
-                if form:
-                    verdict = True
-                    break
-                undecided |= form is None
-            if verdict is None and not undecided:
-                verdict = False
+        verdict = None if canonical else _rules_verdict(a, b, answers.canonicalize)
         if verdict is not None:
             results[i] = verdict
             continue
@@ -140,6 +134,30 @@ def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical: bool) -
             for i in todo[key]:
                 results[i] = verdict
     return [bool(r) for r in results]
+
+
+def _choice_pair(a: str, b: str) -> tuple[str, str]:
+    try:
+        return answer_reading.choice_pair(a, b)
+    except Exception:  # noqa: BLE001 - hostile text: compare the pair as written
+        return a, b
+
+
+def _rules_verdict(a: str, b: str, canonicalize) -> bool | None:
+    """The in-process value rules' verdict on one pair: True, False, or None (undecided: the worker pool
+    decides). Whatever a policy writes, this never raises: a rule that fails on a hostile form (`9/0`, a tower
+    of powers, malformed LaTeX) leaves the pair to the worker, which runs under the pair's budget and is killed
+    past it."""
+    try:
+        undecided = False
+        for fa, fb in grading_rules.pair_forms(a, b):
+            form = grading_rules.form_verdict(fa, fb, canonicalize, _certainly_different)
+            if form:
+                return True
+            undecided |= form is None
+        return None if undecided else False
+    except Exception:  # noqa: BLE001 - see above
+        return None
 
 
 def _certainly_different(a: str, b: str) -> bool:

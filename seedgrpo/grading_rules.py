@@ -306,6 +306,15 @@ def decimal_matches(decimal: Fraction, places: int, exact: Fraction) -> bool:
 
 
 _RATIONAL = re.compile(r"-?\d+(?:/\d+)?\Z")
+
+
+def exact_rational(canonical: str) -> Fraction | None:
+    """The value of a canonical integer or fraction (`-3`, `7/2`), or None: `9/0` is no number (a policy may
+    write it; it must grade as an unknown form, never raise)."""
+    if not _RATIONAL.match(canonical):
+        return None
+    top, _, bottom = canonical.partition("/")
+    return None if bottom and int(bottom) == 0 else Fraction(int(top), int(bottom or 1))
 _SCIENTIFIC = re.compile(r"\s*([-+]?)(\d+)(?:\.(\d+))?\s*(?:[eE]\s*([-+]?\d+)|(?:\\times|\\cdot|x|×)\s*10\s*\^\s*"
                          r"(?:\{\s*([-+]?\d+)\s*\}|([-+]?\d)))?\s*\Z")
 # A gold in scientific notation with this many significant digits is a measured value: a more precise
@@ -380,8 +389,9 @@ def form_verdict(pred: str, gold: str, canonicalize, different=None) -> bool | N
             if ca.casefold() == cb.casefold():
                 return True
             continue
-        if _RATIONAL.match(ca) and _RATIONAL.match(cb):
-            if _rounds_to(a, Fraction(cb)) or _rounds_to(b, Fraction(ca)):
+        xa, xb = exact_rational(ca), exact_rational(cb)
+        if xa is not None and xb is not None:
+            if _rounds_to(a, xb) or _rounds_to(b, xa):
                 return True
         elif ":" not in ca + cb and not (different and different(ca, cb)):
             undecided = True  # (a colon that is neither a time nor a ratio is never guessed by a parser)
