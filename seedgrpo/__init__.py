@@ -45,7 +45,11 @@ __all__ = [
 
 def __getattr__(name):
     # answers/rewards load the compiled extension and the grader: import them on first use only.
-    if name in ("answers", "rewards", "kernels", "evaluate", "trainer", "embeddings", "clustering", "gcpo"):
+    if name in ("answers", "rewards"):  # the grading package's public modules
+        import importlib
+
+        return importlib.import_module(f".grading.{name}", __name__)
+    if name in ("kernels", "evaluate", "trainer", "embeddings", "clustering", "gcpo"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -40,7 +40,7 @@ from packaging.version import InvalidVersion, Version
 from transformers.utils import logging
 
 import seedgrpo.gcpo  # noqa: F401  (registers the GCPO-style uncertainties)
-from seedgrpo import answers
+from seedgrpo.grading import answers
 from seedgrpo.advantages import SCALE_FNS, SCALE_REWARDS, seed_advantages
 from seedgrpo.embeddings import policy_embeddings
 from seedgrpo.loss import LOSS_TYPES, normalizer_for, seed_grpo_loss
