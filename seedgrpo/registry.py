@@ -16,6 +16,7 @@ completions themselves plug in without forking the trainer.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -65,6 +66,18 @@ class GroupContext:
 
 _UNCERTAINTIES: dict[str, Callable[[GroupContext], torch.Tensor]] = {}
 _ADVANTAGES: dict[str, Callable[..., torch.Tensor]] = {}
+# The modules holding the built-in estimators; they register themselves when the registry is first used (not
+# when seedgrpo is imported). Named, not imported: they import this module, which imports none of them.
+BUILTIN_MODULES = ("seedgrpo.uncertainty", "seedgrpo.gcpo", "seedgrpo.advantages")
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True  # first: the modules below call back into _register while importing
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
 
 
 def _register(table: dict, kind: str, name: str):
@@ -72,6 +85,7 @@ def _register(table: dict, kind: str, name: str):
         raise ValueError(f"register_{kind}(name): name must be a non-empty string, got {name!r}")
 
     def decorator(fn):
+        _load_builtins()  # a user's name that takes a built-in's is refused, whatever the import order
         if name in table and table[name] is not fn:
             raise ValueError(f"{kind} {name!r} is already registered; pick another name")
         table[name] = fn
@@ -91,6 +105,7 @@ def register_advantage(name: str):
 
 
 def _get(table: dict, kind: str, name: str):
+    _load_builtins()
     try:
         return table[name]
     except (KeyError, TypeError):
@@ -107,8 +122,10 @@ def get_advantage(name: str):
 
 
 def list_uncertainties() -> list[str]:
+    _load_builtins()
     return sorted(_UNCERTAINTIES)
 
 
 def list_advantages() -> list[str]:
+    _load_builtins()
     return sorted(_ADVANTAGES)

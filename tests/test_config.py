@@ -1,12 +1,12 @@
-"""seedgrpo.config: YAML + `--key value` overrides, validation before any work, presets, CLI errors."""
+"""seedgrpo.training.config: YAML + `--key value` overrides, validation before any work, presets, CLI errors."""
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from seedgrpo.config import TrainConfig, all_keys, load_config, parse_overrides
-from seedgrpo.engine import batch_layout, resolve_deepspeed_config
+from seedgrpo.training.config import TrainConfig, all_keys, load_config, parse_overrides
+from seedgrpo.training.engine import batch_layout, resolve_deepspeed_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """The SEED-GRPO trainer: rollout → score → advantage → update → log, under DeepSpeed ZeRO-3 or plain torch.
 
-    from seedgrpo.config import load_config
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.config import load_config
+    from seedgrpo.training.trainer import Trainer
     Trainer(load_config("configs/tiny-cpu.yaml")).train()
 
     python -m seedgrpo.train --config configs/tiny-cpu.yaml                       # one process
@@ -26,25 +26,26 @@ import warnings
 import numpy as np
 import torch
 
-from . import dist
-from .advantages import STD_EPS, seed_advantages
+from .. import dist
+from ..advantages import STD_EPS, seed_advantages
 from .checkpoint import export_hf, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .console import RunConsole
-from .data import PromptSampler, format_prompt, load_problems, training_problems
+from ..tasks.data import PromptSampler, format_prompt, load_problems, training_problems
 from .dynamic_sampling import groups_with_signal, resample_for_signal
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
 from .host_memory import keep_freed_host_memory
-from .loss import normalizer_for, rollout_importance_ratio, seed_grpo_loss
+from ..loss import normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
-from .registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
+from ..registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
 from .reward_funcs import from_config as reward_functions, trainer_state, trl_arguments
 from .row_skipping import plan_micro_batches, rows_to_run, skipping_is_exact, zero_weight_piece
-from .rollout.base import SamplingSettings, make_rollout_engine, pad_token_id, row_seeds
-from .model_access import gathered, lm_head_weight
-from .rollout.scoring import score_completions, shareable_prefix_rows
-from .training_forward import completion_forward
+from ..rollout import make_rollout_engine
+from ..rollout.base import SamplingSettings, pad_token_id, row_seeds
+from ..modeling.model_access import gathered, lm_head_weight
+from ..modeling.scoring import score_completions, shareable_prefix_rows
+from ..modeling.training_forward import completion_forward
 
 # Uncertainties computed from response embeddings (seedgrpo/gcpo.py); the others need none.
 EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
@@ -55,7 +56,7 @@ class Trainer:
     """`Trainer(config).train()`.
 
     `reward_funcs` (a function or a list: callables, "math" or dotted paths) are called as TRL calls them and
-    replace `config.reward_funcs`; `reward_weights` come from the config (seedgrpo/reward_funcs.py). The older
+    replace `config.reward_funcs`; `reward_weights` come from the config (seedgrpo/training/reward_funcs.py). The older
     `reward_fn(completions, problems) -> list[float]` still works (default: the math reward,
     `seedgrpo.rewards.math_reward` against each problem's reference answer). Each of `callbacks` is called
     as `fn(trainer, step, metrics)` on every rank after each step's update; a dict it returns is merged into
@@ -173,7 +174,7 @@ class Trainer:
         return batch
 
     def _resample_for_signal(self, problems, batch, scores):
-        """Dynamic sampling (seedgrpo/dynamic_sampling.py): fresh prompts until the batch has signal."""
+        """Dynamic sampling (seedgrpo/training/dynamic_sampling.py): fresh prompts until the batch has signal."""
         c = self.config
 
         def draw(round_index):
@@ -189,7 +190,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ 2. score
     def _score(self, batch, problems) -> dict:
-        from . import answers
+        from .. import answers
 
         c, G = self.config, self.config.num_generations
         row_problems = [p for p in problems for _ in range(G)]
@@ -210,12 +211,12 @@ class Trainer:
         seq_logprobs = (batch.logprobs.cpu() * mask).sum(1) / mask.sum(1).clamp(min=1)
         embeddings = None
         if self.embedding_source == "policy":
-            from .embeddings import policy_embeddings
+            from ..embeddings import policy_embeddings
 
             embeddings = policy_embeddings(batch.hidden, batch.completion_mask).cpu()
             batch.hidden = None  # [B, T, H]: large, and not needed any more
         elif self.embedding_source == "minilm":
-            from .embeddings import minilm_embeddings
+            from ..embeddings import minilm_embeddings
 
             embeddings = minilm_embeddings(batch.texts)
         return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes, cluster_ids=cluster_ids,
@@ -260,7 +261,7 @@ class Trainer:
                     advantages=advantages)
         data = {k: v.to(device) for k, v in data.items()}
         # Rows with advantage 0 carry no gradient: left out of every pass, old log-probs included
-        # (seedgrpo/row_skipping.py); the normalizers below still count them.
+        # (seedgrpo/training/row_skipping.py); the normalizers below still count them.
         run = (rows_to_run(data["advantages"], data["completion_mask"]) if self.skip_rows
                else torch.ones(rows, dtype=torch.bool))
         plan = plan_micro_batches(run, per_optimizer_step, micro, lockstep=self._lockstep())
@@ -558,7 +559,7 @@ def _seed_everything(seed: int) -> None:
 
 def _load_training_problems(config: TrainConfig):
     if config.data.path == "toy":
-        from . import toy
+        from ..tasks import toy
 
         problems = toy.arithmetic_problems(config.toy.num_problems, seed=config.seed, ops=config.toy.ops,
                                            max_digits=config.toy.max_digits)

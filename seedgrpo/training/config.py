@@ -1,6 +1,6 @@
 """The training configuration: one dataclass tree, read from YAML and overridden from the command line.
 
-    from seedgrpo.config import load_config
+    from seedgrpo.training.config import load_config
     config = load_config("configs/tiny-cpu.yaml", ["--max_steps", "5", "--data.limit", "64"])
 
 Knobs keep TRL's names where the meaning is the same (`num_generations`, `beta`, `epsilon`, `loss_type`, ...).
@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from .loss import IMPORTANCE_SAMPLING_LEVELS, IMPORTANCE_SAMPLING_MODES, LOSS_TYPES
+from ..loss import IMPORTANCE_SAMPLING_LEVELS, IMPORTANCE_SAMPLING_MODES, LOSS_TYPES
 
 AUTO = "auto"
 # A Hub model id: "name" or "org/name" (no path separators beyond the one slash, no leading . or /).
@@ -30,7 +30,7 @@ HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 @dataclass
 class DataConfig:
-    path: str = "toy"                     # .jsonl/.json/.parquet, or "toy" (toy arithmetic, seedgrpo.toy)
+    path: str = "toy"                     # .jsonl/.json/.parquet, or "toy" (toy arithmetic, seedgrpo.tasks.toy)
     problem_field: Optional[str] = None   # dotted path into each record; None = auto-detect
     answer_field: Optional[str] = None
     limit: Optional[int] = None           # read at most this many problems
@@ -39,7 +39,7 @@ class DataConfig:
 
 @dataclass
 class ToyConfig:
-    """The locally built model and task used when `model: toy` / `data.path: toy` (seedgrpo.toy)."""
+    """The locally built model and task used when `model: toy` / `data.path: toy` (seedgrpo.tasks.toy)."""
     layers: int = 3
     hidden: int = 128
     num_problems: int = 2000
@@ -63,7 +63,7 @@ class VLLMConfig:
 
 @dataclass
 class PeftConfig:
-    """LoRA through peft (seedgrpo/engine.py `apply_peft`): peft's LoraConfig names; r = 0 trains the full model."""
+    """LoRA through peft (seedgrpo/training/engine.py `apply_peft`): peft's LoraConfig names; r = 0 trains the full model."""
     r: int = 0                            # adapter rank; 0 = no adapter
     lora_alpha: float = 32.0              # TRL's ModelConfig default
     lora_dropout: float = 0.0             # peft's default: dropout would make the training forward differ from
@@ -232,7 +232,7 @@ def _is_reward_fn(value: str) -> bool:
 
 
 def _is_prompt_template(value: str) -> bool:
-    from .data import TEMPLATES
+    from ..tasks.data import TEMPLATES
 
     return value in TEMPLATES or "{problem}" in value
 
