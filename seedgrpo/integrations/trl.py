@@ -39,11 +39,10 @@ except ImportError as exc:  # pragma: no cover - trl is in requirements.txt
 from packaging.version import InvalidVersion, Version
 from transformers.utils import logging
 
-import seedgrpo.gcpo  # noqa: F401  (registers the GCPO-style uncertainties)
 from seedgrpo import answers
-from seedgrpo.advantages import SCALE_FNS, SCALE_REWARDS, seed_advantages
+from seedgrpo.advantages import DEFAULT_ALPHA, SCALE_FNS, SCALE_REWARDS, seed_advantages
 from seedgrpo.embeddings import policy_embeddings
-from seedgrpo.loss import LOSS_TYPES, normalizer_for, seed_grpo_loss
+from seedgrpo.loss import LOSS_TYPES, LossOptions, normalizer_for, seed_grpo_loss
 from seedgrpo.registry import GroupContext, get_uncertainty
 
 __all__ = ["SeedGRPOConfig", "SeedGRPOTrainer", "SUPPORTED_TRL", "check_trl_version"]
@@ -103,7 +102,7 @@ class SeedGRPOConfig(GRPOConfig):
         "help": "Uncertainty estimator U of each prompt's group (see seedgrpo.list_uncertainties()), or 'none'."})
     scale_fn: str = field(default="reciprocal", metadata={
         "help": "Advantage scaling f(alpha*U): 'linear', 'exp', 'focal' or 'reciprocal'."})
-    alpha: float = field(default=0.0417, metadata={
+    alpha: float = field(default=DEFAULT_ALPHA, metadata={
         "help": "Scaling strength alpha in f(alpha*U); 0 reproduces GRPO."})
     answer_backend: str = field(default="c", metadata={
         "help": "Answer hashing backend of seedgrpo.answers.answer_hashes: 'c' or 'python'."})
@@ -350,15 +349,13 @@ class SeedGRPOTrainer(GRPOTrainer):
             ref_logprobs=inputs.get("ref_per_token_logps") if self.beta != 0.0 else None,
             sampling_logprobs=inputs.get("sampling_per_token_logps"),
             importance_sampling_ratio=inputs.get("importance_sampling_ratio") if rollout_correction else None,
-            loss_type=self.loss_type, epsilon=self.epsilon_low, epsilon_high=self.epsilon_high,
-            delta=args.delta, beta=self.beta, temperature=self.temperature,
-            importance_sampling_level=self.importance_sampling_level,
-            top_entropy_quantile=self.top_entropy_quantile, off_policy_mask_threshold=self.off_policy_mask_threshold,
-            sapo_temperature_pos=args.sapo_temperature_pos, sapo_temperature_neg=args.sapo_temperature_neg,
-            vespo_k_pos=args.vespo_k_pos, vespo_lambda_pos=args.vespo_lambda_pos, vespo_k_neg=args.vespo_k_neg,
-            vespo_lambda_neg=args.vespo_lambda_neg,
-            # TRL: the bonus is the call's mean entropy of the trained tokens, scaled for accumulation only
-            entropy_coef=self.entropy_coef / accumulation,
+            # the same LossOptions the trainer builds from its config, read from TRL's GRPOConfig (the trainer
+            # holds a few of them resolved); TRL's entropy bonus is the call's mean, scaled for accumulation only
+            options=LossOptions.from_object(
+                args, loss_type=self.loss_type, epsilon=self.epsilon_low, epsilon_high=self.epsilon_high,
+                beta=self.beta, temperature=self.temperature, importance_sampling_level=self.importance_sampling_level,
+                top_entropy_quantile=self.top_entropy_quantile, off_policy_mask_threshold=self.off_policy_mask_threshold,
+                entropy_coef=self.entropy_coef / accumulation),
             normalizer=self._loss_normalizer(inputs, mask, mode))
         self._log_loss_metrics(metrics, mask, mode)
         return loss

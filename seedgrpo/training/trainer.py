@@ -36,7 +36,7 @@ from .dynamic_sampling import groups_with_signal, resample_for_signal
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
 from .host_memory import keep_freed_host_memory
-from ..loss import normalizer_for, rollout_importance_ratio, seed_grpo_loss
+from ..loss import LossOptions, normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
 from ..registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
 from .reward_funcs import from_config as reward_functions, trainer_state, trl_arguments
@@ -340,6 +340,7 @@ class Trainer:
         # The Triton kernel from logits may write the gradient over them: nothing else reads them.
         inplace = not c.fused_linear
         outputs = []
+        options = self._loss_options(entropy_normalizer)  # validated once per micro-batch, not per bucket
         for rows in buckets:
             part = piece if rows is None else {k: v[rows] for k, v in piece.items()}
             prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(part)
@@ -350,9 +351,8 @@ class Trainer:
                              sampling_logprobs=_trim(part.get("sampling_logprobs"), completion_ids),
                              importance_sampling_ratio=_trim(part.get("importance_sampling_ratio"),
                                                              completion_ids),
-                             loss_type=c.loss_type, epsilon=c.epsilon, epsilon_high=c.epsilon_high,
-                             delta=c.delta, beta=c.beta, temperature=c.temperature, normalizer=normalizer,
-                             impl=c.loss_impl, **self._family_options(entropy_normalizer))
+                             normalizer=normalizer, impl=c.loss_impl,
+                             entropy_normalizer=entropy_normalizer, options=options)
             output = completion_forward(self.policy.model, prompt_ids, prompt_mask, completion_ids,
                                         completion_mask, share_prefix=c.share_prompt_prefill,
                                         lockstep=lockstep,
@@ -376,7 +376,7 @@ class Trainer:
         """(The loss denominator, the entropy bonus's) of one optimizer step over all ranks (seedgrpo/loss.py
         owns the rule). The bonus is the mean entropy of the step's tokens; with the entropy mask its token
         set is a statistic of each call, so each call takes its own mean (TRL's) and the coefficient is shared
-        out over the step's micro-batches instead (see _family_options)."""
+        out over the step's micro-batches instead (see _loss_options)."""
         c = self.config
         rows = completion_mask.shape[0] * self.world_size
         tokens = dist.all_reduce_sum((completion_mask != 0).sum().cpu().double().reshape(1)).item()
@@ -384,19 +384,12 @@ class Trainer:
                                     max_completion_length=c.max_completion_length)
         return normalizer, (max(tokens, 1.0) if c.top_entropy_quantile >= 1.0 else None)
 
-    def _family_options(self, entropy_normalizer) -> dict:
-        """The policy-loss family's keys of the config, as seed_grpo_loss takes them (TRL's names)."""
-        c = self.config
-        entropy_coef = c.entropy_coef
+    def _loss_options(self, entropy_normalizer) -> LossOptions:
+        """The config's policy-loss options as one LossOptions (the TRL adapter builds its own the same way)."""
+        entropy_coef = self.config.entropy_coef
         if entropy_normalizer is None:  # a mean per call: each micro-batch of the step takes its share
             entropy_coef = entropy_coef / self.gas
-        return dict(importance_sampling_level=c.importance_sampling_level,
-                    top_entropy_quantile=c.top_entropy_quantile,
-                    off_policy_mask_threshold=c.off_policy_mask_threshold,
-                    sapo_temperature_pos=c.sapo_temperature_pos, sapo_temperature_neg=c.sapo_temperature_neg,
-                    vespo_k_pos=c.vespo_k_pos, vespo_lambda_pos=c.vespo_lambda_pos, vespo_k_neg=c.vespo_k_neg,
-                    vespo_lambda_neg=c.vespo_lambda_neg, entropy_coef=entropy_coef,
-                    entropy_normalizer=entropy_normalizer)
+        return LossOptions.from_object(self.config, entropy_coef=entropy_coef)
 
     @torch.no_grad()
     def _score_all(self, model, data, plan) -> torch.Tensor:
