@@ -33,7 +33,7 @@ from .advantages import DEFAULT_ALPHA, SCALE_FNS, SCALE_REWARDS, seed_advantages
 from .kernels.reference import (IMPORTANCE_SAMPLING_LEVELS, PolicyOptions, masked_mean, policy_loss,
                                 token_logprobs_and_entropy)
 from .knobs import above, at_least, check_all, knob, within
-from .registry import GroupContext
+from .registry import GroupContext, mean_token_logprobs
 
 __all__ = [
     "seed_grpo_loss",
@@ -303,11 +303,6 @@ def _check_family(f: dict, bt: tuple) -> None:
                          f"({bt[0]},) / ({bt[0]}, 1) (per sequence), got {_shape(isr)}")
 
 
-def _seq_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    valid = mask.bool() & torch.isfinite(per_token)  # unscorable tokens (NaN) take no part
-    return torch.where(valid, per_token, 0.0).sum(-1) / valid.sum(-1).clamp(min=1).to(per_token.dtype)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The public loss
 # ----------------------------------------------------------------------------------------------------------
@@ -473,9 +468,9 @@ def _derive_seq_logprobs(logp, old_logprobs, logits, hidden, weight, completion_
                          temperature, impl):
     """Mean token log-prob of each completion, for ``se_rao``/``se_mc`` when the caller gave none."""
     if old_logprobs is not None:
-        return _seq_mean(old_logprobs.detach().double(), completion_mask)
+        return mean_token_logprobs(old_logprobs.detach().double(), completion_mask)
     if logp is not None:
-        return _seq_mean(logp.detach().double(), completion_mask)
+        return mean_token_logprobs(logp.detach().double(), completion_mask)
     # Fused paths never hold the log-probs before the loss: one no-grad pass gets them.
     from .kernels.selective_logprob import selective_logprob
     with torch.no_grad():
@@ -484,7 +479,7 @@ def _derive_seq_logprobs(logp, old_logprobs, logits, hidden, weight, completion_
         else:
             current = selective_logprob(None, completion_ids, hidden=hidden, weight=weight,
                                         temperature=temperature, backend=impl)
-    return _seq_mean(current.double(), completion_mask)
+    return mean_token_logprobs(current.double(), completion_mask)
 
 
 def _require_triton(source: torch.Tensor) -> None:

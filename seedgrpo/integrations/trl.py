@@ -43,7 +43,8 @@ from seedgrpo import answers
 from seedgrpo.advantages import DEFAULT_ALPHA, SCALE_FNS, SCALE_REWARDS, seed_advantages
 from seedgrpo.embeddings import policy_embeddings
 from seedgrpo.loss import LOSS_TYPES, LossOptions, normalizer_for, seed_grpo_loss
-from seedgrpo.registry import GroupContext, get_uncertainty
+from seedgrpo.registry import (EMBEDDING_UNCERTAINTIES, GroupContext, get_uncertainty, group_context,
+                               mean_token_logprobs, reads_text)
 
 __all__ = ["SeedGRPOConfig", "SeedGRPOTrainer", "SUPPORTED_TRL", "check_trl_version"]
 
@@ -53,11 +54,6 @@ logger = logging.get_logger(__name__)
 # gathered rewards of _calculate_rewards, the loss normalisers of _compute_loss); other minors may move them.
 SUPPORTED_TRL = "1.16"
 ANSWER_BACKENDS = ("c", "python")
-# Estimators that read response embeddings (GCPO-style, DESIGN.md §2): the trainer computes them once per
-# generation batch from the policy's last hidden state, mean-pooled over the completion tokens.
-EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
-# Built-ins that need neither texts nor canonical answers: those are gathered only for registered estimators.
-TEXT_FREE_UNCERTAINTIES = ("se_discrete", "se_rao", "se_mc") + EMBEDDING_UNCERTAINTIES
 # Where the per-token log-probs of pi_old come from, in order of preference (DESIGN.md: l_i under pi_old).
 LOGPROB_KEYS = ("old_per_token_logps", "sampling_per_token_logps")
 
@@ -222,17 +218,15 @@ class SeedGRPOTrainer(GRPOTrainer):
         mask = gather(active_local) & scorable.to(device)
         seq_logprobs = None if seq_logprobs_local is None else gather(seq_logprobs_local)
         embeddings = None if embeddings_local is None else gather(embeddings_local)
-        canonical = None
-        if self.args.uncertainty not in TEXT_FREE_UNCERTAINTIES:  # a registered estimator may read the texts
+        if reads_text(self.args.uncertainty):  # a registered estimator may read the texts: every rank's
             from accelerate.utils import gather_object
 
             texts = gather_object(texts) if self.accelerator.num_processes > 1 else texts
-            canonical = answers.extract_and_canonicalize(texts, backend=self.args.answer_backend)
         else:
             texts = None
-        return GroupContext(rewards=rewards.to(device), group_size=group_size,
-                            cluster_ids=answers.cluster_ids(hashes, group_size), seq_logprobs=seq_logprobs,
-                            embeddings=embeddings, texts=texts, answers=canonical, hashes=hashes, mask=mask)
+        return group_context(rewards=rewards.to(device), group_size=group_size, texts=texts, hashes=hashes,
+                             uncertainty=self.args.uncertainty, seq_logprobs=seq_logprobs, embeddings=embeddings,
+                             mask=mask, answer_backend=self.args.answer_backend)
 
     def _completion_texts(self, completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> list[str]:
         rows = [ids[mask.bool()].tolist() for ids, mask in zip(completion_ids.cpu(), completion_mask.cpu())]
@@ -250,10 +244,8 @@ class SeedGRPOTrainer(GRPOTrainer):
                     "se_discrete does.")
                 self._warned_no_logprobs = True
             return None
-        # vLLM marks tokens it could not score as NaN: leave them out of the mean rather than poison it.
-        valid = loss_mask.bool() & torch.isfinite(logps)
-        total = torch.where(valid, logps.float(), torch.zeros((), device=logps.device)).sum(dim=1)
-        return total / valid.sum(dim=1).clamp(min=1)
+        # vLLM marks tokens it could not score as NaN: mean_token_logprobs leaves them out of the mean.
+        return mean_token_logprobs(logps.float(), loss_mask)
 
     @torch.no_grad()
     def _completion_embeddings(self, output: dict[str, Any]) -> torch.Tensor:

@@ -38,7 +38,8 @@ from .faults import fault_point
 from .host_memory import keep_freed_host_memory
 from ..loss import LossOptions, normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
-from ..registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
+from ..registry import (EMBEDDING_UNCERTAINTIES, get_advantage, get_uncertainty, group_context, list_advantages,
+                        list_uncertainties, mean_token_logprobs)
 from .reward_funcs import from_config as reward_functions, trainer_state, trl_arguments
 from .row_skipping import plan_micro_batches, rows_to_run, skipping_is_exact, zero_weight_piece
 from ..rollout import make_rollout_engine
@@ -47,9 +48,6 @@ from ..modeling.model_access import gathered, lm_head_weight
 from ..modeling.scoring import score_completions, shareable_prefix_rows
 from ..modeling.training_forward import completion_forward
 
-# Uncertainties computed from response embeddings (seedgrpo/gcpo.py); the others need none.
-EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
-_BUILTIN_UNCERTAINTIES = ("none", "se_discrete", "se_rao", "se_mc") + EMBEDDING_UNCERTAINTIES
 
 
 class Trainer:
@@ -203,12 +201,8 @@ class Trainer:
         rewards, per_function = self.rewards(completions=batch.texts, problems=row_problems, group_size=G,
                                              **trl_inputs)
         hashes = answers.answer_hashes(batch.texts, backend=c.answer_backend)
-        cluster_ids = answers.cluster_ids(hashes, G)
-        # Canonical answers only for estimators we do not know (ours read hashes and clusters).
-        custom = c.uncertainty not in _BUILTIN_UNCERTAINTIES or c.advantage not in ("seed_grpo", "grpo")
-        canonical = answers.extract_and_canonicalize(batch.texts) if custom else None
         mask = batch.completion_mask.cpu()
-        seq_logprobs = (batch.logprobs.cpu() * mask).sum(1) / mask.sum(1).clamp(min=1)
+        seq_logprobs = mean_token_logprobs(batch.logprobs.cpu(), mask)
         embeddings = None
         if self.embedding_source == "policy":
             from ..embeddings import policy_embeddings
@@ -219,17 +213,17 @@ class Trainer:
             from ..embeddings import minilm_embeddings
 
             embeddings = minilm_embeddings(batch.texts)
-        return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes, cluster_ids=cluster_ids,
-                    answers=canonical, seq_logprobs=seq_logprobs, embeddings=embeddings,
+        return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes,
+                    cluster_ids=answers.cluster_ids(hashes, G), seq_logprobs=seq_logprobs, embeddings=embeddings,
                     row_mask=mask.bool().any(1))
 
     # -------------------------------------------------------------------------------------- 3. advantage
     def _advantages(self, batch, scores):
         c = self.config
-        ctx = GroupContext(rewards=scores["rewards"], group_size=c.num_generations,
-                           cluster_ids=scores["cluster_ids"], seq_logprobs=scores["seq_logprobs"],
-                           embeddings=scores["embeddings"], texts=batch.texts, answers=scores["answers"],
-                           hashes=scores["hashes"], mask=scores["row_mask"])
+        ctx = group_context(rewards=scores["rewards"], group_size=c.num_generations, texts=batch.texts,
+                            hashes=scores["hashes"], uncertainty=c.uncertainty, advantage=c.advantage,
+                            seq_logprobs=scores["seq_logprobs"], embeddings=scores["embeddings"],
+                            mask=scores["row_mask"], answer_backend=c.answer_backend)
         # "batch" scaling divides by the std of ALL rewards (every rank): done below, with global sums.
         options = dict(uncertainty=c.uncertainty, scale_fn=c.scale_fn, alpha=c.alpha,
                        scale_rewards="none" if c.scale_rewards == "batch" else c.scale_rewards)
