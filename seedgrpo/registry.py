@@ -93,7 +93,7 @@ def group_context(*, rewards: torch.Tensor, group_size: int, texts: Optional[lis
     """The per-group context of a batch, built one way for the trainer and the TRL adapter: clusters from the
     answer hashes; the texts and canonical answers only for estimators that may read them (a registered one;
     the built-ins read hashes, clusters, log-probs and embeddings)."""
-    from .answers import cluster_ids, extract_and_canonicalize
+    from .grading.canonical import cluster_ids, extract_and_canonicalize
 
     texts = texts if reads_text(uncertainty, advantage) else None  # (the caller may skip gathering them)
     return GroupContext(rewards=rewards, group_size=group_size, cluster_ids=cluster_ids(hashes, group_size),

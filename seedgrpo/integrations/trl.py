@@ -39,8 +39,8 @@ except ImportError as exc:  # pragma: no cover - trl is in requirements.txt
 from packaging.version import InvalidVersion, Version
 from transformers.utils import logging
 
-from seedgrpo import answers
 from seedgrpo.advantages import DEFAULT_ALPHA, SCALE_FNS, SCALE_REWARDS, seed_advantages
+from seedgrpo.grading import answers
 from seedgrpo.embeddings import policy_embeddings
 from seedgrpo.loss import LOSS_TYPES, LossOptions, normalizer_for, seed_grpo_loss
 from seedgrpo.registry import (EMBEDDING_UNCERTAINTIES, GroupContext, get_uncertainty, group_context,

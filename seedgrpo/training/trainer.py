@@ -188,7 +188,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ 2. score
     def _score(self, batch, problems) -> dict:
-        from .. import answers
+        from ..grading import answers
 
         c, G = self.config, self.config.num_generations
         row_problems = [p for p in problems for _ in range(G)]
