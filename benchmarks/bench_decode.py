@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_decode.py --completion 16 96 --reps 10
 
-The same locally built Qwen2 (seedgrpo.toy), the same prompts and row seeds: both loops draw the same
+The same locally built Qwen2 (seedgrpo.tasks.toy), the same prompts and row seeds: both loops draw the same
 samples (tests/test_decode.py), so the rows finish at the same steps and the comparison is of the loops
 alone. The two loops take turns within one process; the first two repetitions are left out and the median
 of the rest is reported. Rows are appended to benchmarks/out/decode.csv.
@@ -34,7 +34,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from seedgrpo import toy
+    from seedgrpo.tasks import toy
     from seedgrpo.rollout.base import SamplingSettings, row_seeds
     from seedgrpo.rollout.hf import HFRolloutEngine
 

@@ -3,14 +3,14 @@
     .venv/bin/python benchmarks/bench_e2e.py                      # defaults below, CPU
     .venv/bin/python benchmarks/bench_e2e.py --steps 12 --prompts 16 --providers ours trl
 
-Both trainers get the same locally built tiny Qwen2 (seedgrpo.toy, saved once and loaded by both), the same
+Both trainers get the same locally built tiny Qwen2 (seedgrpo.tasks.toy, saved once and loaded by both), the same
 toy arithmetic prompts, the same reward (`--reward`), G samples per prompt, temperature 1,
 one optimizer step per rollout, Dr. GRPO loss without KL, AdamW. Each provider runs in its own process
 (so its peak RSS is its own): the wall time between consecutive step-end callbacks is a step (rollout,
 scoring, update, logging); the first `--warmup` steps are dropped and the median of the rest is reported.
 Providers: `ours` (plain torch, one process, the configuration TRL runs here), `ours_zero3` (DeepSpeed
 ZeRO-3 on the CPU accelerator, one rank), `trl`; and, to separate the host-allocator settings that our
-trainer applies (seedgrpo/host_memory.py) from the rest, `ours_default_malloc` (ours with
+trainer applies (seedgrpo/training/host_memory.py) from the rest, `ours_default_malloc` (ours with
 keep_freed_host_memory off) and `trl_keep_freed` (TRL started with the same settings as environment
 variables), and `ours_no_skip` (ours with skip_zero_advantage off: every row runs the update, as in TRL).
 The providers run in turn, `--rounds` times, because a shared machine's load drifts. Rows are appended to
@@ -78,13 +78,13 @@ def parse_args(argv=None):
 
 # --------------------------------------------------------------------------------- shared inputs
 def problems(args):
-    from seedgrpo import toy
+    from seedgrpo.tasks import toy
 
     return toy.arithmetic_problems(args.prompts * args.steps, seed=0)
 
 
 def build_model_dir(args, directory: Path) -> Path:
-    from seedgrpo import toy
+    from seedgrpo.tasks import toy
 
     tokenizer = toy.make_tokenizer(directory)
     toy.make_model(tokenizer, layers=args.layers, hidden=args.hidden, seed=0).save_pretrained(directory)
@@ -108,8 +108,8 @@ def is_trivial(problem_text: str) -> bool:
 
 # -------------------------------------------------------------------------------------- workers
 def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_advantage: bool = True):
-    from seedgrpo.config import load_config
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.config import load_config
+    from seedgrpo.training.trainer import Trainer
 
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-ours-"))
     data = work / "train.jsonl"

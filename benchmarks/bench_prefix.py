@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_prefix.py --device cuda --hidden 1024 --layers 8
 
 G rows per prompt, prompts of `--prompt` tokens, completions of `--completion` tokens (lengths uniform in
-[completion/2, completion], right-padded), a locally built Qwen2 (seedgrpo.toy's architecture at the given
+[completion/2, completion], right-padded), a locally built Qwen2 (seedgrpo.tasks.toy's architecture at the given
 width and depth, float32). Each measurement: `completion_forward(...)` -> a weighted sum of the hidden states
 -> backward, as the trainer's update does; the two settings take turns, median of `--reps` after a warm-up.
 Rows are appended to benchmarks/out/prefix.csv.
@@ -44,8 +44,8 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     import torch
 
-    from seedgrpo import toy
-    from seedgrpo.training_forward import completion_forward
+    from seedgrpo.tasks import toy
+    from seedgrpo.modeling.training_forward import completion_forward
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)

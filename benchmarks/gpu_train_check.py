@@ -50,7 +50,7 @@ def make_tokenizer(vocab_size: int, save_dir: Path):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from seedgrpo import toy
+    from seedgrpo.tasks import toy
 
     base = toy.make_tokenizer()
     vocab = dict(base.get_vocab())
@@ -112,8 +112,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from seedgrpo import trainer as trainer_module
-    from seedgrpo.config import load_config
+    from seedgrpo.training import trainer as trainer_module
+    from seedgrpo.training.config import load_config
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
     .venv/bin/python examples/trl_seed_grpo.py --model /path/to/local/hf-model --steps 50
     .venv/bin/python examples/trl_seed_grpo.py --use-seedgrpo-loss     # seedgrpo's fused loss as the loss
 
-Without --model it builds a tiny random Qwen2 and a character tokenizer (seedgrpo.toy) and trains a few
+Without --model it builds a tiny random Qwen2 and a character tokenizer (seedgrpo.tasks.toy) and trains a few
 steps on toy arithmetic: it shows the plumbing (semantic_entropy and advantage_scale are logged next to
 TRL's metrics), it does not learn anything in a few steps. The reward is the exact-answer reward plus a
 small format reward so that an untrained model's groups have some spread.
@@ -19,7 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
 import torch
 from datasets import Dataset
 
-from seedgrpo import answers, toy
+from seedgrpo import answers
+
+from seedgrpo.tasks import toy
 from seedgrpo.integrations.trl import SeedGRPOConfig as GRPOConfig  # was: from trl import GRPOConfig
 from seedgrpo.integrations.trl import SeedGRPOTrainer as GRPOTrainer  # was: from trl import GRPOTrainer
 

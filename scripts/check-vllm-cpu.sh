@@ -9,7 +9,7 @@
 # it pins torch==2.13.0+cpu and its own transformers, so it lives in its own virtualenv OUTSIDE the
 # repository. Never run in CI: it downloads GBs and takes minutes.
 #
-# What it checks, on a tiny locally built Qwen2 (seedgrpo.toy):
+# What it checks, on a tiny locally built Qwen2 (seedgrpo.tasks.toy):
 #   1. generation through VLLMRolloutEngine (model: toy is written to a temp dir and loaded by vLLM);
 #   2. vLLM's per-token log-probs equal the training model's log-probs of softmax(logits / temperature);
 #   3. per-row seeds: the same seeds give the same samples;
@@ -44,10 +44,10 @@ import torch
 
 
 def main():
-    from seedgrpo import toy
-    from seedgrpo.config import VLLMConfig
+    from seedgrpo.tasks import toy
+    from seedgrpo.training.config import VLLMConfig
     from seedgrpo.rollout.base import SamplingSettings, row_seeds
-    from seedgrpo.rollout.scoring import score_completions
+    from seedgrpo.modeling.scoring import score_completions
     from seedgrpo.rollout.vllm import VLLMRolloutEngine
 
     import vllm
@@ -92,8 +92,8 @@ def main():
     assert changed > 0 and error < 1e-3
     engine.close()
 
-    from seedgrpo.config import load_config
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.config import load_config
+    from seedgrpo.training.trainer import Trainer
 
     run_dir = tempfile.TemporaryDirectory(prefix="seedgrpo-vllm-check-")
     config = load_config(None, {

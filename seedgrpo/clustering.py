@@ -17,12 +17,12 @@ cluster; an all-zero embedding (no answer) is a cluster of its own, like a row w
 ``answers.cluster_ids``.
 
 The default threshold 0.87 was read off all-MiniLM-L6-v2 embeddings of the answer spans of the QA task
-(``qa_task.answer_span``; measured 2026-11-23, ``python -m seedgrpo.qa_task``): the most similar two
+(``qa.answer_span``; measured 2026-11-23, ``python -m seedgrpo.tasks.qa``): the most similar two
 different answers were "sydney"/"melbourne" at 0.852, the least similar aliases "da vinci"/"leonardo" at
 0.723.
 No threshold separates both: 0.87 merges no different answers there and keeps 5 of the 10 alias pairs apart.
 
-    spans = [qa_task.answer_span(t, question) for t in completions]
+    spans = [qa.answer_span(t, question) for t in completions]
     ids = semantic_cluster_ids(minilm_embeddings(spans), group_size=8)     # LongTensor[B], dense per group
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
     seedgrpo demo                              # or: python -m seedgrpo.cli demo
     seedgrpo demo --steps 100 --output_dir runs/demo-short
 
-Everything is made locally (seedgrpo.toy): a character tokenizer, a 3-layer d=128 Qwen2 (~0.8M parameters)
+Everything is made locally (seedgrpo.tasks.toy): a character tokenizer, a 3-layer d=128 Qwen2 (~0.8M parameters)
 and problems "a op b=" whose completion is "\\boxed{answer}". Two phases:
 
 1. Warm start (supervised, on the answer tokens only) until a *separate* dev set reaches ~30% greedy
@@ -11,7 +11,7 @@ and problems "a op b=" whose completion is "\\boxed{answer}". Two phases:
    accuracy rather than a step count gives every seed a comparable starting point (checked every 25
    steps, and accuracy can jump past the target in between: 34-38% dev). The result is cached in
    ~/.cache/seedgrpo/warmstart-<hash of the settings> and reused on a rerun.
-2. SEED-GRPO through the real trainer (seedgrpo.trainer.Trainer): 64 prompts × G=8 samples per step at
+2. SEED-GRPO through the real trainer (seedgrpo.training.trainer.Trainer): 64 prompts × G=8 samples per step at
    temperature 1, AdamW 1e-4 (no weight decay) with 50 warm-up steps, grad-clip 1.0, no KL, Dr.GRPO loss,
    advantages scaled by the semantic entropy of each group (the paper's reciprocal, α = 0.0417). A callback measures greedy accuracy on a held-out test set (graded
    with rewards.math_reward) every --eval_every steps.
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import torch
 
-from seedgrpo import toy
-from seedgrpo.data import Problem
+from seedgrpo.tasks import toy
+from seedgrpo.tasks.data import Problem
 
 WARMSTART_VERSION = 1  # bump when the warm-start recipe changes, so old caches are not reused
 CACHE_ENV = "SEEDGRPO_CACHE"
@@ -207,7 +207,7 @@ def _bar(progress: bool, **kwargs):
 # ------------------------------------------------------------------------------------------- RL phase
 @dataclass
 class RLSettings:
-    """The SEED-GRPO phase (seedgrpo.config keys); defaults: ../shared/ENVIRONMENT.md's measured recipe."""
+    """The SEED-GRPO phase (seedgrpo.training.config keys); defaults: ../shared/ENVIRONMENT.md's measured recipe."""
 
     steps: int = 300
     prompts_per_step: int = 64
@@ -228,9 +228,9 @@ class RLSettings:
 
 def trainer_config(rl: RLSettings, *, model_dir: Path, data_path: Path, output_dir: Path, seed: int,
                    progress: bool, max_digits: int = 2):
-    """The seedgrpo.config.TrainConfig of the RL phase: the warm-start model, the toy train set, one
+    """The seedgrpo.training.config.TrainConfig of the RL phase: the warm-start model, the toy train set, one
     optimizer step per rollout (on-policy), every step logged."""
-    from seedgrpo.config import load_config
+    from seedgrpo.training.config import load_config
 
     rows = rl.prompts_per_step * rl.num_generations
     return load_config(overrides={
@@ -279,7 +279,7 @@ def train_with_eval(config, evaluator: HeldOutEval) -> None:
 
     Raises TrainingStopped when the run ends early, so that no summary presents a cut run as a full one.
     """
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.trainer import Trainer
 
     trainer = Trainer(config, callbacks=[evaluator])
     trainer.log.metrics(0, evaluator(trainer, 0))  # after Trainer(): a fresh run's logger clears metrics.jsonl
@@ -370,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                        type=float, default=warm.target_dev_accuracy)
     group.add_argument("--warmstart-max-steps", "--warmstart_max_steps", dest="warmstart_max_steps", type=int,
                        default=warm.max_steps)
-    group = p.add_argument_group("SEED-GRPO (seedgrpo.config keys)")
+    group = p.add_argument_group("SEED-GRPO (seedgrpo.training.config keys)")
     for name, value in asdict(rl).items():
         flag = f"--{name.replace('_', '-')}"
         names = (flag, f"--{name}") if "_" in name else (flag,)

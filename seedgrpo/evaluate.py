@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from seedgrpo.data import Problem, format_prompt, load_problems
+from seedgrpo.tasks.data import Problem, format_prompt, load_problems
 
 BENCHMARKS = {
     "aime24": "aime24/test.jsonl",

@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-# Panel file name -> (title, candidate metric keys, first found wins): seedgrpo.trainer's names first;
+# Panel file name -> (title, candidate metric keys, first found wins): seedgrpo.training.trainer's names first;
 # the demo logs its held-out accuracy as "eval/accuracy".
 RUN_PANELS = {
     "accuracy": ("held-out greedy accuracy", ("eval/accuracy",)),

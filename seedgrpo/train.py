@@ -42,8 +42,8 @@ def parse_args(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def train(argv: list[str]) -> int:
-    from .config import load_config
-    from .trainer import Trainer
+    from .training.config import load_config
+    from .training.trainer import Trainer
 
     config_path, overrides = parse_args(argv)
     Trainer(load_config(config_path, overrides)).train()

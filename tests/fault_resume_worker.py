@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from seedgrpo.config import load_config
-from seedgrpo.trainer import Trainer
+from seedgrpo.training.config import load_config
+from seedgrpo.training.trainer import Trainer
 from tests.test_reliability_faults import REPO, digit_reward, params, run_args
 
 

@@ -15,7 +15,7 @@ import json, sys, warnings
 sys.modules["seedgrpo._C"] = None  # what an install without the extension looks like to `import`
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    import seedgrpo, seedgrpo.trainer
+    import seedgrpo, seedgrpo.training.trainer
     from seedgrpo import answers
     hashes = answers.answer_hashes({TEXTS!r}).tolist()
     again = answers.answer_hashes({TEXTS!r}).tolist()

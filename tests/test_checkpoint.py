@@ -1,4 +1,4 @@
-"""seedgrpo.checkpoint: the manifest, atomic `latest`, incomplete/truncated checkpoints skipped for the
+"""seedgrpo.training.checkpoint: the manifest, atomic `latest`, incomplete/truncated checkpoints skipped for the
 previous one, `save_total_limit` rotation, and a full disk (a real failing write under RLIMIT_FSIZE).
 
 Fast and in one process: a stand-in policy for the file protocol, the plain-torch trainer where a resume
@@ -11,11 +11,11 @@ import signal
 import pytest
 import torch
 
-from seedgrpo import checkpoint
-from seedgrpo.checkpoint import (LATEST, MANIFEST, CheckpointSaveError, checkpoint_problem, find_checkpoint,
+from seedgrpo.training import checkpoint
+from seedgrpo.training.checkpoint import (LATEST, MANIFEST, CheckpointSaveError, checkpoint_problem, find_checkpoint,
                                  save_checkpoint)
-from seedgrpo.config import load_config
-from seedgrpo.trainer import Trainer
+from seedgrpo.training.config import load_config
+from seedgrpo.training.trainer import Trainer
 
 
 class FilePolicy:

@@ -1,4 +1,4 @@
-"""Free-text semantic clustering (seedgrpo/clustering.py) and the QA task (seedgrpo/qa_task.py): linkage
+"""Free-text semantic clustering (seedgrpo/clustering.py) and the QA task (seedgrpo/tasks/qa.py): linkage
 semantics against brute force and scipy, determinism, row-order independence with exact ties, and real
 all-MiniLM-L6-v2 embeddings of paraphrased answers."""
 import itertools
@@ -9,7 +9,7 @@ import torch
 
 import seedgrpo.gcpo  # noqa: F401  (registers the GCPO uncertainties)
 import seedgrpo.uncertainty  # noqa: F401  (registers se_*)
-from seedgrpo import qa_task
+from seedgrpo.tasks import qa as qa_task
 from seedgrpo.advantages import compute_advantages, seed_advantages
 from seedgrpo.clustering import DEFAULT_THRESHOLD, LINKAGES, semantic_cluster_ids
 from seedgrpo.registry import GroupContext

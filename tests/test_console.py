@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from seedgrpo import cli
-from seedgrpo.config import load_config
-from seedgrpo.console import RunConsole
-from seedgrpo.trainer import Trainer
+from seedgrpo.training.config import load_config
+from seedgrpo.training.console import RunConsole
+from seedgrpo.training.trainer import Trainer
 from tests.test_trainer import digit_reward, tiny
 
 REPO = Path(__file__).resolve().parents[1]

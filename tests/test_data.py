@@ -1,10 +1,10 @@
-"""seedgrpo.data: loading the shared benchmark/training files, explicit field mappings, prompts, sampling."""
+"""seedgrpo.tasks.data: loading the shared benchmark/training files, explicit field mappings, prompts, sampling."""
 import json
 from pathlib import Path
 
 import pytest
 
-from seedgrpo.data import Problem, PromptSampler, format_prompt, last_boxed, load_problems
+from seedgrpo.tasks.data import Problem, PromptSampler, format_prompt, last_boxed, load_problems
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not present")
@@ -111,7 +111,7 @@ def test_prompt_templates():
 
 
 def test_qwen_math_uses_the_tokenizer_chat_template():
-    from seedgrpo import toy
+    from seedgrpo.tasks import toy
 
     tokenizer = toy.make_tokenizer()
     tokenizer.chat_template = ("{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}"

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from seedgrpo import toy
+from seedgrpo.tasks import toy
 from seedgrpo.rollout import decode
 from seedgrpo.rollout.base import SamplingSettings, row_seeds
 from seedgrpo.rollout.hf import HFRolloutEngine

@@ -34,8 +34,8 @@ def test_splits_are_disjoint_and_reproducible():
 
 
 def test_supervised_batch_trains_only_on_the_answer_and_eos():
-    from seedgrpo import toy
-    from seedgrpo.data import Problem
+    from seedgrpo.tasks import toy
+    from seedgrpo.tasks.data import Problem
 
     tokenizer = toy.make_tokenizer()
     input_ids, attention_mask, labels = demo._supervised_batch(
@@ -69,7 +69,7 @@ def test_warm_start_stops_on_dev_accuracy_and_is_cached(tmp_path):
 
 
 def test_demo_end_to_end_through_the_trainer(tmp_path):
-    """Two RL steps through seedgrpo.trainer: the run directory holds what the README promises."""
+    """Two RL steps through seedgrpo.training.trainer: the run directory holds what the README promises."""
     out = tmp_path / "run"
     argv = ["--output_dir", str(out), "--cache_dir", str(tmp_path / "cache"), "--no_progress",
             "--steps", "2", "--eval_every", "1", "--prompts_per_step", "4", "--num_generations", "4",

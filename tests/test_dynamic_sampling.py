@@ -1,4 +1,4 @@
-"""Dynamic sampling (seedgrpo/dynamic_sampling.py): more rollouts until the batch holds enough groups with
+"""Dynamic sampling (seedgrpo/training/dynamic_sampling.py): more rollouts until the batch holds enough groups with
 unequal rewards, at most `max_dynamic_sampling_rounds`, then exactly `prompts_per_step` groups. Two ranks
 under ZeRO-3: tests/zero3_row_skipping_worker.py (launched by tests/test_row_skipping.py)."""
 import zlib
@@ -6,11 +6,11 @@ import zlib
 import pytest
 import torch
 
-from seedgrpo.config import load_config
-from seedgrpo.dynamic_sampling import (concat_rollouts, group_rows, groups_with_signal, select_groups,
+from seedgrpo.training.config import load_config
+from seedgrpo.training.dynamic_sampling import (concat_rollouts, group_rows, groups_with_signal, select_groups,
                                        take_rows)
 from seedgrpo.rollout.base import RolloutBatch
-from seedgrpo.trainer import Trainer
+from seedgrpo.training.trainer import Trainer
 
 G = 4
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from seedgrpo import evaluate, toy
-from seedgrpo.data import Problem
+from seedgrpo import evaluate
+
+from seedgrpo.tasks import toy
+from seedgrpo.tasks.data import Problem
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA_DIR.is_dir(), reason=f"benchmark files not found at {DATA_DIR}")

@@ -15,9 +15,9 @@ def test_free_memory_probe_reads_this_gpu():
 
 
 def test_bf16_policy_keeps_float32_masters_on_the_gpu(tmp_path):
-    from seedgrpo import toy
-    from seedgrpo.config import load_config
-    from seedgrpo.engine import TorchPolicy
+    from seedgrpo.tasks import toy
+    from seedgrpo.training.config import load_config
+    from seedgrpo.training.engine import TorchPolicy
 
     tokenizer = toy.make_tokenizer()
     model = toy.make_model(tokenizer, layers=2, hidden=64, seed=0).to(torch.bfloat16)

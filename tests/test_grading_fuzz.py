@@ -112,7 +112,7 @@ def test_second_opinion_rules_never_raise_on_hostile_pairs():
 
 
 def test_hostile_golds_and_rewards_funcs_never_raise():
-    from seedgrpo import reward_funcs
+    from seedgrpo.training import reward_funcs
 
     completions = hostile_completions(7, 48)
     golds = [GOLDS[i % len(GOLDS)] for i in range(len(completions))]
@@ -120,7 +120,7 @@ def test_hostile_golds_and_rewards_funcs_never_raise():
     completions += ["\\boxed{3}"] * 8
     golds += [ATOMS[i] for i in (0, 10, 13, 16, 26, 39, 44, 58)]
     assert len(math_reward(completions, golds, timeout_s=0.5)) == len(completions)
-    from seedgrpo.data import Problem
+    from seedgrpo.tasks.data import Problem
 
     functions = reward_funcs.RewardFunctions(["math"])
     problems = [Problem(id=str(i), problem="q", answer=g) for i, g in enumerate(golds)]

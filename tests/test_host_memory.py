@@ -4,14 +4,14 @@ import sys
 
 import pytest
 
-from seedgrpo.host_memory import _glibc
+from seedgrpo.training.host_memory import _glibc
 
 # Buffers of growing size (8 .. 30 MiB), each written then freed, as a step's activations are. With glibc's
 # defaults each one is a fresh mmap (it exceeds the adaptive threshold set by the last one freed): every
 # page is faulted in again. Kept, they come from the heap, which only grows by the difference.
 SCRIPT = """
 import ctypes, resource, sys
-from seedgrpo.host_memory import keep_freed_host_memory
+from seedgrpo.training.host_memory import keep_freed_host_memory
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
@@ -42,8 +42,8 @@ def test_freed_buffers_are_reused_instead_of_faulted_in_again():
 
 
 def test_the_trainer_applies_it_unless_told_not_to(monkeypatch, tmp_path):
-    import seedgrpo.trainer as trainer_module
-    from seedgrpo.config import load_config
+    import seedgrpo.training.trainer as trainer_module
+    from seedgrpo.training.config import load_config
 
     calls = []
     monkeypatch.setattr(trainer_module, "keep_freed_host_memory", lambda: calls.append(1))

@@ -17,8 +17,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import seedgrpo
-from seedgrpo import toy
-from seedgrpo.training_forward import completion_forward
+from seedgrpo.tasks import toy
+from seedgrpo.modeling.training_forward import completion_forward
 
 KERNELS = Path(__file__).resolve().parent.parent / "kernels"
 

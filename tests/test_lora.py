@@ -10,10 +10,10 @@ import torch
 
 pytest.importorskip("peft")
 
-from seedgrpo import toy  # noqa: E402
-from seedgrpo.config import load_config  # noqa: E402
-from seedgrpo.engine import apply_peft  # noqa: E402
-from seedgrpo.trainer import Trainer  # noqa: E402
+from seedgrpo.tasks import toy  # noqa: E402
+from seedgrpo.training.config import load_config  # noqa: E402
+from seedgrpo.training.engine import apply_peft  # noqa: E402
+from seedgrpo.training.trainer import Trainer  # noqa: E402
 from tests.test_trainer import digit_reward, max_diff, params, tiny  # noqa: E402
 from tests.test_rollout import fake_vllm  # noqa: E402,F401  (the faked vllm module, a fixture)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from seedgrpo.checkpoint import LATEST, checkpoint_problem
-from seedgrpo.faults import ENV
+from seedgrpo.training.checkpoint import LATEST, checkpoint_problem
+from seedgrpo.training.faults import ENV
 
 REPO = Path(__file__).resolve().parents[1]
 DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
@@ -107,7 +107,7 @@ def test_four_ranks_on_two_nodes_match_one_rank_on_the_same_global_batch(tmp_pat
     assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
     diff = max_diff(final_params(tmp_path / "one"), final_params(four_ranks))
     assert diff < 1e-5, diff
-    from seedgrpo import toy
+    from seedgrpo.tasks import toy
 
     start = toy.make_model(toy.make_tokenizer(), layers=2, hidden=64, seed=0).state_dict()
     final = final_params(four_ranks)  # save_pretrained drops the tied lm_head.weight

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from seedgrpo import config as config_module
-from seedgrpo.config import (CHECKS, CHOICES, FREE_TEXT, RANGES, REGISTRY_CHECKED, all_keys, allowed_values,
+from seedgrpo.training import config as config_module
+from seedgrpo.training.config import (CHECKS, CHOICES, FREE_TEXT, RANGES, REGISTRY_CHECKED, all_keys, allowed_values,
                              load_config)
-from seedgrpo.data import MAX_ANSWER_CHARS, load_problems, training_problems
+from seedgrpo.tasks.data import MAX_ANSWER_CHARS, load_problems, training_problems
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,10 +62,10 @@ ALL_KEYS = all_keys()
 
 def test_every_key_has_a_rule_or_is_declared_free():
     """A key added to the dataclasses without a range, choices or a check fails here until it gets one
-    (or is declared free text / a registry name in seedgrpo/config.py)."""
+    (or is declared free text / a registry name in seedgrpo/training/config.py)."""
     unruled = [k for k in ALL_KEYS if k not in CHOICES and k not in RANGES and k not in CHECKS
                and k not in FREE_TEXT and k not in REGISTRY_CHECKED and key_type(k) is not bool]
-    assert not unruled, f"give these keys a rule in seedgrpo/config.py (CHOICES, RANGES, CHECKS, FREE_TEXT): " \
+    assert not unruled, f"give these keys a rule in seedgrpo/training/config.py (CHOICES, RANGES, CHECKS, FREE_TEXT): " \
                         f"{unruled}"
     stale = [k for k in (*CHOICES, *RANGES, *CHECKS, *FREE_TEXT, *REGISTRY_CHECKED) if k not in ALL_KEYS]
     assert not stale, f"rules for keys that do not exist: {stale}"
@@ -101,7 +101,7 @@ def test_an_out_of_range_value_names_the_key_and_what_is_allowed(key):
 
 @pytest.mark.parametrize("key", REGISTRY_CHECKED)
 def test_a_name_missing_from_its_registry_is_refused_when_the_trainer_starts(key):
-    from seedgrpo.trainer import _check_registered_names
+    from seedgrpo.training.trainer import _check_registered_names
 
     config = load_config(None, {key: "no_such_estimator"})
     with pytest.raises(ValueError, match=f"{key}='no_such_estimator' is not registered; choose one of"):
@@ -178,6 +178,6 @@ def test_a_huge_or_empty_gold_answer_is_a_counted_skip_without_a_hang(tmp_path):
                     f"over {MAX_ANSWER_CHARS} characters")
     assert training_problems(usable) == (usable, None)
     config = load_config(None, {"data.path": str(path), "progress": False, "tensorboard": False})
-    from seedgrpo.trainer import _load_training_problems
+    from seedgrpo.training.trainer import _load_training_problems
 
     assert [p.problem for p in _load_training_problems(config)] == ["a"]

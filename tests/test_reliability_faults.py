@@ -1,4 +1,4 @@
-"""SIGKILL at each fault point (seedgrpo/faults.py), then `--resume auto`: nothing lost, the run ends exactly
+"""SIGKILL at each fault point (seedgrpo/training/faults.py), then `--resume auto`: nothing lost, the run ends exactly
 where an uninterrupted run ends.
 
 - one process (plain torch, `python -m seedgrpo.train`): killed (a) in the rollout, (b) in the update, (c)
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from seedgrpo.checkpoint import LATEST, checkpoint_problem, find_checkpoint
-from seedgrpo.config import load_config
-from seedgrpo.faults import ENV, fault_point, parse
+from seedgrpo.training.checkpoint import LATEST, checkpoint_problem, find_checkpoint
+from seedgrpo.training.config import load_config
+from seedgrpo.training.faults import ENV, fault_point, parse
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/torch_extensions"))

@@ -1,4 +1,4 @@
-"""Reward functions called as TRL 1.16 calls them (seedgrpo/reward_funcs.py), against TRL's own code."""
+"""Reward functions called as TRL 1.16 calls them (seedgrpo/training/reward_funcs.py), against TRL's own code."""
 import asyncio
 import json
 import math
@@ -9,12 +9,12 @@ import types
 import pytest
 import torch
 
-from seedgrpo import reward_funcs
+from seedgrpo.training import reward_funcs
 from seedgrpo.advantages import base_advantages
-from seedgrpo.config import load_config
-from seedgrpo.data import Problem, load_problems
-from seedgrpo.reward_funcs import RewardFunctions, combine
-from seedgrpo.trainer import Trainer
+from seedgrpo.training.config import load_config
+from seedgrpo.tasks.data import Problem, load_problems
+from seedgrpo.training.reward_funcs import RewardFunctions, combine
+from seedgrpo.training.trainer import Trainer
 from tests.test_trainer import tiny
 
 

@@ -4,12 +4,12 @@ import types
 import pytest
 import torch
 
-from seedgrpo import toy
-from seedgrpo.rollout.base import (SamplingSettings, completion_mask_after_eos, make_rollout_engine,
-                                   row_seeds, tokenize_prompts)
+from seedgrpo.tasks import toy
+from seedgrpo.rollout import make_rollout_engine
+from seedgrpo.rollout.base import SamplingSettings, completion_mask_after_eos, row_seeds, tokenize_prompts
 from seedgrpo.rollout.hf import HFRolloutEngine, SeededGumbelSampler, filter_logits, gumbel_noise
-from seedgrpo.rollout.scoring import can_share_prefix
-from seedgrpo.training_forward import completion_forward
+from seedgrpo.modeling.scoring import can_share_prefix
+from seedgrpo.modeling.training_forward import completion_forward
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def fake_vllm(monkeypatch):
 
 
 def _fake_vllm_engine(model, tokenizer, bucket_mb=0.0, **sampling):
-    from seedgrpo.config import VLLMConfig
+    from seedgrpo.training.config import VLLMConfig
     from seedgrpo.rollout.vllm import VLLMRolloutEngine
 
     return VLLMRolloutEngine(model=model, tokenizer=tokenizer, sampling=SamplingSettings(8, 8, **sampling),
@@ -289,7 +289,7 @@ def test_shared_prefix_training_forward_matches_the_full_forward(output, checkpo
     """Outputs and every parameter gradient of the shared-prefix forward equal the full forward's, with and
     without activation checkpointing (whose backward replays each layer with the same cache). float64, but
     HF's RMSNorm computes in float32, so gradients agree to float32 rounding of their largest entry."""
-    from seedgrpo import training_forward
+    from seedgrpo.modeling import training_forward
 
     prefix_passes = []
     real = training_forward.shared_prefix_training_cache

@@ -66,10 +66,10 @@ def test_ranks_take_the_same_generation_branch_when_one_lacks_memory(tmp_path, m
 
 def _rank_main(out_dir: str) -> None:
     from seedgrpo import dist
-    from seedgrpo.config import load_config
+    from seedgrpo.training.config import load_config
     from seedgrpo.rollout import hf
     from seedgrpo.rollout.base import row_seeds
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.trainer import Trainer
 
     config = load_config(None, {
         "prompt_template": "none", "max_prompt_length": 16, "max_completion_length": 6,

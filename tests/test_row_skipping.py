@@ -1,4 +1,4 @@
-"""Rows with advantage exactly 0 left out of the update (seedgrpo/row_skipping.py): the plan of micro-batch
+"""Rows with advantage exactly 0 left out of the update (seedgrpo/training/row_skipping.py): the plan of micro-batch
 calls, when skipping is allowed, and that it trains exactly like running every row, for every loss type
 the config accepts: plain torch in-process, ZeRO-3 with one rank in-process, ZeRO-3 with two ranks
 launched once (tests/zero3_row_skipping_worker.py).
@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from seedgrpo.config import CHOICES, load_config
-from seedgrpo.row_skipping import plan_micro_batches, rows_to_run, skipping_is_exact
+from seedgrpo.training.config import CHOICES, load_config
+from seedgrpo.training.row_skipping import plan_micro_batches, rows_to_run, skipping_is_exact
 
 REPO = Path(__file__).resolve().parents[1]
 G = 4
@@ -82,7 +82,7 @@ def test_skipping_is_allowed_only_without_terms_that_read_every_row():
 
 
 def test_a_kl_term_turns_skipping_off(tmp_path):
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.trainer import Trainer
 
     trainer = Trainer(tiny(tmp_path, beta=0.05, max_steps=1), reward_fn=first_three_groups_constant)
     assert not trainer.skip_rows and trainer.train()["skipped_row_frac"] == 0.0
@@ -90,7 +90,7 @@ def test_a_kl_term_turns_skipping_off(tmp_path):
 
 # ------------------------------------------------------------------------------------ exact updates
 def _train_counting_calls(config, reward_fn):
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.trainer import Trainer
 
     trainer = Trainer(config, reward_fn=reward_fn)
     calls, real = [], trainer._micro_batch_loss
@@ -137,7 +137,7 @@ def test_a_step_where_no_row_runs_changes_nothing_that_running_them_would(tmp_pa
 
 
 def test_zero3_one_rank_skipping_matches_plain_torch_without_skipping(tmp_path):
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.trainer import Trainer
 
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/torch_extensions"))
     zero = Trainer(tiny(tmp_path / "zero", deepspeed_config=str(REPO / "configs" / "ds_zero3_cpu.json")),

@@ -6,10 +6,10 @@ masters each step moves every trained tensor and the bf16 model is the masters r
 import pytest
 import torch
 
-from seedgrpo import toy
-from seedgrpo.config import load_config
-from seedgrpo.engine import TorchPolicy, build_policy
-from seedgrpo.trainer import Trainer
+from seedgrpo.tasks import toy
+from seedgrpo.training.config import load_config
+from seedgrpo.training.engine import TorchPolicy, build_policy
+from seedgrpo.training.trainer import Trainer
 
 
 def digit_reward(completions, problems):

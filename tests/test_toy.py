@@ -1,11 +1,11 @@
-"""The embedded default (seedgrpo/toy.py): character tokenizer, tiny Qwen2, synthetic arithmetic problems."""
+"""The embedded default (seedgrpo/tasks/toy.py): character tokenizer, tiny Qwen2, synthetic arithmetic problems."""
 import operator
 import re
 
 import pytest
 import torch
 
-from seedgrpo import toy
+from seedgrpo.tasks import toy
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`report_to` trackers (seedgrpo/metrics_log.py): TensorBoard, wandb (offline), trackio (local).
+"""`report_to` trackers (seedgrpo/training/metrics_log.py): TensorBoard, wandb (offline), trackio (local).
 
 tensorboard, wandb and trackio are optional packages; the tests that run the real ones skip only when the
 package is not installed (all three install without another torch: see requirements.txt's test section).
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from seedgrpo import metrics_log
-from seedgrpo.config import load_config, to_dict
-from seedgrpo.metrics_log import RunLogger, resolve_report_to
+from seedgrpo.training import metrics_log
+from seedgrpo.training.config import load_config, to_dict
+from seedgrpo.training.metrics_log import RunLogger, resolve_report_to
 
 REPO = Path(__file__).resolve().parents[1]
 

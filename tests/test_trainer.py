@@ -9,8 +9,8 @@ import signal
 import pytest
 import torch
 
-from seedgrpo.config import load_config
-from seedgrpo.trainer import Trainer
+from seedgrpo.training.config import load_config
+from seedgrpo.training.trainer import Trainer
 
 
 def digit_reward(completions, problems):
@@ -208,8 +208,8 @@ def test_bad_batch_layout_fails_before_any_work(tmp_path):
 def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatch, fused_linear):
     """Each prompt's prefix run once for its G rows (generation and update) vs the full forward for every row:
     the same samples, loss and parameters, up to float32 rounding; with old log-probs (num_iterations=2)."""
-    from seedgrpo import training_forward
-    from seedgrpo.rollout import scoring
+    from seedgrpo.modeling import training_forward
+    from seedgrpo.modeling import scoring
 
     prefix_passes = []
     for module, name, kind in ((scoring, "prefix_cache", "generation"),
@@ -237,7 +237,7 @@ def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatc
 def test_gradient_checkpointing_trains_like_the_plain_forward(tmp_path, monkeypatch):
     """Checkpointing recomputes each layer in backward, the shared prefix's cache included: the same update
     as the plain forward, and the prefix is still shared."""
-    from seedgrpo import training_forward
+    from seedgrpo.modeling import training_forward
 
     prefix_passes = []
     real = training_forward.shared_prefix_training_cache
@@ -260,7 +260,7 @@ def test_gradient_checkpointing_trains_like_the_plain_forward(tmp_path, monkeypa
 def test_length_buckets_train_like_one_forward(tmp_path, monkeypatch, loss_type, fused_linear):
     """A micro-batch run as length buckets (each padded to its own longest completion, one backward over the
     summed losses) gives the update and the metrics of one forward over all rows."""
-    import seedgrpo.trainer as trainer_module
+    import seedgrpo.training.trainer as trainer_module
 
     calls = []
     real = trainer_module._length_buckets
@@ -288,7 +288,7 @@ def test_length_buckets_train_like_one_forward(tmp_path, monkeypatch, loss_type,
 
 
 def test_length_buckets_split_only_when_padding_outweighs_the_extra_calls():
-    from seedgrpo.trainer import _length_buckets
+    from seedgrpo.training.trainer import _length_buckets
 
     def piece(lengths, prompts=4):
         rows = len(lengths)

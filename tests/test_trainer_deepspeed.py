@@ -31,7 +31,7 @@ def digit_reward(completions, problems):
 
 
 def tiny(output_dir, **overrides):
-    from seedgrpo.config import load_config
+    from seedgrpo.training.config import load_config
 
     values = {
         "prompt_template": "none", "max_prompt_length": 16, "max_completion_length": 10,
@@ -60,9 +60,11 @@ def test_fused_linear_gradients_match_plain_logits_path(tmp_path):
     """ZeRO-3 (every parameter partitioned, lm_head gathered around loss + backward) vs a plain module."""
     from deepspeed.utils import safe_get_full_grad
 
-    from seedgrpo import seed_grpo_loss, toy
-    from seedgrpo.rollout.scoring import position_ids_from_mask
-    from seedgrpo.trainer import Trainer, _trim_padding
+    from seedgrpo import seed_grpo_loss
+
+    from seedgrpo.tasks import toy
+    from seedgrpo.modeling.scoring import position_ids_from_mask
+    from seedgrpo.training.trainer import Trainer, _trim_padding
 
     trainer = Trainer(tiny(tmp_path, num_iterations=1), reward_fn=digit_reward)
     assert trainer.policy.is_deepspeed
@@ -97,7 +99,7 @@ def test_fused_linear_gradients_match_plain_logits_path(tmp_path):
 def test_sharded_generation_matches_gathered_generation(tmp_path):
     """ZeRO-3 rollout two ways: weights gathered with the module hooks removed, or sharded + synced_gpus."""
     from seedgrpo.rollout.base import row_seeds
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.trainer import Trainer
 
     trainer = Trainer(tiny(tmp_path), reward_fn=digit_reward)
     prompts, seeds = ["12+34=", "7*8="], row_seeds(0, 1, [0, 1], 3)
@@ -112,7 +114,7 @@ def test_sharded_generation_matches_gathered_generation(tmp_path):
 
 def test_zero3_training_matches_plain_torch(tmp_path):
     """With a KL term, so the reference model runs as a ZeRO-3 inference engine too."""
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.trainer import Trainer
 
     zero_trainer = Trainer(tiny(tmp_path / "zero", beta=0.05), reward_fn=digit_reward)
     assert zero_trainer.reference.zero_optimization_partition_weights()
@@ -125,14 +127,14 @@ def test_zero3_training_matches_plain_torch(tmp_path):
     assert zero["kl"] > 0
     for key in ("loss", "grad_norm", "kl"):
         assert abs(zero[key] - plain[key]) <= 1e-5 * abs(plain[key]) + 1e-8, (key, zero[key], plain[key])
-    from seedgrpo import toy
+    from seedgrpo.tasks import toy
 
     start = toy.make_model(toy.make_tokenizer(), layers=2, hidden=64, seed=0).state_dict()
     assert max((b[k] - start[k]).abs().max().item() for k in b) > 1e-4  # training moved the weights
 
 
 def test_sigterm_checkpoint_and_resume_is_exact_under_zero3(tmp_path):
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.trainer import Trainer
 
     Trainer(tiny(tmp_path / "straight", max_steps=2), reward_fn=digit_reward).train()
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from seedgrpo.config import load_config
-from seedgrpo.trainer import Trainer
+from seedgrpo.training.config import load_config
+from seedgrpo.training.trainer import Trainer
 from test_trainer import digit_reward, max_diff, params, tiny
 
 FAMILY = [

@@ -27,7 +27,7 @@ def uneven_reward(completions, problems):
 
 
 def config(output_dir, **overrides):
-    from seedgrpo.config import load_config
+    from seedgrpo.training.config import load_config
 
     values = {
         "prompt_template": "none", "max_prompt_length": 16, "max_completion_length": 10,
@@ -42,8 +42,8 @@ def config(output_dir, **overrides):
 
 
 def main(out_path):
-    from seedgrpo.config import CHOICES
-    from seedgrpo.trainer import Trainer
+    from seedgrpo.training.config import CHOICES
+    from seedgrpo.training.trainer import Trainer
 
     out = Path(out_path)
     results = {}

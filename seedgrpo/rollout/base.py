@@ -63,18 +63,6 @@ class RolloutEngine(ABC):
         """Release what the engine holds (GPU memory, processes)."""
 
 
-def make_rollout_engine(name: str, **kwargs) -> RolloutEngine:
-    if name == "hf":
-        from .hf import HFRolloutEngine
-
-        return HFRolloutEngine(**kwargs)
-    if name == "vllm":
-        from .vllm import VLLMRolloutEngine
-
-        return VLLMRolloutEngine(**kwargs)
-    raise ValueError(f"rollout_engine={name!r} is not one of {ENGINES}")
-
-
 # ----------------------------------------------------------------------------------------------- helpers
 def splitmix64(x: int) -> int:
     """One round of SplitMix64: a cheap, well-mixed 64-bit hash (Steele et al., 2014)."""

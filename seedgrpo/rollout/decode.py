@@ -23,7 +23,7 @@ import sys
 
 import torch
 
-from .scoring import generate_position_ids
+from ..modeling.scoring import generate_position_ids
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 _INITIAL_CAPACITY = 64  # generated columns allocated up front; the buffers double when full

@@ -38,9 +38,9 @@ import torch
 from .. import dist
 from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
                    decode_completions, eos_token_ids, expand_rows, pad_token_id, tokenize_prompts)
-from . import scoring
+from ..modeling import scoring
 from .decode import lean_decode, lean_decode_unsupported
-from .scoring import full_numel, is_zero3_param, score_completions, unwrap
+from ..modeling.scoring import full_numel, is_zero3_param, score_completions, unwrap
 
 # Gather the policy for generation when its full weights take less than this share of free GPU memory.
 _GATHER_MEMORY_SHARE = 0.5

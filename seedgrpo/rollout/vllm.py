@@ -41,7 +41,7 @@ import torch
 from .. import dist
 from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
                    decode_completions, eos_token_ids, expand_rows, pad_token_id, tokenize_prompts)
-from .scoring import full_numel, gathered, score_completions, unwrap
+from ..modeling.scoring import full_numel, gathered, score_completions, unwrap
 
 
 def _import_vllm():

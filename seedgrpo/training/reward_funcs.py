@@ -1,6 +1,6 @@
 """Reward functions called the way TRL's GRPOTrainer calls them: a list, weights, None = "does not apply".
 
-    from seedgrpo.reward_funcs import RewardFunctions
+    from seedgrpo.training.reward_funcs import RewardFunctions
     rewards = RewardFunctions(["math", "my_pkg.rewards:format_reward"], weights=[1.0, 0.2])
     total, per_function = rewards(prompts=..., completions=..., completion_ids=..., problems=..., state=...)
 
@@ -83,7 +83,7 @@ def import_dotted(path: str, key: str = "reward_funcs") -> Callable:
 
 
 def _math_reward(completions, problems):
-    from .grading.rewards import math_reward
+    from ..grading.rewards import math_reward
 
     return math_reward(completions, [p.answer for p in problems])
 
@@ -173,7 +173,7 @@ class RewardFunctions:
     def metrics(self, per_function: torch.Tensor) -> dict:
         """`rewards/<name>/mean` and `/std` over every rank's rows the function scored (TRL's nanmean and
         unbiased nanstd), then the `log_metric` values of this rank since the last call (their mean)."""
-        from . import dist
+        from .. import dist
 
         values = per_function.double()
         scored = ~torch.isnan(values)

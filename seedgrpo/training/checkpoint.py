@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import dist
+from .. import dist
 from .faults import fault_point
 
 LATEST = "latest"
@@ -284,7 +284,7 @@ def load_checkpoint(policy, directory: Path) -> dict:
 
 def export_hf(policy, tokenizer, directory) -> Path | None:
     """save_pretrained() of the consolidated weights (collective) and the tokenizer, on rank 0."""
-    from .model_access import unwrap
+    from ..modeling.model_access import unwrap
 
     if getattr(policy, "peft_model", None) is not None:
         return export_adapter(policy, tokenizer, directory)
@@ -307,7 +307,7 @@ def save_adapter(policy, directory) -> Path | None:
     peft_model = getattr(policy, "peft_model", None)
     if peft_model is None:
         return None
-    from .model_access import gathered
+    from ..modeling.model_access import gathered
 
     directory = Path(directory)
     with gathered([p for p in peft_model.parameters() if p.requires_grad]):

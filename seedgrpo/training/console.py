@@ -15,7 +15,7 @@ import math
 import sys
 import time
 
-from . import dist
+from .. import dist
 
 # metric key -> (bar label, format)
 LIVE = {"reward_mean": ("reward", "{:.3f}"), "accuracy": ("acc", "{:.1%}"),

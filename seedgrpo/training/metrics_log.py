@@ -22,7 +22,7 @@ import json
 import math
 from pathlib import Path
 
-from . import dist
+from .. import dist
 from .config import TrainConfig, save_config, to_dict
 
 TRACKERS = ("tensorboard", "wandb", "trackio")

@@ -1,6 +1,6 @@
 """Which rows of a rollout run through the update, and how they are packed into micro-batches.
 
-    from seedgrpo.row_skipping import skipping_is_exact, rows_to_run, plan_micro_batches
+    from seedgrpo.training.row_skipping import skipping_is_exact, rows_to_run, plan_micro_batches
     run = rows_to_run(advantages, completion_mask) if skipping_is_exact(config) is None else all_rows
     plan = plan_micro_batches(run, rows_per_optimizer_step, micro, lockstep=zero3_multi_rank)
     # plan[k]: the micro-batch calls of optimizer step k, each a LongTensor of row indices (empty = padding)
@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from . import dist
+from .. import dist
 
 
 def skipping_is_exact(config) -> str | None:

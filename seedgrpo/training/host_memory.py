@@ -1,6 +1,6 @@
 """Keep freed host memory in the process for reuse (glibc malloc), instead of handing it back every step.
 
-    from seedgrpo.host_memory import keep_freed_host_memory
+    from seedgrpo.training.host_memory import keep_freed_host_memory
     keep_freed_host_memory()   # once, at start-up; a no-op where the C library is not glibc
 
 Why: glibc serves a large allocation with a fresh `mmap` and unmaps it when freed (above a threshold that

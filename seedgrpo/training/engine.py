@@ -27,14 +27,14 @@ from pathlib import Path
 
 import torch
 
-from . import dist
+from .. import dist
 from .config import TrainConfig
 
 
 # ----------------------------------------------------------------------------------------------- models
 def load_tokenizer(config: TrainConfig):
     if config.model == "toy" and config.tokenizer is None:
-        from . import toy
+        from ..tasks import toy
 
         return toy.make_tokenizer()
     from transformers import AutoTokenizer
@@ -69,7 +69,7 @@ def attn_implementation(config: TrainConfig) -> str:
 def load_model(config: TrainConfig, tokenizer, ds_config: dict | None = None):
     """The policy (or reference) model; under ZeRO-3 a hub/local model is partitioned while it loads."""
     if config.model == "toy":
-        from . import toy
+        from ..tasks import toy
 
         # Built whole on every rank from the same seed; deepspeed.initialize partitions it afterwards.
         model = toy.make_model(tokenizer, layers=config.toy.layers, hidden=config.toy.hidden,
@@ -263,7 +263,7 @@ class TorchPolicy:
 
     def set_accumulation_boundary(self, is_boundary: bool) -> None:
         """Say, before a micro-batch's forward, whether it is the last of its optimizer step (the trainer
-        may run fewer micro-batches than `gas` when it skips rows: seedgrpo/row_skipping.py)."""
+        may run fewer micro-batches than `gas` when it skips rows: seedgrpo/training/row_skipping.py)."""
         self._boundary = is_boundary
 
     def step(self) -> bool:

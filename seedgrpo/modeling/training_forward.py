@@ -1,6 +1,6 @@
 """The training forward of a micro-batch: prompt + completion through the policy, with autograd, returning
 exactly what scores each completion token (the rollout only generates and scores without gradients:
-seedgrpo/rollout/scoring.py).
+seedgrpo/modeling/scoring.py).
 
     hidden = completion_forward(model, prompt_ids, prompt_mask, completion_ids, completion_mask)   # [B, T, H]
     logits = completion_forward(..., output="logits")                                             # [B, T, V]
@@ -23,7 +23,7 @@ import functools
 import torch
 
 from .model_access import unwrap
-from .rollout.scoring import (can_share_prefix, forward_hidden, position_ids_from_mask, prefix_inputs,
+from .scoring import (can_share_prefix, forward_hidden, position_ids_from_mask, prefix_inputs,
                               shareable_prefix_rows)
 
 __all__ = ["completion_forward", "shared_prefix_training_cache"]

@@ -4,11 +4,11 @@ It lets SEED-GRPO and the GCPO-style uncertainties run where answers cannot be h
 reduced to their answer span, embedded (``seedgrpo.embeddings``) and clustered by meaning
 (``seedgrpo.clustering``).
 
-    from seedgrpo import qa_task
-    problems = qa_task.qa_problems(16, seed=0)        # Problem(problem="What is the capital of France?", ...)
-    texts = qa_task.sample_completions(problems[0], 8, correct_rate=0.5, seed=0)
-    rewards = qa_task.qa_reward(texts, [problems[0].answer] * 8)         # 1.0 / 0.0 per completion
-    spans = [qa_task.answer_span(t, problems[0].problem) for t in texts]  # "It's Paris." -> "paris"
+    from seedgrpo.tasks import qa
+    problems = qa.qa_problems(16, seed=0)        # Problem(problem="What is the capital of France?", ...)
+    texts = qa.sample_completions(problems[0], 8, correct_rate=0.5, seed=0)
+    rewards = qa.qa_reward(texts, [problems[0].answer] * 8)         # 1.0 / 0.0 per completion
+    spans = [qa.answer_span(t, problems[0].problem) for t in texts]  # "It's Paris." -> "paris"
 
 The reward is TriviaQA-style containment: 1.0 when one of the gold aliases occurs, as whole words, in the
 completion's normalised answer span (lower case, no punctuation, articles or filler such as "I think"), else
@@ -193,7 +193,7 @@ def _alias_separation() -> None:
     """Print how far apart MiniLM puts the answer spans of the bank: the basis of the clustering threshold."""
     import itertools
 
-    from .embeddings import minilm_embeddings
+    from ..embeddings import minilm_embeddings
 
     same, different = [], []
     for question, aliases, distractors, statement in QA_FACTS:

@@ -1,5 +1,5 @@
 """Scoring completions under a causal LM without materialising [B, T, V] logits (the rollout's no-grad side;
-the training forward is seedgrpo/training_forward.py).
+the training forward is seedgrpo/modeling/training_forward.py).
 
     hidden = forward_hidden(model, input_ids, attention_mask)          # [B, L, H], final-norm output
     logp = completion_logprobs(hidden[:, P - 1:-1], lm_head_weight(model), completion_ids, temperature)
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model_access import full_numel, full_shape, gathered, is_zero3_param, lm_head_weight, unwrap  # noqa: F401
+from .model_access import full_numel, full_shape, gathered, is_zero3_param, lm_head_weight, unwrap  # noqa: F401
 
 # Rows of hidden states projected at once: bounds the float32 logits chunk to ~chunk * V * 4 bytes
 # (4096 rows x 152k vocabulary = 2.5 GB on a GPU; a few MB for the toy model).

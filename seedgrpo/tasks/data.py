@@ -1,6 +1,6 @@
 """Math problems: loading (jsonl / json / parquet) and prompt formatting.
 
-    from seedgrpo.data import load_problems, format_prompt
+    from seedgrpo.tasks.data import load_problems, format_prompt
     problems = load_problems("../shared/data/math500/test.jsonl")          # fields detected
     problems = load_problems("my.jsonl", problem_field="q", answer_field="meta.gold", limit=100)
     text = format_prompt(problems[0], "qwen_math", tokenizer)
@@ -51,7 +51,7 @@ class Problem:
     """One math problem: its text, the reference answer(s), a stable id and whatever else the file held.
 
     `columns` is the file's record as read (every column, nested ones included): what TRL-style reward
-    functions receive as keyword arguments (seedgrpo/reward_funcs.py)."""
+    functions receive as keyword arguments (seedgrpo/training/reward_funcs.py)."""
 
     problem: str
     answer: str | list[str]

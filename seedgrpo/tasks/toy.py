@@ -2,7 +2,7 @@
 
 Nothing here touches a model hub, so the demo, the CPU presets and the tests run offline:
 
-    from seedgrpo import toy
+    from seedgrpo.tasks import toy
     tok = toy.make_tokenizer("runs/toy-tok")          # builds, and saves when given a directory
     model = toy.make_model(tok, layers=3, hidden=128) # ~0.8M parameters, init std 0.02
     problems = toy.arithmetic_problems(1000, seed=0)  # "12*7=" -> answer "84"
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from seedgrpo.data import Problem
+from seedgrpo.tasks.data import Problem
 
 PAD, EOS, BOS, UNK = "<pad>", "<eos>", "<bos>", "<unk>"
 SPECIAL_TOKENS = (PAD, EOS, BOS, UNK)

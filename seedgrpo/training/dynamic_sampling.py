@@ -18,8 +18,8 @@ import dataclasses
 
 import torch
 
-from . import dist
-from .rollout.base import RolloutBatch
+from .. import dist
+from ..rollout.base import RolloutBatch
 
 
 def resample_for_signal(first, draw, *, group_size: int, max_rounds: int, pad_id: int):
