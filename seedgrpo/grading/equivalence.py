@@ -138,7 +138,8 @@ def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical_forms: b
 
 _TIER_COUNTS: Counter = Counter()
 _TIER_LOCK = threading.Lock()
-TIERS = ("hash", "exact", "rules", "cache", "sympy", "math_verify", "veto", "timeout", "crash", "error")
+TIERS = ("hash", "exact", "rules", "cache", "sympy", "math_verify", "veto", "math_verify_timeout", "timeout",
+         "crash", "error")
 
 
 def record_tiers(tiers: Sequence[str]) -> None:
@@ -152,7 +153,8 @@ def tier_counts(reset: bool = True) -> dict[str, int]:
     """Verdicts per deciding tier since the last reset, every tier named (0 where none): "hash" (math_reward's
     equal canonical hashes), "exact" (equal texts), "rules" (the value rules in this process), "cache",
     "sympy" (a worker's rules and sympy, certain), "math_verify" (we were unsure: math-verify decided),
-    "veto" (math-verify's "equal" overruled where it is known wrong), "timeout" (past the budget: False),
+    "veto" (math-verify's "equal" overruled where it is known wrong), "math_verify_timeout" (math-verify
+    ran out of the pair's budget: our "different" stands), "timeout" (past the budget: killed, False),
     "crash" / "error" (a worker died or raised: False). The trainer logs them as `grader/tier_<name>`."""
     with _TIER_LOCK:
         counts = {tier: _TIER_COUNTS.get(tier, 0) for tier in TIERS}

@@ -51,7 +51,7 @@ class _Worker:
         self.started = time.monotonic()
 
     def send(self, task: int, a: str, b: str, timeout_s: float) -> None:
-        self.proc.stdin.write((json.dumps([task, a, b]) + "\n").encode())
+        self.proc.stdin.write((json.dumps([task, a, b, timeout_s]) + "\n").encode())
         self.proc.stdin.flush()
         self.task, self.deadline = task, time.monotonic() + timeout_s
 

@@ -32,7 +32,7 @@ VETO_REASONS = ("bold", "colon", "units", "base", "decimal", "words", "equation"
 
 # What makes our "different" a reading we may have got wrong (the forms the rules read by pattern).
 _UNSURE_FORM = re.compile(
-    r"=|\\left|\\right|\\[lg]t(?![A-Za-z])|\||\\mid|\\[vV]ert|<|>|\\[lg]eq?(?![A-Za-z])|\\[lg]eqslant|≤|≥"
+    r"\\left|\\right|\\[lg]t(?![A-Za-z])|\||\\mid|\\[vV]ert|<|>|\\[lg]eq?(?![A-Za-z])|\\[lg]eqslant|≤|≥"
     r"|\\(?:text|mathrm|textbf|mathbf|operatorname|mbox)\s*\{|\\(?:quad|qquad)|;"
     r"|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])")
 _BOLD = re.compile(r"\*\*")
@@ -44,12 +44,34 @@ _PLAIN_DECIMAL = re.compile(r"\A\s*[-+]?\d*\.\d+\s*\Z")
 
 
 def unsure_form(pred: str, gold: str) -> bool:
-    """Whether the pair holds a form our rules read by pattern (labels, equations, several parts, absolute
-    values, `\\left`, inequalities, text): our "different" on it may be a misreading."""
+    """Whether the pair holds a form our rules read by pattern (equations and labels beyond `name = value`,
+    several parts that are not all numbers, absolute values, `\\left`, inequalities, text): our "different"
+    on it may be a misreading. A choice letter against a number is certain."""
     if not pred.strip() or not gold.strip() or _too_costly(pred) or _too_costly(gold):
         return False
-    return bool(_UNSURE_FORM.search(pred) or _UNSURE_FORM.search(gold)
-                or _parts(pred) > 1 or _parts(gold) > 1)
+    if _CHOICE.match(pred) or _CHOICE.match(gold):
+        return False
+    several = _parts(pred) > 1 or _parts(gold) > 1
+    return bool(_UNSURE_FORM.search(pred) or _UNSURE_FORM.search(gold) or _unsure_equation(pred)
+                or _unsure_equation(gold) or (several and not (_all_numbers(pred) and _all_numbers(gold))))
+
+
+_CHOICE = re.compile(r"\s*(?:\\text(?:bf)?\s*\{\s*)?\(?\s*[A-E]\s*\)?\s*\}?\s*\Z")
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)\s*\Z")
+
+
+def _unsure_equation(s: str) -> bool:
+    """An `=` beyond one or several `name = value` labels (which the rules drop): an equation, a chain."""
+    return "=" in s and not _labelled_value(s)
+
+
+def _all_numbers(s: str) -> bool:
+    body = _SIZED.sub("", s).strip()
+    for open_, close in (("\\{", "\\}"), ("(", ")"), ("[", "]")):
+        if body.startswith(open_) and body.endswith(close):
+            body = body[len(open_):len(body) - len(close)]
+            break
+    return all(_NUMBER.match(p) for p in reference._split_top(body, ","))
 
 
 # Forms math-verify's sympy evaluates for seconds or forever (a tower of powers, a huge factorial, a long
@@ -114,7 +136,7 @@ def _has_word(s: str) -> bool:
 
 def _labelled_value(s: str) -> bool:
     """`x = 5`, `(a, b) = (1, 4)`, `AB = 4, CD = 5`: names given values (math-verify compares the values)."""
-    parts = reference._split_top(s, ",")
+    parts = reference._split_top(s.strip().strip("$"), ",")
     return all(rules.LABEL.match(p) and p.count("=") == 1 for p in parts)
 
 

@@ -7,17 +7,21 @@
 structurally with sympy (parsed by latex2sympy2_extended, checked by exact equality, equation
 proportionality, then 50-digit evaluation at fixed rational points); where that leaves us unsure (a side
 not parsed, labels, several parts, forms read by pattern: seedgrpo.grading.second_opinion), math-verify's
-parse + verify decides, and our certainty vetoes its "equal" where it is known to be wrong. There is no time limit in here: the pool kills a worker that runs past its budget,
-so it needs no signals. A worker imports only sympy, math-verify and the pure-Python grading modules
-(reference, rules, second_opinion, shapes, units, sets): no torch from seedgrpo.grading.
+parse + verify decides, and our certainty vetoes its "equal" where it is known to be wrong. There is no
+time limit in here: the pool kills a worker that runs past its budget, so it needs no signals. A worker
+imports only sympy, math-verify and the pure-Python grading modules (reference, rules, second_opinion,
+shapes, units, sets): no torch.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import sys
+import threading
+import time
 from fractions import Fraction
 
 from . import reference, rules, second_opinion, shapes
@@ -275,7 +279,7 @@ def grade_pair(pred: str, gold: str) -> bool:
     return grade_pair_tier(pred, gold)[0]
 
 
-def grade_pair_tier(pred: str, gold: str) -> tuple[bool, str]:
+def grade_pair_tier(pred: str, gold: str, deadline: float | None = None) -> tuple[bool, str]:
     """The verdict on a pair of final answers and the tier that decided it: "sympy" (our value rules and
     sympy: equal, or different and certain), "math_verify" (we were unsure: math-verify's parse + verify
     decided), "veto" (math-verify said equal where it is known to be wrong: seedgrpo.grading.second_opinion)."""
@@ -293,14 +297,48 @@ def grade_pair_tier(pred: str, gold: str) -> tuple[bool, str]:
                 return True, "sympy"
     if not (_unparsed or second_opinion.unsure_form(pred, gold)):
         return False, "sympy"  # both sides read whole, in forms we model: certain
-    if not second_opinion.math_verify_equal(pred, gold):
-        return False, "math_verify"
+    try:
+        with _time_limit(None if deadline is None else deadline - time.monotonic()):
+            if not second_opinion.math_verify_equal(pred, gold):
+                return False, "math_verify"
+    except _OutOfTime:
+        return False, "math_verify_timeout"  # our "different" stands; the worker lives on
     if second_opinion.veto_reason(pred, gold) is not None:
         return False, "veto"
     return True, "math_verify"
 
 
 _unparsed: list[str] = []  # answers our parsers could not read during the current grade_pair
+
+# The second opinion gets what is left of the pair's budget, less this margin, by a timer in this process
+# (its main thread): a slow math-verify then ends with our verdict instead of a killed worker, whose
+# replacement costs an interpreter start (sympy, math-verify) on the trainer's CPUs.
+_SECOND_OPINION_MARGIN_S = 0.1
+
+
+class _OutOfTime(BaseException):
+    """Not an Exception: math-verify's and sympy's `except Exception` must not swallow the timer."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Raise _OutOfTime in this (main) thread after `seconds`; no limit for None (in-process callers)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if seconds <= 0:
+        raise _OutOfTime
+
+    def expire(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _canonical(answer: str) -> str:
@@ -416,9 +454,10 @@ def _worker_main() -> None:
     second_opinion.math_verify_equal("1", "1")
     reply.write("ready\n")
     for line in sys.stdin:
-        task, a, b = json.loads(line)
+        received = time.monotonic()
+        task, a, b, timeout_s = json.loads(line)
         try:
-            verdict, tier = grade_pair_tier(a, b)
+            verdict, tier = grade_pair_tier(a, b, received + timeout_s - _SECOND_OPINION_MARGIN_S)
         except Exception:  # noqa: BLE001 - RecursionError, sympy internals: not shown equal
             verdict, tier = False, "error"
         reply.write(json.dumps([task, bool(verdict), tier]) + "\n")
