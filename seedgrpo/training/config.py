@@ -30,7 +30,9 @@ HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 @dataclass
 class DataConfig:
-    path: str = "toy"                     # .jsonl/.json/.parquet, or "toy" (toy arithmetic, seedgrpo.tasks.toy)
+    path: str = "toy"                     # .jsonl/.json/.parquet, a HF dataset id, or "toy" (seedgrpo.tasks.toy)
+    split: str = "train"                  # HF dataset id only: the split to read
+    name: Optional[str] = None            # HF dataset id only: its config (subset) name
     problem_field: Optional[str] = None   # dotted path into each record; None = auto-detect
     answer_field: Optional[str] = None
     limit: Optional[int] = None           # read at most this many problems
@@ -74,7 +76,8 @@ class PeftConfig:
 @dataclass
 class TrainConfig:
     # model
-    model: str = "toy"                    # a local HF directory / hub id, or "toy"
+    model: str = "toy"                    # a local HF directory / hub id / .gguf file, or "toy"
+    gguf_file: Optional[str] = None       # a .gguf file inside `model` (a directory or hub id); rebuilt as float
     tokenizer: Optional[str] = None       # default: the model's
     dtype: str = AUTO                     # auto = bfloat16 on CUDA, float32 on CPU
     attn_implementation: str = AUTO       # auto = flash_attention_2 when importable on CUDA, else sdpa
@@ -82,7 +85,8 @@ class TrainConfig:
     # data
     data: DataConfig = field(default_factory=DataConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)
-    prompt_template: str = "qwen_math"    # qwen_math | r1 | none | any string holding "{problem}"
+    prompt_template: str = "qwen_math"    # qwen_math | r1 | chat | none | any string holding "{problem}"
+    system_prompt: Optional[str] = None   # chat: a system turn before the problem (None: the template's own)
     # rollout
     rollout_engine: str = "hf"            # hf | vllm
     prompts_per_step: int = 8             # prompts per rollout, all ranks together
@@ -231,6 +235,12 @@ def _is_reward_fn(value: str) -> bool:
     return value == "math" or bool(colon and module and function and ":" not in function)
 
 
+def _is_dataset_id(value: str) -> bool:
+    from ..tasks.data import is_dataset_id
+
+    return is_dataset_id(value)
+
+
 def _is_prompt_template(value: str) -> bool:
     from ..tasks.data import TEMPLATES
 
@@ -239,8 +249,9 @@ def _is_prompt_template(value: str) -> bool:
 
 # String knobs with a rule: key -> (accepts(value), what the error says, allowed values for the message).
 CHECKS: dict[str, tuple] = {
-    "data.path": (lambda v: v == "toy" or Path(v).is_file(), " is not a file",
-                  "'toy' or a .jsonl/.json/.parquet file"),
+    "data.path": (lambda v: v == "toy" or Path(v).is_file() or _is_dataset_id(v),
+                  " is not a file (nor a Hugging Face dataset id)",
+                  "'toy', a .jsonl/.json/.parquet file, or a dataset id 'org/name' (with data.split, data.name)"),
     "deepspeed_config": (lambda v: v is None or Path(v).is_file(), " is not a file",
                          "null (plain PyTorch, one process) or a DeepSpeed JSON such as "
                          "configs/ds_zero3.json (GPU) or configs/ds_zero3_cpu.json (CPU)"),
@@ -253,11 +264,11 @@ CHECKS: dict[str, tuple] = {
     "reward_weights": (lambda v: v is None or (isinstance(v, list) and len(v) > 0), " must not be an empty list",
                        "null (every reward function weighs 1) or a list of numbers, one per reward function"),
     "prompt_template": (_is_prompt_template, " is not a template",
-                        "qwen_math, r1, none, or a string holding '{problem}'"),
+                        "qwen_math, r1, chat, none, or a string holding '{problem}'"),
 }
 # Keys whose every string is valid here: paths and model ids are checked where they are opened, field names
 # against each record when the data loads.
-FREE_TEXT = ("model", "tokenizer", "output_dir", "data.problem_field", "data.answer_field", "run_name", "project",
+FREE_TEXT = ("model", "gguf_file", "tokenizer", "output_dir", "system_prompt", "data.split", "data.name", "data.problem_field", "data.answer_field", "run_name", "project",
              "peft.target_modules",
              "reward_funcs")  # each entry imported (with a one-line error naming it) when the Trainer starts
 # Names checked against the registries when the Trainer starts (user code may register more after loading).
@@ -522,9 +533,17 @@ def validate(config: TrainConfig) -> None:
                          "(e.g. 16) to train an adapter")
     for key in ("model", "tokenizer"):
         name = getattr(config, key)
-        if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name):
-            raise ValueError(f"{key}={name!r} is neither a local directory nor a Hugging Face model id "
-                             "('org/name'); give a directory holding config.json, a model id, or 'toy'")
+        if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name) \
+                and not (name.lower().endswith(".gguf") and Path(name).is_file()):
+            raise ValueError(f"{key}={name!r} is neither a local directory, a .gguf file nor a Hugging Face "
+                             "model id ('org/name'); give a directory holding config.json, a model id, a "
+                             ".gguf file, or 'toy'")
+    if config.gguf_file is not None and (config.model == "toy" or config.model.lower().endswith(".gguf")):
+        raise ValueError(f"gguf_file={config.gguf_file!r} names a file inside `model`, but model="
+                         f"{config.model!r}; set model to the directory (or hub id) holding it, or drop gguf_file")
+    if config.system_prompt is not None and config.prompt_template != "chat":
+        raise ValueError(f"system_prompt is set but prompt_template={config.prompt_template!r}; the system "
+                         "prompt goes through the tokenizer's chat template: set prompt_template: chat")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
 
