@@ -199,9 +199,9 @@ def set_threads(threads: int = 0) -> int:
 def _bar(progress: bool, **kwargs):
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from seedgrpo.training.console import progress_bar
 
-    return tqdm(**kwargs)
+    return progress_bar(**kwargs)  # whole lines, not carriage returns, when the output is a log file
 
 
 # ------------------------------------------------------------------------------------------- RL phase

@@ -140,8 +140,8 @@ def generate_completions(model, tokenizer, prompts: list[str], *, n: int = 1, te
             torch.manual_seed(seed)
             starts = range(0, len(prompts), batch_size)
             if progress:
-                from tqdm.auto import tqdm
-                starts = tqdm(starts, desc="generate", unit="batch", leave=False)
+                from seedgrpo.training.console import progress_bar
+                starts = progress_bar(starts, desc="generate", unit="batch", leave=False)
             for start in starts:
                 chunk = prompts[start:start + batch_size]
                 # A chat template already holds the BOS token where the model wants one; don't add another.

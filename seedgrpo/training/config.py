@@ -535,9 +535,9 @@ def validate(config: TrainConfig) -> None:
         name = getattr(config, key)
         if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name) \
                 and not (name.lower().endswith(".gguf") and Path(name).is_file()):
-            raise ValueError(f"{key}={name!r} is neither a local directory, a .gguf file nor a Hugging Face "
-                             "model id ('org/name'); give a directory holding config.json, a model id, a "
-                             ".gguf file, or 'toy'")
+            raise ValueError(f"{key}={name!r} is neither a local directory nor a Hugging Face model id "
+                             "('org/name') nor a .gguf file; give a directory holding config.json, a model "
+                             "id, a .gguf file, or 'toy'")
     if config.gguf_file is not None and (config.model == "toy" or config.model.lower().endswith(".gguf")):
         raise ValueError(f"gguf_file={config.gguf_file!r} names a file inside `model`, but model="
                          f"{config.model!r}; set model to the directory (or hub id) holding it, or drop gguf_file")

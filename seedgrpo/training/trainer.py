@@ -466,9 +466,9 @@ class Trainer:
     def _progress(self, name: str, total: int):
         if not (self.config.progress == "detailed" and dist.is_main()):  # per-step bars: detailed only
             return contextlib.nullcontext(_NoBar())
-        from tqdm.auto import tqdm
+        from .console import progress_bar
 
-        return tqdm(total=total, desc=f"step {self.step} {name}", leave=False, dynamic_ncols=True)
+        return progress_bar(total=total, desc=f"step {self.step} {name}", leave=False, dynamic_ncols=True)
 
     @contextlib.contextmanager
     def _sigterm_saves_checkpoint(self):
