@@ -207,7 +207,7 @@ def _bar(progress: bool, **kwargs):
 # ------------------------------------------------------------------------------------------- RL phase
 @dataclass
 class RLSettings:
-    """The SEED-GRPO phase (seedgrpo.training.config keys); defaults: ../shared/ENVIRONMENT.md's measured recipe."""
+    """The SEED-GRPO phase (seedgrpo.training.config keys); defaults: the recipe measured in docs/demo.md."""
 
     steps: int = 300
     prompts_per_step: int = 64

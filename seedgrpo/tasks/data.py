@@ -324,8 +324,8 @@ def format_prompt(problem: Problem | str, template: str = "qwen_math", tokenizer
         raise ValueError(f"problem={problem!r} must be a Problem or a str")
     if template == "chat":
         if not getattr(tokenizer, "chat_template", None):
-            raise ValueError("prompt_template='chat' needs a tokenizer with a chat template, and this one has "
-                             "none; use qwen_math, r1, none or a string holding '{problem}'")
+            raise ValueError("prompt_template='chat' needs a tokenizer with a chat template, and this one "
+                             "has none; use qwen_math, r1, none or a string holding '{problem}'")
         messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
         messages.append({"role": "user", "content": text})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
