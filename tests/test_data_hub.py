@@ -29,7 +29,8 @@ def test_a_dataset_id_loads_its_split_with_detected_or_named_fields(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     write_jsonl(tmp_path / "org" / "sums" / "train.jsonl",
                 [{"question": f"{i}+1?", "answer": float(i + 1), "meta": {"gold": str(i + 1)}} for i in range(5)])
-    write_jsonl(tmp_path / "org" / "sums" / "test.jsonl", [{"question": "9+9?", "answer": 18.0, "meta": {"gold": "18"}}])
+    write_jsonl(tmp_path / "org" / "sums" / "test.jsonl",
+                [{"question": "9+9?", "answer": 18.0, "meta": {"gold": "18"}}])
     train = load_problems("org/sums", split="train")
     assert [(p.problem, p.answer) for p in train] == [(f"{i}+1?", str(i + 1)) for i in range(5)]  # 1.0 -> "1"
     assert train[0].columns["meta"] == {"gold": "1"}  # every column reaches TRL-style reward functions

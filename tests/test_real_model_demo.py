@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("gguf")
 
 from seedgrpo import cli  # noqa: E402
-from seedgrpo.tasks import real_demo, word_sums  # noqa: E402
+from seedgrpo.tasks import word_sums  # noqa: E402
 from tests.test_real_model import write_tiny_gguf  # noqa: E402
 
 
