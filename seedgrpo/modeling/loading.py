@@ -9,7 +9,7 @@ transformers reads a GGUF file by dequantising every tensor to float, but marks 
 quantized (`hf_quantizer`, `quantization_config`): `save_pretrained` then raises and HF's Trainer refuses
 to train it. The weights are plain floats by then, so `load_causal_lm` rebuilds the model from its config
 (without the quantization entry) and loads the state dict into it: the result trains, checkpoints and
-saves ordinary safetensors that `from_pretrained` (and vLLM) load with no GGUF involved.
+saves ordinary safetensors that `from_pretrained` loads with no GGUF involved.
 """
 from __future__ import annotations
 
