@@ -387,7 +387,7 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
         kernel_args = dict(weights=weights, advantages=advantages, **factor_args, **per_token,
                            entropy_cutoff=cutoff, **_fields(opts))
         if logits is not None:
-            from .kernels.grpo_loss import grpo_loss_from_logits
+            from .kernels.dispatch import grpo_loss_from_logits
             loss, metrics = grpo_loss_from_logits(logits, completion_ids, completion_mask, inplace=inplace,
                                                   **kernel_args)
         else:

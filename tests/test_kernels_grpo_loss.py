@@ -13,7 +13,7 @@ import torch
 
 import seedgrpo
 from seedgrpo.kernels import _utils
-from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits
+from seedgrpo.kernels.dispatch import grpo_loss_from_logits
 from seedgrpo.kernels.reference import PolicyOptions, policy_loss
 from seedgrpo.loss import default_normalizer, token_logprobs_and_entropy, token_weights
 

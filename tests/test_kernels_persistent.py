@@ -1,18 +1,26 @@
-"""The persistent-grid launch of the loss kernel (``launch_grpo_loss(..., rows_in_flight=k)``) gives exactly
-what the one-program-per-row launch gives (CPU interpreter): every per-token output and the gradient, for grids
-smaller than, not dividing, and larger than the row count, on the [B, T, V] layout (a strided slice) and on
-the fused-linear path's packed [rows, V] chunks. The body is the same function, so equality is exact."""
+"""The persistent-grid launch of the loss kernel (``persistent.launch_persistent(..., rows_in_flight=k)``) gives
+exactly what the one-program-per-row launch (``one_pass.launch_one_pass``) gives: every per-token output and
+the gradient, for grids smaller than, not dividing, and larger than the row count, on the [B, T, V] layout (a
+strided slice) and on the fused-linear path's packed [rows, V] chunks (CPU interpreter). The body is the same
+function, so equality is exact."""
 import pytest
 import torch
 
 from seedgrpo.kernels._inputs import TokenInputs
-from seedgrpo.kernels.grpo_loss import launch_grpo_loss
-from seedgrpo.kernels.grpo_loss_persistent import PersistentGrid
+from seedgrpo.kernels.one_pass import launch_one_pass
+from seedgrpo.kernels.persistent import PersistentGrid, launch_persistent
 from seedgrpo.kernels.reference import PolicyOptions
 from seedgrpo.loss import default_normalizer, token_weights
 from test_kernels_grpo_loss import make_batch
 
 OUTPUTS = ("loss", "kl", "entropy", "clip_low", "clip_high")
+
+
+def launch(logits, tokens, config, *, rows_in_flight, **kwargs):
+    """The one-program-per-row launch for ``rows_in_flight=None``, else the persistent grid."""
+    if rows_in_flight is None:
+        return launch_one_pass(logits, tokens, config, **kwargs)
+    return launch_persistent(logits, tokens, config, rows_in_flight=rows_in_flight, **kwargs)
 
 
 def _inputs(batch, *, group_factor=False, beta=0.04):
@@ -40,7 +48,7 @@ def test_persistent_equals_one_program_per_row_on_logits(rows_in_flight, dtype, 
         full = batch["full"].clone()
         logits = full[:, :-1]
         grad = logits if inplace else torch.empty_like(logits)
-        out = launch_grpo_loss(logits, tokens, config, grad=grad, rows_in_flight=rif)
+        out = launch(logits, tokens, config, grad=grad, rows_in_flight=rif)
         results.append((out, grad.clone(), full[:, -1].clone()))
     (want, want_grad, want_last), (got, got_grad, got_last) = results
     for k in OUTPUTS:
@@ -63,8 +71,8 @@ def test_persistent_equals_one_program_per_row_on_packed_chunks():
         grads = []
         for start in range(0, active.numel(), 7):
             chunk = logits_all[start:start + 7].clone()
-            launch_grpo_loss(chunk, tokens, config, grad=chunk, token_offset=start, token_index=active,
-                             outputs=outputs, rows_in_flight=rif)
+            launch(chunk, tokens, config, grad=chunk, token_offset=start, token_index=active,
+                   outputs=outputs, rows_in_flight=rif)
             grads.append(chunk)
         results.append((outputs, torch.cat(grads)))
     (want, want_grad), (got, got_grad) = results
@@ -78,4 +86,4 @@ def test_bad_rows_in_flight_names_the_argument(bad):
     batch = make_batch(B=2, T=3, V=131, seed=1)
     tokens, config = _inputs(batch)
     with pytest.raises(ValueError, match="rows_in_flight must be a positive int"):
-        launch_grpo_loss(batch["logits"], tokens, config, grad=None, rows_in_flight=bad)
+        launch_persistent(batch["logits"], tokens, config, grad=None, rows_in_flight=bad)
