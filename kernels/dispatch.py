@@ -28,17 +28,19 @@ from .two_sweep import TwoSweepLossFromLogits
 __all__ = ["grpo_loss_from_logits"]
 
 
-def grpo_loss_from_logits(logits: torch.Tensor, completion_ids: torch.Tensor, completion_mask: torch.Tensor, *,
-                          weights: torch.Tensor, advantages: torch.Tensor, group_size: Optional[int] = None,
-                          group_factor: Optional[torch.Tensor] = None, old_logprobs: Optional[torch.Tensor] = None,
+def grpo_loss_from_logits(logits: torch.Tensor, completion_ids: torch.Tensor, completion_mask: torch.Tensor,
+                          *, weights: torch.Tensor, advantages: torch.Tensor,
+                          group_size: Optional[int] = None,
+                          group_factor: Optional[torch.Tensor] = None,
+                          old_logprobs: Optional[torch.Tensor] = None,
                           ref_logprobs: Optional[torch.Tensor] = None,
                           sampling_logprobs: Optional[torch.Tensor] = None,
                           importance_sampling_ratio: Optional[torch.Tensor] = None,
                           entropy_cutoff: Optional[torch.Tensor] = None, inplace: bool = False, **options):
     """Policy loss of ``logits`` [B, T, V] (``logits[b, t]`` scores ``completion_ids[b, t]``).
 
-    ``weights`` [B, T]: the loss is ``sum(weights * per-token loss)`` (0 at padding; they carry the loss type's
-    normaliser: ``seedgrpo.loss.token_weights``). ``advantages`` [B], times ``group_factor`` [B/G] (the
+    ``weights`` [B, T]: the loss is ``sum(weights * per-token loss)`` (0 at padding; they carry the loss
+    type's normaliser: ``seedgrpo.loss.token_weights``). ``advantages`` [B], times ``group_factor`` [B/G] (the
     per-group f(alpha*U), rows g*G .. g*G+G-1 of group g) when given, inside the kernel.
     ``old_logprobs=None`` is on-policy. ``options`` are the fields of
     :class:`seedgrpo.kernels.reference.PolicyOptions` (objective, epsilon_low, epsilon_high, delta, beta,
@@ -64,7 +66,8 @@ def grpo_loss_from_logits(logits: torch.Tensor, completion_ids: torch.Tensor, co
     tokens = TokenInputs(completion_ids, completion_mask, weights=weights, advantages=advantages,
                          group_size=group_size, group_factor=group_factor, old_logprobs=old_logprobs,
                          ref_logprobs=ref_logprobs, sampling_logprobs=sampling_logprobs,
-                         importance_sampling_ratio=importance_sampling_ratio, opts=config, device=logits.device)
+                         importance_sampling_ratio=importance_sampling_ratio, opts=config,
+                         device=logits.device)
     if logits.stride(-1) != 1:
         logits = logits.contiguous()
     if takes_one_pass(config, tokens):

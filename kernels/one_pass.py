@@ -44,8 +44,8 @@ __all__ = ["OnePassLossFromLogits", "launch_one_pass", "takes_one_pass", "one_pa
 # The per-token float32 outputs of a launch.
 OUTPUT_NAMES = ("loss", "kl", "entropy", "clip_low", "clip_high")
 
-# Rows of the throw-away buffer the autotuner benchmarks on (see _tune_on_scratch): enough rows to fill the GPU
-# for a representative timing, few enough that the buffer costs nothing next to the real launch.
+# Rows of the throw-away buffer the autotuner benchmarks on (see _tune_on_scratch): enough rows to fill the
+# GPU for a representative timing, few enough that the buffer costs nothing next to the real launch.
 TUNE_ROWS = 1024
 
 
@@ -161,7 +161,8 @@ def one_pass_args(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOptio
             raise ValueError("the gradient buffer must have a contiguous last dimension")
         grad_t, (gb, gt, _) = grad, row_layout(grad)
     return dict(
-        LOGITS=logits, stride_logits_b=sb, stride_logits_t=st, GRAD=grad_t, stride_grad_b=gb, stride_grad_t=gt,
+        LOGITS=logits, stride_logits_b=sb, stride_logits_t=st,
+        GRAD=grad_t, stride_grad_b=gb, stride_grad_t=gt,
         IDS=tokens.ids.view(-1), WEIGHTS=tokens.weights.view(-1),
         OLD_LOGP=None if tokens.old_logprobs is None else tokens.old_logprobs.view(-1),
         REF_LOGP=None if tokens.ref_logprobs is None else tokens.ref_logprobs.view(-1),
@@ -210,8 +211,8 @@ def launch_one_pass(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOpt
 def _tune_on_scratch(logits: torch.Tensor, args: dict) -> None:
     """The autotuner runs each config several times; with the gradient written over the logits, every run
     after the first would read gradients as logits. So the first in-place call for a key tunes on a copy of
-    at most TUNE_ROWS rows, with its own outputs (same dtypes and flags, hence the same autotuner key), and the
-    real launch then reuses the cached config. No full-size clone is made (restore_value would clone all).
+    at most TUNE_ROWS rows, with its own outputs (same dtypes and flags, hence the same autotuner key), and
+    the real launch then reuses the cached config. No full-size clone is made (restore_value would clone all).
     The scratch rows read the per-token inputs of tokens 0 .. rows-1 (or TOKEN_INDEX[0 .. rows-1]), which
     exist: rows never exceeds the real launch's."""
     # At least as fine as the autotuner's own key (the key= values and every tensor's dtype), so a call

@@ -58,8 +58,8 @@ def _grpo_loss_kernel_persistent(
         grad_ptr = GRAD + (row // logits_rows) * stride_grad_b + (row % logits_rows) * stride_grad_t
         _grpo_loss_kernel(row_ptr, 0, 0, grad_ptr, 0, 0, IDS, WEIGHTS, OLD_LOGP, REF_LOGP, ADVANTAGES,
                           GROUP_FACTOR, TOKEN_INDEX, LOSS, KL, ENTROPY, CLIP_LOW, CLIP_HIGH,
-                          token_offset + row - pid, 1, T, V, G, inv_temperature, epsilon_low, epsilon_high, delta,
-                          beta, HAS_DELTA, HAS_KL_LOSS, WRITE_GRAD, ROUND_BF16, BLOCK_V)
+                          token_offset + row - pid, 1, T, V, G, inv_temperature, epsilon_low, epsilon_high,
+                          delta, beta, HAS_DELTA, HAS_KL_LOSS, WRITE_GRAD, ROUND_BF16, BLOCK_V)
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,9 @@ def check_rows_in_flight(rows_in_flight) -> PersistentGrid:
     grid = rows_in_flight if isinstance(rows_in_flight, PersistentGrid) else PersistentGrid(rows_in_flight)
     count = grid.rows_in_flight
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"rows_in_flight must be a positive int (logit rows streamed at once, e.g. 2 x the SM "
-                         f"count) or a PersistentGrid (one_pass.launch_one_pass is the one-program-per-row "
-                         f"launch), got {count!r}")
+        raise ValueError(f"rows_in_flight must be a positive int (logit rows streamed at once, e.g. 2 x the "
+                         f"SM count) or a PersistentGrid (one_pass.launch_one_pass is the one-program-per-"
+                         f"row launch), got {count!r}")
     return grid
 
 

@@ -65,9 +65,9 @@ def _logit_grad_kernel(LOGITS, stride_logits_b, stride_logits_t, GRAD, stride_gr
 def launch_logit_grad(logits: torch.Tensor, grad: torch.Tensor, ids: torch.Tensor, logp: torch.Tensor,
                       entropy: torch.Tensor, c_logp: torch.Tensor, c_ent: Optional[torch.Tensor],
                       temperature: float, token_offset: int = 0) -> None:
-    """Sweep 2 on ``logits`` [B, T, V] or a [rows, V] chunk whose row i is flattened token ``token_offset + i``
-    of the flat float32 ``ids``, ``logp``, ``entropy``, ``c_logp``, ``c_ent`` (None: no entropy term);
-    ``grad`` (same shape, may be ``logits``) receives d loss / d logits."""
+    """Sweep 2 on ``logits`` [B, T, V] or a [rows, V] chunk whose row i is flattened token
+    ``token_offset + i`` of the flat float32 ``ids``, ``logp``, ``entropy``, ``c_logp``, ``c_ent`` (None: no
+    entropy term); ``grad`` (same shape, may be ``logits``) receives d loss / d logits."""
     V = logits.shape[-1]
     rows = logits.numel() // V
     if rows == 0:
@@ -78,10 +78,12 @@ def launch_logit_grad(logits: torch.Tensor, grad: torch.Tensor, ids: torch.Tenso
             1.0 / temperature)
     if INTERPRET:
         _logit_grad_kernel[(rows,)](*args, HAS_ENTROPY_GRAD=c_ent is not None,
-                                    ROUND_BF16=grad.dtype == torch.bfloat16, BLOCK_V=block_v_for(V), num_warps=4)
+                                    ROUND_BF16=grad.dtype == torch.bfloat16, BLOCK_V=block_v_for(V),
+                                    num_warps=4)
     else:
         _logit_grad_kernel[(rows,)](*args, HAS_ENTROPY_GRAD=c_ent is not None, ROUND_BF16=False,
-                                    BLOCK_V=min(_GPU_BLOCK_V, triton.next_power_of_2(V)), num_warps=_GPU_NUM_WARPS)
+                                    BLOCK_V=min(_GPU_BLOCK_V, triton.next_power_of_2(V)),
+                                    num_warps=_GPU_NUM_WARPS)
 
 
 def torch_logit_grad(logits: torch.Tensor, ids: torch.Tensor, entropy: torch.Tensor, c_logp: torch.Tensor,

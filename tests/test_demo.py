@@ -166,8 +166,8 @@ def test_a_cached_warm_start_gives_the_run_a_fresh_one_gives_whatever_the_load(t
     thread count and log the same metrics (which also checks the state the in-process warm start leaves
     behind: RNG, the grader's cache and workers)."""
     argv = ["--cache_dir", str(tmp_path / "cache"), "--no_progress", "--steps", "2", "--eval_every", "2",
-            "--prompts_per_step", "4", "--num_generations", "4", "--layers", "1", "--hidden", "64", "--ops", "+",
-            "--max_digits", "1", "--num_train", "60", "--num_dev", "20", "--num_test", "20",
+            "--prompts_per_step", "4", "--num_generations", "4", "--layers", "1", "--hidden", "64",
+            "--ops", "+", "--max_digits", "1", "--num_train", "60", "--num_dev", "20", "--num_test", "20",
             "--target_dev_accuracy", "0.0"]
     runs = {}
     for name, load in (("fresh", 0.0), ("cached", 99.0)):
