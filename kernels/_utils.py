@@ -55,10 +55,11 @@ def softmax_row_stats(row_ptr, V, inv_temperature, BLOCK_V: tl.constexpr):
     max(m, z) is one of m and z, one exp per element: exp(-|z - m|) is either the rescale or the new term.
     Then lse = M + log L and entropy = -sum p log p = log L - S / L; keeping s relative to m avoids the
     cancellation of lse - E[z] when the logits are large. Masked lanes and -inf logits read z = -inf: their
-    term is 0 and their lane keeps m_j = NEG_BIG, l_j = 0, which the combination weighs by 0.
+    term is 0 and their lane keeps m_j = NEG_BIG, l_j = 0, which the combination weighs by 0. (l_j is ``lsum``
+    below.)
     """
     m = tl.full([BLOCK_V], NEG_BIG, tl.float32)
-    l = tl.zeros([BLOCK_V], tl.float32)
+    lsum = tl.zeros([BLOCK_V], tl.float32)
     s = tl.zeros([BLOCK_V], tl.float32)
     for start in tl.range(0, V, BLOCK_V):
         cols = start + tl.arange(0, BLOCK_V)
@@ -71,13 +72,13 @@ def softmax_row_stats(row_ptr, V, inv_temperature, BLOCK_V: tl.constexpr):
         rise = tl.where(grows, diff, 0.0)  # m_new - m, finite
         # z - m_new: 0 when z is the new max; 0 for a zero term too (its diff is -inf, and 0 * -inf is NaN).
         d = tl.where(grows | (t == 0.0), 0.0, diff)
-        s = alpha * (s - l * rise) + e * d
-        l = l * alpha + e
+        s = alpha * (s - lsum * rise) + e * d
+        lsum = lsum * alpha + e
         m = tl.maximum(m, z)
     m_row = tl.max(m, axis=0)
     weight = tl.exp(m - m_row)  # 0 for lanes that saw only -inf (m_j = NEG_BIG), unless every lane did
-    l_row = tl.sum(l * weight, axis=0)
-    s_row = tl.sum(weight * (s + l * (m - m_row)), axis=0)
+    l_row = tl.sum(lsum * weight, axis=0)
+    s_row = tl.sum(weight * (s + lsum * (m - m_row)), axis=0)
     log_l = tl.log(l_row)
     return m_row + log_l, log_l - s_row / l_row
 

@@ -5,21 +5,19 @@ One program per token row streams the vocabulary once with an online log-sum-exp
 which gives the token's log-prob and entropy; then, in the same program, the advantage (the row's, times its
 group's f(alpha*U) factor when given), the ratio against the old log-prob, TRL's clipped
 surrogate (epsilon_low, epsilon_high, delta) and the k3 KL against the reference; and when a gradient is
-needed a second sweep over the row writes
+needed the gradient sweep over the row (_utils.write_logit_grad, shared with the two-sweep loss) writes
 
     d loss / d logits[v] = w * d loss_tok / d logp * (onehot(target)[v] - softmax(z)[v]) / T
 
-into a gradient buffer, or over the logits themselves with ``inplace=True``. Backward only multiplies that
-buffer by grad_output. Everything exp/log is float32 whatever the logits' dtype (fp32, bf16, fp16).
+into a gradient buffer, or over the logits themselves with ``inplace=True``; backward (backward.py) only
+multiplies that buffer by grad_output. Everything exp/log is float32 whatever the logits' dtype (fp32, bf16,
+fp16).
 
-    loss, metrics = grpo_loss_from_logits(logits, ids, mask, advantages=adv, weights=mask / mask.sum(),
-                                          epsilon_low=0.2, epsilon_high=0.28)
-    loss.backward()
-
-The per-token weights carry the loss type's normaliser (``seedgrpo.loss.token_weights``). Losses whose token
+Token-local losses only: ``dispatch.grpo_loss_from_logits`` (the entry point) sends the losses whose token
 terms need a statistic of the row or the batch first (GSPO's sequence ratio, cispo, sapo, vespo, the entropy
-and off-policy masks, importance-sampling ratios, the entropy bonus) take the two sweeps of
-``logit_grad.py`` instead: the same traffic (each row read twice, its gradient written once).
+and off-policy masks, importance-sampling ratios, the entropy bonus) to the two sweeps of ``two_sweep.py``:
+the same traffic (each row read twice, its gradient written once). ``persistent.py`` runs this kernel's body
+on a persistent grid; ``fused_linear_grpo.py`` launches it on chunks of logits.
 
 Runs on CUDA, or on the CPU through the Triton interpreter (TRITON_INTERPRET=1 set before import; tests only).
 Tests: ``pytest tests/test_kernels_grpo_loss.py``; benchmark: ``python benchmarks/bench_loss.py``.

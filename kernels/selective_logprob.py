@@ -20,8 +20,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._utils import (GPU_CONFIGS, INTERPRET, block_v_for, check_linear, check_triton_device, chunk_logit_bytes, chunk_rows,
-                     row_layout, softmax_row_stats, target_logit)
+from ._utils import (GPU_CONFIGS, INTERPRET, block_v_for, check_linear, check_triton_device, chunk_logit_bytes,
+                     chunk_rows, row_layout, softmax_row_stats, target_logit)
 
 __all__ = ["selective_logprob"]
 

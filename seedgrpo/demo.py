@@ -13,8 +13,8 @@ and problems "a op b=" whose completion is "\\boxed{answer}". Two phases:
    ~/.cache/seedgrpo/warmstart-<hash of the settings> and reused on a rerun.
 2. SEED-GRPO through the real trainer (seedgrpo.training.trainer.Trainer): 64 prompts × G=8 samples per step at
    temperature 1, AdamW 1e-4 (no weight decay) with 50 warm-up steps, grad-clip 1.0, no KL, Dr.GRPO loss,
-   advantages scaled by the semantic entropy of each group (the paper's reciprocal, α = 0.0417). A callback measures greedy accuracy on a held-out test set (graded
-   with rewards.math_reward) every --eval_every steps.
+   advantages scaled by the semantic entropy of each group (the paper's reciprocal, α = 0.0417). A callback
+   measures greedy accuracy on a held-out test set (graded with rewards.math_reward) every --eval_every steps.
 
 The run directory (--output_dir) gets metrics.jsonl (the trainer's per-step metrics plus "eval/accuracy"),
 summary.json (initial/final held-out accuracy, semantic-entropy and advantage-scale statistics, timings) and

@@ -116,7 +116,8 @@ def facts(name, kernel, args, num_warps, block_v, num_stages=1, strides=()):
         text = "\n".join(lp)
         body.append({"loads": re.findall(r"ld\.global(?:\.\w+)*", text),
                      "stores": re.findall(r"st\.global(?:\.\w+)*", text), "barriers": text.count("bar.sync")})
-    return {"name": name, "kernel": kernel.__name__, "V": args["V"], "BLOCK_V": block_v, "num_warps": num_warps, "num_stages": num_stages,
+    return {"name": name, "kernel": kernel.__name__, "V": args["V"], "BLOCK_V": block_v, "num_warps": num_warps,
+            "num_stages": num_stages,
             "size_types": {n: signature[n] for n in ("V", "T", "logits_rows", "G", "token_offset") if n in signature},
             "V_divisible_by_16": ["tt.divisibility", 16] in attrs.get((index["V"],), []),
             "usage": resource_usage(compiled.asm["cubin"]), "ptx_local": len(re.findall(r"\.local\b", ptx)),

@@ -1,9 +1,10 @@
-"""Fused-linear GRPO loss (hidden + lm_head weight, chunked, logits never whole) against the float64 reference.
+"""Fused-linear GRPO loss (hidden + lm_head weight, chunked, logits never whole) against the float64
+reference.
 
 The torch backend is cheap, so it runs the full cross product loss_type x clip x beta x temperature x dtype;
-the Triton backend (compiled on a GPU, else the CPU interpreter) runs a covering subset. Loss, metrics and the gradients of hidden,
-weight and bias are compared with ``seed_grpo_loss(impl="torch")`` on float64 logits ``h @ W.T + b``:
-float32 within 1e-5 relative, bf16 within twice the error of the PyTorch bf16 reference.
+the Triton backend (compiled on a GPU, else the CPU interpreter) runs a covering subset. Loss, metrics and the
+gradients of hidden, weight and bias are compared with ``seed_grpo_loss(impl="torch")`` on float64 logits
+``h @ W.T + b``: float32 within 1e-5 relative, bf16 within twice the error of the PyTorch bf16 reference.
 """
 import itertools
 

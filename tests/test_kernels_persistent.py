@@ -1,9 +1,10 @@
-"""The persistent-grid launch of the loss kernel (``persistent.launch_persistent(..., rows_in_flight=k)``) gives
-exactly what the one-program-per-row launch (``one_pass.launch_one_pass``) gives: every per-token output and
-the gradient, for grids smaller than, not dividing, and larger than the row count, on the [B, T, V] layout (a
-strided slice) and on the fused-linear path's packed [rows, V] chunks. The body is the same function, so under the interpreter (one
-fixed block) equality is exact; compiled on a GPU the two launches may use different blocks, so there it holds
-to rounding (kernel_device.same)."""
+"""The persistent-grid launch of the loss kernel (``persistent.launch_persistent(..., rows_in_flight=k)``)
+gives exactly what the one-program-per-row launch (``one_pass.launch_one_pass``) gives: every per-token output
+and the gradient, for grids smaller than, not dividing, and larger than the row count, on the [B, T, V] layout
+(a strided slice) and on the fused-linear path's packed [rows, V] chunks. The body is the same function, so
+under the interpreter (one fixed block) equality is exact; compiled on a GPU the two launches may use
+different blocks, so there it holds to rounding (kernel_device.same).
+"""
 import pytest
 import torch
 
