@@ -99,6 +99,16 @@ class TrainConfig:
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
     dynamic_sampling: bool = False        # DAPO: draw more prompts until the batch has signal (verl filter_groups)
     max_dynamic_sampling_rounds: int = 4  # rollouts per step at most with dynamic_sampling (the first included)
+    # where generation runs (docs/generation.md; seedgrpo/rollout/server.py and client.py; TRL's words)
+    generation_mode: str = "colocate"     # colocate: in the training process | server: a `seedgrpo serve` process
+    server_host: Optional[str] = None     # server mode: None = start a `seedgrpo serve` beside the trainer
+    server_port: int = 8765               # the server's port (with server_host)
+    server_timeout: float = 600.0         # seconds to wait for the server (connect, one generation) before failing
+    server_threads: Optional[int] = None  # torch threads of the auto-started server; None = the trainer's
+    server_bucket_mb: float = 64.0        # weight push: gather and send this much at a time (0 = one tensor)
+    server_debug_checksum: bool = False   # after every weight push, compare the server's weights with ours
+    async_generation: bool = False        # server mode: sample the next batches while the policy updates
+    max_staleness: int = 1                # async: batches are sampled k policy versions back; older ones dropped
     # scoring and advantages
     reward_fn: str = "math"               # older form: "math" or "package.module:function" (completions, problems)
     reward_funcs: list[str] = field(default_factory=list)  # TRL-style: "math" or dotted paths; [] = [reward_fn]
@@ -175,6 +185,7 @@ CHOICES: dict[str, tuple] = {
     "dtype": (AUTO, "float32", "bfloat16", "float16"),
     "attn_implementation": (AUTO, "sdpa", "eager", "flash_attention_2"),
     "rollout_engine": ("hf", "vllm"),
+    "generation_mode": ("colocate", "server"),
     "decode_loop": (AUTO, "lean", "generate"),
     "gather_for_generation": (AUTO, True, False),
     "progress": (True, False, "detailed"),
@@ -205,6 +216,9 @@ RANGES: dict[str, tuple] = {
     "vllm_importance_sampling_clip_max": (0, True, None, True),
     "vllm_importance_sampling_clip_min": (0, True, None, True),
     "max_dynamic_sampling_rounds": (1, True, None, True),
+    "server_port": (1, True, 65535, True), "server_timeout": (0, False, None, True),
+    "server_threads": (1, True, None, True), "server_bucket_mb": (0, True, None, True),
+    "max_staleness": (0, True, None, True),
     "learning_rate": (0, True, None, True), "weight_decay": (0, True, None, True),
     "adam_beta1": (0, True, 1, False), "adam_beta2": (0, True, 1, False),
     "adam_epsilon": (0, False, None, True),
@@ -257,7 +271,7 @@ CHECKS: dict[str, tuple] = {
 }
 # Keys whose every string is valid here: paths and model ids are checked where they are opened, field names
 # against each record when the data loads.
-FREE_TEXT = ("model", "tokenizer", "output_dir", "data.problem_field", "data.answer_field", "run_name", "project",
+FREE_TEXT = ("model", "tokenizer", "output_dir", "server_host", "data.problem_field", "data.answer_field", "run_name", "project",
              "peft.target_modules",
              "reward_funcs")  # each entry imported (with a one-line error naming it) when the Trainer starts
 # Names checked against the registries when the Trainer starts (user code may register more after loading).
@@ -332,7 +346,7 @@ def resolve_config_path(path: str | Path) -> Path:
     candidate = Path(path)
     if candidate.is_file():
         return candidate
-    presets = Path(__file__).resolve().parents[1] / "configs"
+    presets = Path(__file__).resolve().parents[2] / "configs"  # seedgrpo/training/ -> the repository
     for name in (f"{path}", f"{path}.yaml"):
         if (presets / name).is_file():
             return presets / name
@@ -525,6 +539,12 @@ def validate(config: TrainConfig) -> None:
         if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name):
             raise ValueError(f"{key}={name!r} is neither a local directory nor a Hugging Face model id "
                              "('org/name'); give a directory holding config.json, a model id, or 'toy'")
+    if config.async_generation and config.generation_mode != "server":
+        raise ValueError("async_generation=true needs generation_mode: server (colocated generation shares the "
+                         "training process and cannot run beside the update); set generation_mode: server")
+    if config.async_generation and config.max_staleness > 0 and config.dynamic_sampling:
+        raise ValueError("async_generation with max_staleness > 0 draws prompts ahead, which dynamic_sampling's "
+                         "extra draws would reorder; set dynamic_sampling: false or max_staleness: 0")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
 
