@@ -243,3 +243,19 @@ def _config_output_dir(line: str) -> str | None:
         return yaml.safe_load(Path(path).read_text()).get("output_dir")
     except (ValueError, IndexError, OSError):
         return None
+
+
+@pytest.mark.slow
+def test_zero3_server_mode_equals_colocated_and_lora_pushes_merged_weights(tmp_path):
+    """Under DeepSpeed ZeRO-3 (CPU, one rank) the push gathers one bucket at a time (a small bucket: several
+    pushes per model), and training equals colocated ZeRO-3 training bitwise. With LoRA the server holds the
+    merged weights W + BA: the debug checksum compares them with the trainer's merge after every push."""
+    zero3 = dict(deepspeed_config=str(REPO / "configs" / "ds_zero3_cpu.json"), max_steps=2)
+    colocated, _ = train(tiny(tmp_path / "colocate", **zero3))
+    server, _ = train(server_run(tmp_path / "server", server_bucket_mb=0.05, server_debug_checksum=True,
+                                 **zero3))
+    assert server.policy.is_deepspeed
+    assert_bitwise(colocated.policy.consolidated_state_dict(), server.policy.consolidated_state_dict())
+    lora, _ = train(server_run(tmp_path / "lora", server_debug_checksum=True, max_steps=2,
+                               **{"peft.r": 4, "peft.target_modules": ["q_proj", "v_proj"]}))
+    assert lora.rollout.version == 2

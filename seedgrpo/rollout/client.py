@@ -1,4 +1,5 @@
-"""The trainer's side of `generation_mode: server`: a RolloutEngine whose completions come from `seedgrpo serve`.
+"""The trainer's side of `generation_mode: server`: a RolloutEngine whose completions come from
+`seedgrpo serve`.
 
     engine = ServerRolloutEngine(model=policy.model, tokenizer=tok, sampling=..., config=config)
     batch = engine.generate(prompts, num_generations=8, row_seeds=seeds)      # synchronous
@@ -10,13 +11,14 @@ serve`, the trainer's config, its thread count unless `server_threads`, a random
 `close()`; the server also exits on its own when the trainer dies. With `server_host` it connects to a server
 started separately (authkey from SEEDGRPO_SERVER_AUTHKEY on both sides).
 
-Weights: at connect (version 0) and after each optimizer step (version + 1) the trainer streams its parameters
-in buckets of about `server_bucket_mb`; under ZeRO-3 each bucket is gathered, copied to the CPU and sent before
-the next is gathered, so no rank ever holds the full model beyond its shards and one bucket. LoRA: the merged
-weights under the base names, as the colocated vLLM path pushes them (rollout/vllm.py). Every weights message
-goes down the same ordered socket as the requests, so a request is sampled with the weights pushed before it:
-the version each batch carries is decided by the trainer, not by timing. `server_debug_checksum` has the server
-hash its weights after every push and compares them with the trainer's (bitwise).
+Weights: at connect (version 0) and after each optimizer step (version + 1) the trainer streams its
+parameters in buckets of about `server_bucket_mb`; under ZeRO-3 each bucket is gathered, copied to the CPU and
+sent before the next is gathered, so no rank ever holds the full model beyond its shards and one bucket. LoRA:
+the merged weights under the base names, as the colocated vLLM path pushes them (rollout/vllm.py). Every
+weights message goes down the same ordered socket as the requests, so a request is sampled with the weights
+pushed before it: the version each batch carries is decided by the trainer, not by timing.
+`server_debug_checksum` has the server hash its weights after every push and compares them with the
+trainer's (bitwise).
 
 Several training ranks: rank 0 holds the one connection; the others hand it their prompts and seeds
 (`gather_object`) and receive their rows back (`scatter_object_list`); all ranks take part in the gathers of a
@@ -109,7 +111,7 @@ class ServerRolloutEngine(RolloutEngine):
             reply = self._await(key)
             if reply["version"] != submitted:
                 raise GenerationServerError(f"the server sampled request {key} with weights version "
-                                            f"{reply['version']}, expected {submitted}: messages out of order")
+                                            f"{reply['version']}, expected {submitted}: out of order")
             mine = _split_rows(reply, self._rows.pop(key))
         batch = _to_batch(_scatter_from_rank0(mine))
         device = next(unwrap(self.model).parameters()).device
@@ -135,7 +137,8 @@ class ServerRolloutEngine(RolloutEngine):
         first = True
         for bucket in self._weight_buckets():
             if dist.is_main():
-                self._send(dict(kind="weights", version=self.version, tensors=bucket, first=first, last=False))
+                self._send(dict(kind="weights", version=self.version, tensors=bucket, first=first,
+                                last=False))
                 if checksum is not None:
                     for name, tensor in bucket:
                         checksum.update(name, tensor)
@@ -147,8 +150,8 @@ class ServerRolloutEngine(RolloutEngine):
         if reply:
             answer = self._await(("weights", self.version))
             if answer["checksum"] != checksum.hexdigest():
-                raise GenerationServerError(f"after weight push {self.version} the server's weights differ from "
-                                            f"the trainer's (sha256 {answer['checksum'][:12]} vs "
+                raise GenerationServerError(f"after weight push {self.version} the server's weights differ "
+                                            f"from the trainer's (sha256 {answer['checksum'][:12]} vs "
                                             f"{checksum.hexdigest()[:12]})")
 
     def verify_weights(self) -> None:
@@ -164,7 +167,8 @@ class ServerRolloutEngine(RolloutEngine):
             theirs = self._await(key)["checksum"]
             if theirs != ours.hexdigest():
                 raise GenerationServerError(f"the server's weights differ from the trainer's at version "
-                                            f"{self.version} (sha256 {theirs[:12]} vs {ours.hexdigest()[:12]})")
+                                            f"{self.version} (sha256 {theirs[:12]} vs "
+                                            f"{ours.hexdigest()[:12]})")
 
     def _weight_buckets(self):
         """Lists of (name, CPU tensor) of about server_bucket_mb each (rank 0's lists; others' are empty).
@@ -191,7 +195,8 @@ class ServerRolloutEngine(RolloutEngine):
         try:
             send(self._conn, message)
         except OSError as error:
-            raise GenerationServerError(self._gone(f"sending to it failed ({type(error).__name__})")) from None
+            what = f"sending to it failed ({type(error).__name__})"
+            raise GenerationServerError(self._gone(what)) from None
 
     def _await(self, key) -> dict:
         """The reply with id `key` (others are stashed); an error reply, a closed socket, a dead auto-started
@@ -199,15 +204,18 @@ class ServerRolloutEngine(RolloutEngine):
         deadline = time.monotonic() + self.timeout
         while key not in self._stash:
             if self._child is not None and self._child.poll() is not None:
-                raise GenerationServerError(self._gone(f"the server process exited (code {self._child.returncode})"))
+                what = f"the server process exited (code {self._child.returncode})"
+                raise GenerationServerError(self._gone(what))
             try:
                 ready = self._conn.poll(_POLL_S)
                 reply = recv(self._conn) if ready else None
             except (EOFError, OSError) as error:
-                raise GenerationServerError(self._gone(f"the connection closed ({type(error).__name__})")) from None
+                what = f"the connection closed ({type(error).__name__})"
+                raise GenerationServerError(self._gone(what)) from None
             if reply is None:
                 if time.monotonic() > deadline:
-                    raise GenerationServerError(self._gone(f"no reply within server_timeout={self.timeout:g} s"))
+                    what = f"no reply within server_timeout={self.timeout:g} s"
+                    raise GenerationServerError(self._gone(what))
                 continue
             if reply["kind"] == "error":
                 raise GenerationServerError(f"generation server: {reply['message']}")
@@ -234,17 +242,18 @@ class ServerRolloutEngine(RolloutEngine):
             except (ConnectionRefusedError, TimeoutError) as error:
                 if time.monotonic() > deadline:
                     raise GenerationServerError(
-                        f"no generation server at {host}:{port} ({type(error).__name__} for {wait:g} s); start "
-                        "one with `seedgrpo serve --config ... --port PORT`, or leave server_host unset to start "
-                        "one beside the trainer") from None
+                        f"no generation server at {host}:{port} ({type(error).__name__} for {wait:g} s); "
+                        "start one with `seedgrpo serve --config ... --port PORT`, or leave server_host "
+                        "unset to start one beside the trainer") from None
                 if not told:
                     dist.print0(f"waiting up to {wait:g} s for the generation server at {host}:{port}")
                     told = True
                 time.sleep(0.5)
             except Exception as error:  # AuthenticationError and its relatives
                 if "AuthenticationError" in type(error).__name__ or "digest" in str(error):
-                    raise GenerationServerError(f"the server at {host}:{port} refused our authkey; set the same "
-                                                f"{AUTHKEY_ENV} for the server and the trainer") from None
+                    raise GenerationServerError(f"the server at {host}:{port} refused our authkey; set "
+                                                f"the same {AUTHKEY_ENV} for the server and the trainer"
+                                                ) from None
                 raise
         self._conn = conn
         self._send(dict(kind="hello", protocol=PROTOCOL, run_id=os.path.abspath(self.config.output_dir)))
@@ -276,8 +285,9 @@ class ServerRolloutEngine(RolloutEngine):
         threads = self.config.server_threads or torch.get_num_threads()
         env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
         env[AUTHKEY_ENV] = key
-        command = [sys.executable, "-m", "seedgrpo.cli", "serve", "--config", config_path, "--host", "127.0.0.1",
-                   "--port", "0", "--num_threads", str(threads), "--parent_pid", str(os.getpid()),
+        command = [sys.executable, "-m", "seedgrpo.cli", "serve", "--config", config_path,
+                   "--host", "127.0.0.1", "--port", "0", "--num_threads", str(threads),
+                   "--parent_pid", str(os.getpid()),
                    "--resume", "null"]
         self._child = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
         lines: list[str] = []
@@ -335,8 +345,8 @@ def _client_within(address, key: bytes, timeout: float):
     thread.start()
     thread.join(timeout)
     if not outcome:
-        raise GenerationServerError(f"{address[0]}:{address[1]} accepted the connection but did not answer the "
-                                    f"authentication within {timeout:g} s: is it a seedgrpo serve?")
+        raise GenerationServerError(f"{address[0]}:{address[1]} accepted the connection but did not answer "
+                                    f"the authentication within {timeout:g} s: is it a seedgrpo serve?")
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]

@@ -1,7 +1,9 @@
-"""`seedgrpo serve`: a generation server, the other half of `generation_mode: server` (client.py is the trainer's).
+"""`seedgrpo serve`: a generation server, the other half of `generation_mode: server` (client.py is the
+trainer's).
 
     seedgrpo serve --config configs/tiny-cpu.yaml --port 8765             # then, elsewhere:
-    seedgrpo train --config configs/tiny-cpu.yaml --generation_mode server --server_host HOST --server_port 8765
+    seedgrpo train --config configs/tiny-cpu.yaml --generation_mode server --server_host HOST \
+        --server_port 8765
 
 The server builds the model the config names (`model`, `toy`, `dtype`; the weights it loads do not matter:
 the trainer pushes its own before the first request) and a rollout engine (`rollout_engine`: hf here; vllm on
@@ -183,9 +185,9 @@ class GenerationServer:
 
     def _hello(self, client: _Client, message: dict) -> None:
         if message.get("protocol") != PROTOCOL:
-            client.reply(dict(kind="error", message=f"protocol version mismatch: the server speaks {PROTOCOL}, "
-                                                    f"the trainer {message.get('protocol')}; run the same "
-                                                    "seedgrpo version on both sides"))
+            client.reply(dict(kind="error", message=f"protocol version mismatch: the server speaks "
+                                                    f"{PROTOCOL}, the trainer {message.get('protocol')}; run "
+                                                    "the same seedgrpo version on both sides"))
             return
         run_id = message["run_id"]
         if self.active is not None and self.active.alive and self.active.run_id != run_id:
@@ -208,8 +210,8 @@ class GenerationServer:
                 param = self.params.get(name)
                 if param is None or param.shape != tensor.shape:
                     have = None if param is None else tuple(param.shape)
-                    raise ValueError(f"the trainer pushed {name} {tuple(tensor.shape)} but the server's model "
-                                     f"has {have}: start the server with the trainer's model config")
+                    raise ValueError(f"the trainer pushed {name} {tuple(tensor.shape)} but the server's "
+                                     f"model has {have}: start the server with the trainer's model config")
                 param.data.copy_(tensor)
                 self.pushed_names.append(name)
         except ValueError as error:
@@ -245,8 +247,8 @@ class GenerationServer:
         started = time.perf_counter()
         batch = self.engine.generate(message["prompts"], num_generations=message["num_generations"],
                                      row_seeds=message["row_seeds"])
-        fields = {name: getattr(batch, name).cpu() for name in
-                  ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "logprobs", "is_truncated")}
+        names = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "logprobs", "is_truncated")
+        fields = {name: getattr(batch, name).cpu() for name in names}
         client.reply(dict(kind="result", id=message["id"], version=self.version, texts=batch.texts,
                           seconds=time.perf_counter() - started, **fields))
 

@@ -100,15 +100,15 @@ class TrainConfig:
     dynamic_sampling: bool = False        # DAPO: draw more prompts until the batch has signal (verl filter_groups)
     max_dynamic_sampling_rounds: int = 4  # rollouts per step at most with dynamic_sampling (the first included)
     # where generation runs (docs/generation.md; seedgrpo/rollout/server.py and client.py; TRL's words)
-    generation_mode: str = "colocate"     # colocate: in the training process | server: a `seedgrpo serve` process
+    generation_mode: str = "colocate"     # colocate: in the training process | server: `seedgrpo serve`
     server_host: Optional[str] = None     # server mode: None = start a `seedgrpo serve` beside the trainer
     server_port: int = 8765               # the server's port (with server_host)
-    server_timeout: float = 600.0         # seconds to wait for the server (connect, one generation) before failing
+    server_timeout: float = 600.0         # seconds without a reply (connect, a generation) before failing
     server_threads: Optional[int] = None  # torch threads of the auto-started server; None = the trainer's
     server_bucket_mb: float = 64.0        # weight push: gather and send this much at a time (0 = one tensor)
     server_debug_checksum: bool = False   # after every weight push, compare the server's weights with ours
     async_generation: bool = False        # server mode: sample the next batches while the policy updates
-    max_staleness: int = 1                # async: batches are sampled k policy versions back; older ones dropped
+    max_staleness: int = 1                # async: batches sampled k policy versions back; older ones dropped
     # scoring and advantages
     reward_fn: str = "math"               # older form: "math" or "package.module:function" (completions, problems)
     reward_funcs: list[str] = field(default_factory=list)  # TRL-style: "math" or dotted paths; [] = [reward_fn]
@@ -271,8 +271,8 @@ CHECKS: dict[str, tuple] = {
 }
 # Keys whose every string is valid here: paths and model ids are checked where they are opened, field names
 # against each record when the data loads.
-FREE_TEXT = ("model", "tokenizer", "output_dir", "server_host", "data.problem_field", "data.answer_field", "run_name", "project",
-             "peft.target_modules",
+FREE_TEXT = ("model", "tokenizer", "output_dir", "data.problem_field", "data.answer_field", "run_name", "project",
+             "peft.target_modules", "server_host",
              "reward_funcs")  # each entry imported (with a one-line error naming it) when the Trainer starts
 # Names checked against the registries when the Trainer starts (user code may register more after loading).
 REGISTRY_CHECKED = ("advantage", "uncertainty")
@@ -540,11 +540,13 @@ def validate(config: TrainConfig) -> None:
             raise ValueError(f"{key}={name!r} is neither a local directory nor a Hugging Face model id "
                              "('org/name'); give a directory holding config.json, a model id, or 'toy'")
     if config.async_generation and config.generation_mode != "server":
-        raise ValueError("async_generation=true needs generation_mode: server (colocated generation shares the "
-                         "training process and cannot run beside the update); set generation_mode: server")
+        raise ValueError("async_generation=true needs generation_mode: server (colocated generation shares "
+                         "the training process and cannot run beside the update); set generation_mode: "
+                         "server")
     if config.async_generation and config.max_staleness > 0 and config.dynamic_sampling:
-        raise ValueError("async_generation with max_staleness > 0 draws prompts ahead, which dynamic_sampling's "
-                         "extra draws would reorder; set dynamic_sampling: false or max_staleness: 0")
+        raise ValueError("async_generation with max_staleness > 0 draws prompts ahead, which "
+                         "dynamic_sampling's extra draws would reorder; set dynamic_sampling: false or "
+                         "max_staleness: 0")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
 

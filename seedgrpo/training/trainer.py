@@ -162,8 +162,8 @@ class Trainer:
         from ..rollout.client import ServerRolloutEngine  # a `seedgrpo serve` process (docs/generation.md)
 
         kwargs = self._rollout_kwargs()
-        return ServerRolloutEngine(model=kwargs["model"], tokenizer=self.tokenizer, sampling=kwargs["sampling"],
-                                   config=self.config)
+        return ServerRolloutEngine(model=kwargs["model"], tokenizer=self.tokenizer,
+                                   sampling=kwargs["sampling"], config=self.config)
 
     def _generated_batch(self):
         """(This step's problems, its rollout): drawn and generated now, or (async server mode) requested
