@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,17 +63,21 @@ def run_one(mode: str, args, output_dir: Path) -> None:
     Trainer(load_config(None, values)).train()
 
 
-def summarise(mode: str, output_dir: Path, skip: int, total_s: float) -> dict:
-    rows = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
-    kept = rows[skip:]
+def summarise(mode: str, runs: list[Path], skip: int, load: list[float]) -> dict:
+    """One mode's figures over its runs (rounds): the kept steps of every run pooled."""
+    per_run = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in runs]
+    rows = [r for run in per_run for r in run]
+    kept = [r for run in per_run for r in run[skip:]]
     step_times = [r["step_time"] for r in kept]
     waits = [r["generation_wait_s"] for r in kept]
     return dict(mode=mode, steps=len(rows), measured=len(kept),
                 median_step_s=statistics.median(step_times), steps_per_s=1 / statistics.median(step_times),
                 mean_steps_per_s=len(kept) / sum(step_times), wait_share=sum(waits) / sum(step_times),
                 staleness=dict(sorted(collections.Counter(r.get("staleness", 0) for r in rows).items())),
-                dropped=rows[-1].get("dropped_batches", 0), reward_first=rows[0]["reward_mean"],
-                reward_last=statistics.mean(r["reward_mean"] for r in rows[-10:]), process_s=total_s)
+                dropped=sum(run[-1].get("dropped_batches", 0) for run in per_run),
+                reward_first=statistics.mean(run[0]["reward_mean"] for run in per_run),
+                reward_last=statistics.mean(r["reward_mean"] for run in per_run for r in run[-10:]),
+                load_avg=[round(x, 1) for x in load])
 
 
 def main(argv=None) -> int:
@@ -88,33 +91,36 @@ def main(argv=None) -> int:
     parser.add_argument("--server_threads", type=int, default=1)
     parser.add_argument("--colocate_threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="run the modes in turn this many times")
     parser.add_argument("--one", help=argparse.SUPPRESS)       # internal: run this mode in this process
     parser.add_argument("--output_dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         run_one(args.one, args, Path(args.output_dir))
         return 0
-    results = []
+    runs = {mode: [] for mode in args.modes}
+    loads = {mode: [] for mode in args.modes}
     with tempfile.TemporaryDirectory(prefix="bench-async-") as root:
-        for mode in args.modes:
-            output_dir = Path(root) / mode
-            started = time.perf_counter()
+        for round_index, mode in ((r, m) for r in range(args.rounds) for m in args.modes):
+            output_dir = Path(root) / f"{mode}-{round_index}"
             command = [sys.executable, __file__, "--one", mode, "--output_dir", str(output_dir)]
             for name in ("steps", "prompts", "completion", "threads", "server_threads", "colocate_threads",
                          "seed"):
                 command += [f"--{name}", str(getattr(args, name))]
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONPATH=str(REPO))
             subprocess.run(command, check=True, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-            results.append(summarise(mode, output_dir, args.skip, time.perf_counter() - started))
-            print(json.dumps(results[-1]), flush=True)
+            runs[mode].append(output_dir)
+            loads[mode].append(os.getloadavg()[0])  # the machine's 1-minute load as the run ended
+            print(json.dumps(summarise(mode, [output_dir], args.skip, loads[mode][-1:])), flush=True)
+        results = [summarise(mode, runs[mode], args.skip, loads[mode]) for mode in args.modes]
     base = results[0]["steps_per_s"]
-    print(f"\n| mode | steps/s (median step) | steps/s (mean) | vs {results[0]['mode']} | generation wait "
-          "share | staleness histogram | dropped | reward first -> last 10 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"\n| mode | steps/s (median step) | steps/s (mean) | vs {results[0]['mode']} (median) | generation "
+          "wait share | staleness histogram | dropped | reward first -> last 10 | load avg at run ends |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['mode']} | {r['steps_per_s']:.2f} | {r['mean_steps_per_s']:.2f} | "
               f"{r['steps_per_s'] / base:.2f}x | {r['wait_share']:.0%} | {r['staleness']} | {r['dropped']} | "
-              f"{r['reward_first']:.3f} -> {r['reward_last']:.3f} |")
+              f"{r['reward_first']:.3f} -> {r['reward_last']:.3f} | {r['load_avg']} |")
     return 0
 
 

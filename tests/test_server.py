@@ -259,3 +259,23 @@ def test_zero3_server_mode_equals_colocated_and_lora_pushes_merged_weights(tmp_p
     lora, _ = train(server_run(tmp_path / "lora", server_debug_checksum=True, max_steps=2,
                                **{"peft.r": 4, "peft.target_modules": ["q_proj", "v_proj"]}))
     assert lora.rollout.version == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_training_ranks_share_one_server(tmp_path):
+    """`deepspeed --num_gpus 2` on CPU (ZeRO-3) in server mode: rank 0 holds the connection and relays rank 1's
+    prompts and rows; both ranks take part in every bucket's gather. The synchronous run samples the same
+    completions as the colocated two-rank run (rewards and lengths equal), async k = 1 runs one version behind."""
+    from tests.test_trainer_deepspeed import _deepspeed_two_ranks, _launch
+
+    colocated = _launch(_deepspeed_two_ranks(), tmp_path / "colocate")
+    server = _launch(_deepspeed_two_ranks(), tmp_path / "server",
+                     extra=("--generation_mode", "server", "--server_threads", "1"))
+    for a, b in zip(colocated, server):
+        assert (a["reward_mean"], a["completion_length"]) == (b["reward_mean"], b["completion_length"])
+        assert abs(a["loss"] - b["loss"]) <= 1e-5 * abs(a["loss"]) + 1e-7
+    async1 = _launch(_deepspeed_two_ranks(), tmp_path / "async1", max_steps=3,
+                     extra=("--generation_mode", "server", "--server_threads", "1", "--async_generation",
+                            "true", "--max_staleness", "1"))
+    assert [r["staleness"] for r in async1] == [0, 1, 1]

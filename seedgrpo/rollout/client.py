@@ -69,15 +69,19 @@ class ServerRolloutEngine(RolloutEngine):
         self._stash: dict = {}                 # replies that arrived while another was awaited
         self._rows: dict = {}                  # request key -> each rank's row count (several ranks)
         self._submitted: dict = {}             # request key -> the version current when it was sent
-        self._child = self._conn = None
+        self._child = self._conn = self._config_path = None
         self._sync_key = 0
-        if dist.is_main():
-            if config.server_host is None:
-                address, key = self._start_local_server()
-            else:
-                address, key = (config.server_host, config.server_port), authkey()
-            self._conn = self._connect(address, key)
-        self._push_weights(reply=True)         # version 0: the server samples from exactly our weights
+        try:
+            if dist.is_main():
+                if config.server_host is None:
+                    address, key = self._start_local_server()
+                else:
+                    address, key = (config.server_host, config.server_port), authkey()
+                self._conn = self._connect(address, key)
+            self._push_weights(reply=True)     # version 0: the server samples from exactly our weights
+        except BaseException:
+            self.close()  # an auto-started server does not outlive a failed start
+            raise
 
     # ------------------------------------------------------------------------------------------ generate
     def generate(self, prompts, *, num_generations, row_seeds, with_hidden=False,
@@ -321,7 +325,9 @@ class ServerRolloutEngine(RolloutEngine):
                 self._child.kill()
                 self._child.wait()
             self._child = None
+        if self._config_path is not None:
             os.unlink(self._config_path)
+            self._config_path = None
 
 
 # ------------------------------------------------------------------------------------------- helpers

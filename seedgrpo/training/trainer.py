@@ -138,7 +138,7 @@ class Trainer:
                     problems, batch, scores = self._resample_for_signal(problems, batch, scores)
                 advantages, adv_stats = self._advantages(batch, scores)                  # 3. advantage
                 update_stats = self._update(batch, advantages)                           # 4. update
-                self.rollout.sync_weights()  # vLLM samples the next rollout from the new weights
+                self._sync_weights()  # vLLM, a generation server: the next rollouts sample the new weights
                 metrics = self._log(batch, scores, adv_stats, update_stats, problems, started)  # 5. log
                 stop = dist.any_rank(self._stop_requested)
                 if stop or self.step == c.max_steps or (c.save_steps and self.step % c.save_steps == 0):
@@ -201,6 +201,12 @@ class Trainer:
             self.dropped_batches += 1
             return problems, self._rollout(problems, positions), 0
         return problems, self._finish_rollout(batch), staleness
+
+    def _sync_weights(self):
+        started = time.perf_counter()
+        self.rollout.sync_weights()
+        if self.config.generation_mode == "server":  # the push: the trainer waits for the socket meanwhile
+            self._generation_stats["weight_sync_s"] = time.perf_counter() - started
 
     @contextlib.contextmanager
     def _closing_rollout_on_error(self):
