@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo test test-fast bench gpu-check gpu-wheels clean
+.PHONY: setup build demo test lint test-fast bench gpu-check gpu-wheels clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -27,8 +27,12 @@ setup: build
 demo: build
 	$(PY) -m seedgrpo.cli demo $(DEMO_ARGS)
 
-test: build
+test: build lint
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+# ruff's rules are chosen in pyproject.toml ([tool.ruff.lint]); CI runs this as part of `make test`.
+lint: $(DEPS)
+	$(PY) -m ruff check .
 
 # On a lent GPU machine: every GPU stage in one call of at most 8 minutes, outputs under $$OUT (default
 # benchmarks/out/gpu); GPU_CHECK_ARGS="--dry-run" prints the plan. `make gpu-wheels` (where PyPI is reachable)

@@ -36,8 +36,8 @@ THROUGHPUT_SETS = ["math500", "minerva_math", "olympiadbench"]
 QUALITY_SETS = ["aime24", "amc23", "math500", "minerva_math", "olympiadbench"]
 
 sys.path.insert(0, str(ROOT))
-from seedgrpo import answers, grader  # noqa: E402
-from seedgrpo.rewards import math_reward  # noqa: E402
+from seedgrpo.grading import answers, equivalence, pool  # noqa: E402
+from seedgrpo.grading.rewards import math_reward  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -182,7 +182,7 @@ def quality() -> list[dict]:
         print(f"{name:14s} own {row['own_correct']:.4f} other {row['other_correct']:.4f} "
               f"math-verify own {row['mv_own_correct']:.4f} other {row['mv_other_correct']:.4f} "
               f"agreement {row['agreement']:.4f} ({seconds:.1f} s)", flush=True)
-    grader.shutdown()
+    pool.shutdown()
     return rows
 
 
@@ -217,7 +217,7 @@ def grading_speed(repeats: int) -> dict:
     math_reward(["\\boxed{x+1}"], ["1+x"])  # start the pool
 
     def ours():
-        grader._CACHE.clear()
+        equivalence._CACHE.clear()
         math_reward(completions, golds)
 
     def theirs():
@@ -225,17 +225,17 @@ def grading_speed(repeats: int) -> dict:
             verify(parse("$" + gold_text(gold) + "$", parsing_timeout=None),
                    parse(completion, parsing_timeout=None), timeout_seconds=None)
 
-    grader._CACHE.clear()
+    equivalence._CACHE.clear()
     pooled = {"pairs": 0}
-    original = grader.SympyPool.check
+    original = pool.SympyPool.check
 
     def counting(self, pairs, timeout_s):
         pooled["pairs"] += len(pairs)
         return original(self, pairs, timeout_s)
 
-    grader.SympyPool.check = counting
+    pool.SympyPool.check = counting
     ours()
-    grader.SympyPool.check = original
+    pool.SympyPool.check = original
     (ours_wall, ours_cpu), (mv_wall, mv_cpu) = time_runs([ours, theirs], repeats)
     row = dict(pairs=len(completions), pooled=pooled["pairs"], repeats=repeats,
                ours_median=statistics.median(ours_wall), mv_median=statistics.median(mv_wall),
@@ -262,7 +262,7 @@ def _math_verify_equal(pred: str, gold: str) -> bool:
 
 
 def _score(label: str, cases: list[tuple[str, str, bool]]) -> dict:
-    ours = grader.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=10.0)
+    ours = equivalence.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=10.0)
     theirs = [_math_verify_equal(p, g) for p, g, _ in cases]
     want = [e for _, _, e in cases]
     return dict(family=label, n=len(cases), ours=sum(o == w for o, w in zip(ours, want)),
@@ -394,7 +394,7 @@ def _grading_lines(speed: dict | None, fams: tuple[list[dict], list[dict]] | Non
             "",
             "## Fresh case sets (tests/fresh_cases, written in this project by four independent writers)",
             "",
-            "Accuracy and wrong \"equal\" verdicts of `grader.check_answer_pairs` (10 s budget) and of "
+            "Accuracy and wrong \"equal\" verdicts of `equivalence.check_answer_pairs` (10 s budget) and of "
             "math-verify given its best chance (an answer without `$` or `\\boxed` wrapped in `$…$`; a "
             "prediction that then yields nothing parsed as written). The rules of this session were then fixed against these sets, so the figures below "
             "are coverage; the first-run figures (before any fix) are in the notes.",
@@ -429,7 +429,7 @@ def main() -> None:
     args = parse_args()
     if args.grading_only:
         speed, fams = grading_speed(args.grading_repeats), families()
-        grader.shutdown()
+        pool.shutdown()
         scratch = args.out.with_suffix(".grading.tmp")
         write_results_sections(scratch, speed, fams)
         header = (f"\n# Grading: speed and families (appended {datetime.date.today().isoformat()})\n\n"
@@ -443,7 +443,7 @@ def main() -> None:
     qual = None if args.no_quality else quality()
     speed = None if args.no_quality else grading_speed(args.grading_repeats)
     fams = None if args.no_quality else families()
-    grader.shutdown()
+    pool.shutdown()
     write_results(args.out, args, perf, qual, speed, fams)
 
 

@@ -94,7 +94,7 @@ def build_model_dir(args, directory: Path) -> Path:
 def reward(kind, completions, problem_texts, golds):
     """The benchmark's reward, one float per completion; `problem_texts` and `golds` are per completion."""
     if kind == "math":
-        from seedgrpo.rewards import math_reward
+        from seedgrpo.grading.rewards import math_reward
 
         return math_reward(completions, golds)
     return [1.0 if is_trivial(problem) else sum(ch.isdigit() for ch in text) / max(1, len(text))

@@ -8,7 +8,7 @@ Inputs mix: LaTeX-shaped strings glued from pieces that hit every rule of docs/a
 the benchmark answers and solutions in ../shared/data (insert / delete / duplicate / swap), random Unicode
 (lone surrogates and NUL included), random bytes (C++ only), and now and then a hostile giant (1 MB,
 deep nesting, unbalanced braces). Every 64 inputs also go through the threaded batch calls. Exits 1 on the
-first mismatch, printing it. Imports only seedgrpo._C and seedgrpo.answers_reference (no torch), so that
+first mismatch, printing it. Imports only seedgrpo._C and seedgrpo.grading.reference (no torch), so that
 the AddressSanitizer build runs it without noise from other libraries.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from seedgrpo import _C
-from seedgrpo import answers_reference as reference
+from seedgrpo.grading import reference
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PIECES = [

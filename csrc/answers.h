@@ -1,5 +1,5 @@
 // The answer pipeline of seedgrpo._C: extraction, canonicalization and hashing of final answers.
-// docs/answers.md is the spec and seedgrpo/answers_reference.py the readable reference; every function
+// docs/answers.md is the spec and seedgrpo/grading/reference.py the readable reference; every function
 // here mirrors the Python function of the same name, and tests/test_answers_equivalence.py checks that
 // both give the same bytes. Inputs are arbitrary bytes (UTF-8 from Python, anything from the fuzzer).
 #pragma once
@@ -12,7 +12,7 @@
 
 namespace seedgrpo {
 
-// Limits that bound the work per item (same values as seedgrpo/answers_reference.py).
+// Limits that bound the work per item (same values as seedgrpo/grading/reference.py).
 constexpr size_t kMaxAnswerBytes = 1024;  // longer answers are only whitespace-collapsed
 constexpr int kMaxNesting = 32;           // deeper nesting is copied verbatim
 constexpr size_t kMaxDigits = 100;        // longer digit runs are not numbers

@@ -1,5 +1,5 @@
 // Canonicalization, text passes (docs/answers.md §2, steps 0-11); mirrors canonicalize()
-// and the helpers above "structure" in seedgrpo/answers_reference.py. The structural step (lists,
+// and the helpers above "structure" in seedgrpo/grading/reference.py. The structural step (lists,
 // tuples, sets, numbers) is in structure.cpp.
 #include <string>
 #include <string_view>

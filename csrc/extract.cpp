@@ -1,5 +1,5 @@
 // Final-answer extraction (docs/answers.md §1); mirrors extract_answer() and its helpers in
-// seedgrpo/answers_reference.py. Linear in the length of the text whatever it holds.
+// seedgrpo/grading/reference.py. Linear in the length of the text whatever it holds.
 #include <string.h>  // memrchr (glibc, musl)
 
 #if defined(__SSE2__)

@@ -1,5 +1,5 @@
 // Answer hashing and the threaded batch pipeline (extract -> canonicalize -> hash) behind
-// seedgrpo.answers.answer_hashes / extract_and_canonicalize. The batch functions run without the GIL
+// seedgrpo.grading.canonical.answer_hashes / extract_and_canonicalize. The batch functions run without the GIL
 // (module.cpp releases it) and split the items over std::thread workers.
 #include "batch.h"
 

@@ -1,5 +1,5 @@
 // BigUInt arithmetic and the number grammar; mirrors _parse_real, _parse_exponent, _parse_signed_real,
-// _parse_number and _format_rational in seedgrpo/answers_reference.py (which uses Python ints/Fraction).
+// _parse_number and _format_rational in seedgrpo/grading/reference.py (which uses Python ints/Fraction).
 #include "rational.h"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // Structural canonicalization; mirrors _canon_list and the helpers under "structure" in
-// seedgrpo/answers_reference.py. Recursion depth is bounded by kMaxNesting.
+// seedgrpo/grading/reference.py. Recursion depth is bounded by kMaxNesting.
 #include "structure.h"
 
 #include <algorithm>

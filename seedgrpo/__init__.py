@@ -5,7 +5,7 @@
                                             rewards=rewards, group_size=8, cluster_ids=clusters)
 
 The public API is what this package exports (docs/architecture.md draws the rest): the loss
-(``seed_grpo_loss``, ``SeedGRPOLoss``, ``PRESETS``, ``PolicyOptions``), ``compute_advantages``,
+(``seed_grpo_loss``, ``SeedGRPOLoss``, ``PRESETS``, ``LossOptions``), ``compute_advantages``,
 ``semantic_entropy``, the estimator registry, the trainer (``Trainer``, ``TrainConfig``, ``load_config``), and
 the modules ``answers`` and ``rewards`` (answer reading, hashing, grading), ``evaluate``, ``kernels`` and
 ``integrations``. Everything loads on first use (PEP 562): ``import seedgrpo`` imports no torch, and grading
@@ -22,8 +22,13 @@ _EXPORTS = {
     "seed_grpo_loss": (".loss", "seed_grpo_loss"),
     "SeedGRPOLoss": (".loss", "SeedGRPOLoss"),
     "PRESETS": (".loss", "PRESETS"),
-    "PolicyOptions": (".loss", "PolicyOptions"),
+    "LossOptions": (".loss", "LossOptions"),
+    "rollout_importance_ratio": (".loss", "rollout_importance_ratio"),
+    "normalizer_for": (".loss", "normalizer_for"),
+    "token_weights": (".loss", "token_weights"),
     "compute_advantages": (".advantages", "compute_advantages"),
+    "seed_advantages": (".advantages", "seed_advantages"),
+    "DEFAULT_ALPHA": (".advantages", "DEFAULT_ALPHA"),
     "semantic_entropy": (".uncertainty", "semantic_entropy"),
     "GroupContext": (".registry", "GroupContext"),
     "register_advantage": (".registry", "register_advantage"),
@@ -32,11 +37,15 @@ _EXPORTS = {
     "get_uncertainty": (".registry", "get_uncertainty"),
     "list_advantages": (".registry", "list_advantages"),
     "list_uncertainties": (".registry", "list_uncertainties"),
+    "group_context": (".registry", "group_context"),
+    "semantic_cluster_ids": (".clustering", "semantic_cluster_ids"),
+    "minilm_embeddings": (".embeddings", "minilm_embeddings"),
+    "policy_embeddings": (".embeddings", "policy_embeddings"),
     "Trainer": (".training.trainer", "Trainer"),
     "TrainConfig": (".training.config", "TrainConfig"),
     "load_config": (".training.config", "load_config"),
-    "answers": (".answers", None),
-    "rewards": (".rewards", None),
+    "answers": (".grading.answers", None),
+    "rewards": (".grading.rewards", None),
     "evaluate": (".evaluate", None),
     "kernels": (".kernels", None),
     "integrations": (".integrations", None),

@@ -25,6 +25,8 @@ __all__ = ["compute_advantages", "seed_advantages", "base_advantages", "scale_fa
 STD_EPS = 1e-4  # TRL's epsilon in (r - mean) / (std + eps): keeps all-equal groups at advantage 0
 FOCAL_GAMMA = 2.0  # the focal exponent the design fixes
 SCALE_FNS = ("linear", "exp", "focal", "reciprocal")
+# The released SEED-GRPO code's alpha (arXiv 2505.12346): the one default every entry point takes.
+DEFAULT_ALPHA = 0.0417
 SCALE_REWARDS = ("none", "group", "batch")
 # Uncertainties defined on answer clusters: without cluster ids there is nothing to measure, so no scaling.
 CLUSTER_UNCERTAINTIES = ("se_discrete", "se_rao", "se_mc")
@@ -108,7 +110,7 @@ def _check_alpha(alpha) -> None:
 
 
 def seed_advantages(ctx: GroupContext, *, uncertainty: Optional[str] = "se_rao", scale_fn: str = "reciprocal",
-                    alpha: float = 0.0417, scale_rewards: str = "none") -> AdvantageResult:
+                    alpha: float = DEFAULT_ALPHA, scale_rewards: str = "none") -> AdvantageResult:
     """Base advantages times the per-group factor ``f(α·U_g)``, with the statistics behind them."""
     _check_rewards(ctx.rewards, ctx.group_size)
     _check_context(ctx)
@@ -148,7 +150,7 @@ def seed_grpo_advantages(ctx: GroupContext, **options) -> torch.Tensor:
 def compute_advantages(rewards: torch.Tensor, group_size: int, cluster_ids: Optional[torch.Tensor] = None,
                        seq_logprobs: Optional[torch.Tensor] = None, *, embeddings: Optional[torch.Tensor] = None,
                        uncertainty: Optional[str] = "se_rao", scale_fn: str = "reciprocal",
-                       alpha: float = 0.0417, scale_rewards: str = "none", answers: Optional[list] = None,
+                       alpha: float = DEFAULT_ALPHA, scale_rewards: str = "none", answers: Optional[list] = None,
                        texts: Optional[list] = None, hashes: Optional[torch.Tensor] = None,
                        mask: Optional[torch.Tensor] = None, estimator: str = "seed_grpo") -> torch.Tensor:
     """Per-row advantages ``Â = (r - mean_g r)[/std] · f(α·U_g)``, detached, shape [B].

@@ -65,7 +65,7 @@ def grade_completions(problems: list[Problem], completions: list[list[str]] | li
     `completions[i]` is a list of samples for `problems[i]` (or one string). Returns one record per
     problem: id, problem, gold, completions, extracted answers, scores (1.0 / 0.0) and the number correct.
     """
-    from seedgrpo import answers, rewards
+    from seedgrpo.grading import answers, rewards
 
     if len(completions) != len(problems):
         raise ValueError(f"completions has {len(completions)} entries for {len(problems)} problems; "

@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 
-from .advantages import SCALE_FNS, SCALE_REWARDS, seed_advantages
+from .advantages import DEFAULT_ALPHA, SCALE_FNS, SCALE_REWARDS, seed_advantages
 from .kernels.reference import (IMPORTANCE_SAMPLING_LEVELS, PolicyOptions, masked_mean, policy_loss,
                                 token_logprobs_and_entropy)
-from .registry import GroupContext
+from .knobs import above, at_least, check_all, knob, within
+from .registry import GroupContext, mean_token_logprobs
 
 __all__ = [
     "seed_grpo_loss",
     "SeedGRPOLoss",
+    "LossOptions",
     "PRESETS",
     "LOSS_TYPES",
     "IMPORTANCE_SAMPLING_LEVELS",
@@ -59,11 +62,79 @@ IMPLS = ("auto", "torch", "triton")
 
 # Named configurations. `paper` is the released SEED-GRPO code's settings (DESIGN.md §2).
 PRESETS: dict[str, dict] = {
-    "paper": dict(uncertainty="se_rao", scale_fn="reciprocal", alpha=0.0417, loss_type="dr_grpo", epsilon=0.2,
+    "paper": dict(uncertainty="se_rao", scale_fn="reciprocal", alpha=DEFAULT_ALPHA, loss_type="dr_grpo", epsilon=0.2,
                   beta=0.0, scale_rewards="none", group_size=8),
     "grpo": dict(alpha=0.0, loss_type="grpo", scale_rewards="group", epsilon=0.2, beta=0.0),
     "dr_grpo": dict(alpha=0.0, loss_type="dr_grpo", scale_rewards="none", epsilon=0.2, beta=0.0),
 }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The policy-loss options: one validated object from config (or the drop-in's arguments) to the kernels
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LossOptions:
+    """The policy-loss options, TRL 1.16's names and meanings; validated once, here. The trainer's config, the
+    TRL adapter and ``seed_grpo_loss``'s keyword arguments all build it with ``from_object``; the kernels
+    receive its plain form (``kernel_options``)."""
+    loss_type: str = knob("dr_grpo", "aggregation and objective (README 'Loss types'): grpo, bnpo, dr_grpo, "
+                          "dapo, luspo clip the ratio; cispo, sapo, vespo have their own objectives",
+                          choices=LOSS_TYPES)
+    epsilon: float = knob(0.2, "clip range ε: the ratio is clipped to [1 − ε, 1 + ε_high]", within(0, 1))
+    epsilon_high: Optional[float] = knob(None, "upper clip ε_high (DAPO's clip-higher, ≥ ε); null = ε",
+                                         at_least(0))
+    delta: Optional[float] = knob(None, "two-sided clipping: the ratio is also capped at δ (> 1) for negative "
+                                  "advantages; null = off", above(1))
+    beta: float = knob(0.0, "weight β of the k3 KL to the reference model; 0 = no reference model",
+                       at_least(0))
+    temperature: float = knob(1.0, "sampling temperature; the logits are divided by it when scored",
+                              above(0))
+    importance_sampling_level: str = knob("token", "ratio per token, or per sequence (GSPO: the exp of the "
+                                          "mean log-ratio for every token of the row)",
+                                          choices=IMPORTANCE_SAMPLING_LEVELS)
+    top_entropy_quantile: float = knob(1.0, "train only the tokens whose entropy is in this top fraction "
+                                       "(1 = all tokens)", within(0, 1))
+    off_policy_mask_threshold: Optional[float] = knob(
+        None, "drop rows with negative advantage whose mean KL(sampler ‖ policy) exceeds this; null = off",
+        at_least(0))
+    sapo_temperature_pos: float = knob(1.0, "SAPO's gate temperature τ for positive advantages", above(0))
+    sapo_temperature_neg: float = knob(1.05, "SAPO's gate temperature τ for negative advantages", above(0))
+    vespo_k_pos: float = knob(2.0, "VESPO's k for non-negative advantages", at_least(0))
+    vespo_lambda_pos: float = knob(3.0, "VESPO's λ for non-negative advantages", at_least(0))
+    vespo_k_neg: float = knob(3.0, "VESPO's k for negative advantages", at_least(0))
+    vespo_lambda_neg: float = knob(2.0, "VESPO's λ for negative advantages", at_least(0))
+    entropy_coef: float = knob(0.0, "subtract entropy_coef × the mean entropy of the trained tokens "
+                               "(an entropy bonus)", at_least(0))
+
+    def __post_init__(self):
+        check_all(self)
+        if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
+            raise ValueError(f"epsilon_high={self.epsilon_high} must be >= epsilon={self.epsilon} "
+                             "(DAPO's clip-higher)")
+
+    @classmethod
+    def from_object(cls, source, **overrides) -> "LossOptions":
+        """The options read by name from a config, TRL's GRPOConfig or a mapping; `overrides` win."""
+        get = source.get if isinstance(source, dict) else (lambda name, default: getattr(source, name, default))
+        values = {f.name: get(f.name, f.default) for f in dataclasses.fields(cls)}
+        return cls(**{**values, **overrides})
+
+    def kernel_options(self, entropy_normalizer: Optional[float] = None) -> PolicyOptions:
+        """The plain options of the per-token math (kernels/reference.py)."""
+        return PolicyOptions(
+            objective=_OBJECTIVE.get(self.loss_type, "clip"), epsilon_low=float(self.epsilon),
+            epsilon_high=float(self.epsilon if self.epsilon_high is None else self.epsilon_high),
+            delta=self.delta, beta=float(self.beta), temperature=float(self.temperature),
+            importance_sampling_level=self.importance_sampling_level,
+            top_entropy_quantile=self.top_entropy_quantile, off_policy_mask_threshold=self.off_policy_mask_threshold,
+            sapo_temperature_pos=self.sapo_temperature_pos, sapo_temperature_neg=self.sapo_temperature_neg,
+            vespo_k_pos=self.vespo_k_pos, vespo_lambda_pos=self.vespo_lambda_pos, vespo_k_neg=self.vespo_k_neg,
+            vespo_lambda_neg=self.vespo_lambda_neg, entropy_coef=self.entropy_coef,
+            entropy_normalizer=entropy_normalizer)
+
+
+LOSS_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(LossOptions))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -139,8 +210,9 @@ def _check_number(name, value, *, low=None, low_inclusive=True, allow_none=False
 
 
 def _check_inputs(logits, hidden, weight, completion_ids, completion_mask, old_logprobs, ref_logprobs,
-                  advantages, rewards, group_size, loss_type, epsilon, epsilon_high, delta, beta, temperature,
-                  max_completion_length, scale_rewards, scale_fn, alpha, normalizer, impl, family):
+                  advantages, rewards, group_size, beta, max_completion_length, scale_rewards, scale_fn, alpha,
+                  normalizer, impl, family):
+    """The tensors and the per-call arguments (the policy-loss options are LossOptions' own checks)."""
     if (logits is None) == (hidden is None):
         raise ValueError("pass either logits [B, T, V] or hidden [B, T, H] + weight [V, H] (the fused-linear "
                          "form), not both and not neither")
@@ -195,13 +267,6 @@ def _check_inputs(logits, hidden, weight, completion_ids, completion_mask, old_l
                              f"got {_shape(rewards)}")
         if group_size is None:
             raise ValueError("rewards were given without group_size: pass group_size=G (num_generations)")
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"loss_type={loss_type!r} is not one of {LOSS_TYPES}")
-    _check_number("epsilon", epsilon, low=0)
-    _check_number("epsilon_high", epsilon_high, low=0, allow_none=True)
-    _check_number("delta", delta, low=1, low_inclusive=False, allow_none=True)
-    _check_number("beta", beta, low=0)
-    _check_number("temperature", temperature, low=0, low_inclusive=False)
     _check_number("alpha", alpha, low=0)
     if beta > 0 and ref_logprobs is None:
         raise ValueError(f"beta={beta} > 0 needs ref_logprobs [B, T] (the reference model's per-token log-probs); "
@@ -224,21 +289,7 @@ def _check_inputs(logits, hidden, weight, completion_ids, completion_mask, old_l
 
 
 def _check_family(f: dict, bt: tuple) -> None:
-    """The policy-loss family's options (TRL 1.16's names)."""
-    if f["importance_sampling_level"] not in IMPORTANCE_SAMPLING_LEVELS:
-        raise ValueError(f"importance_sampling_level={f['importance_sampling_level']!r} is not one of "
-                         f"{IMPORTANCE_SAMPLING_LEVELS}")
-    q = f["top_entropy_quantile"]
-    _check_number("top_entropy_quantile", q, low=0)
-    if q > 1:
-        raise ValueError(f"top_entropy_quantile must be in [0, 1] (the fraction of highest-entropy tokens that "
-                         f"train; 1.0 = all), got {q!r}")
-    _check_number("off_policy_mask_threshold", f["off_policy_mask_threshold"], low=0, allow_none=True)
-    for name in ("sapo_temperature_pos", "sapo_temperature_neg"):
-        _check_number(name, f[name], low=0, low_inclusive=False)
-    for name in ("vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg"):
-        _check_number(name, f[name], low=0)
-    _check_number("entropy_coef", f["entropy_coef"])
+    """The per-call inputs of the policy-loss family (TRL 1.16's names)."""
     threshold = f["entropy_threshold"]
     threshold = float(threshold) if isinstance(threshold, torch.Tensor) and threshold.numel() == 1 else threshold
     _check_number("entropy_threshold", threshold, allow_none=True)
@@ -250,11 +301,6 @@ def _check_family(f: dict, bt: tuple) -> None:
                             or tuple(isr.shape) not in (bt, (bt[0],), (bt[0], 1))):
         raise ValueError(f"importance_sampling_ratio must be a float tensor of shape {bt} (per token) or "
                          f"({bt[0]},) / ({bt[0]}, 1) (per sequence), got {_shape(isr)}")
-
-
-def _seq_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    valid = mask.bool() & torch.isfinite(per_token)  # unscorable tokens (NaN) take no part
-    return torch.where(valid, per_token, 0.0).sum(-1) / valid.sum(-1).clamp(min=1).to(per_token.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -271,14 +317,14 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
                    epsilon: float = 0.2, epsilon_high: Optional[float] = None, delta: Optional[float] = None,
                    beta: float = 0.0, temperature: float = 1.0, max_completion_length: Optional[int] = None,
                    scale_rewards: str = "none", uncertainty: Optional[str] = "se_rao",
-                   scale_fn: str = "reciprocal", alpha: float = 0.0417, normalizer=None, impl: str = "auto",
+                   scale_fn: str = "reciprocal", alpha: float = DEFAULT_ALPHA, normalizer=None, impl: str = "auto",
                    importance_sampling_level: str = "token", top_entropy_quantile: float = 1.0,
                    importance_sampling_ratio: Optional[torch.Tensor] = None,
                    off_policy_mask_threshold: Optional[float] = None, sapo_temperature_pos: float = 1.0,
                    sapo_temperature_neg: float = 1.05, vespo_k_pos: float = 2.0, vespo_lambda_pos: float = 3.0,
                    vespo_k_neg: float = 3.0, vespo_lambda_neg: float = 2.0, entropy_coef: float = 0.0,
                    entropy_normalizer=None, sampling_logprobs: Optional[torch.Tensor] = None,
-                   entropy_threshold=None, inplace: bool = False):
+                   entropy_threshold=None, inplace: bool = False, options: Optional[LossOptions] = None):
     """SEED-GRPO loss of a batch of completions; returns ``(loss, metrics)``.
 
     Inputs: ``logits`` [B, T, V] aligned with ``completion_ids`` [B, T] (``logits[b, t]`` scores
@@ -313,28 +359,28 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
     its ε_high caps; 0 for sapo and vespo), ``kl``, ``entropy`` (masked token means), ``semantic_entropy``
     (mean normalised uncertainty U of the groups) and ``advantage_scale`` (mean factor f(α·U)); the last two
     are NaN when advantages were given.
+
+    ``options``: the policy-loss options as one ``LossOptions`` (what the trainer and the TRL adapter pass)
+    instead of the keyword arguments of the same names.
     """
-    family = dict(importance_sampling_level=importance_sampling_level, top_entropy_quantile=top_entropy_quantile,
-                  off_policy_mask_threshold=off_policy_mask_threshold, sapo_temperature_pos=sapo_temperature_pos,
-                  sapo_temperature_neg=sapo_temperature_neg, vespo_k_pos=vespo_k_pos,
-                  vespo_lambda_pos=vespo_lambda_pos, vespo_k_neg=vespo_k_neg, vespo_lambda_neg=vespo_lambda_neg,
-                  entropy_coef=entropy_coef, entropy_normalizer=entropy_normalizer)
+    arguments = locals()
+    options = _options(options, {name: arguments[name] for name in LOSS_OPTION_NAMES})
+    loss_type, epsilon, epsilon_high = options.loss_type, options.epsilon, options.epsilon_high
+    beta, temperature, entropy_coef = options.beta, options.temperature, options.entropy_coef
     _check_inputs(logits, hidden, weight, completion_ids, completion_mask, old_logprobs, ref_logprobs,
-                  advantages, rewards, group_size, loss_type, epsilon, epsilon_high, delta, beta, temperature,
-                  max_completion_length, scale_rewards, scale_fn, alpha, normalizer, impl,
-                  dict(family, importance_sampling_ratio=importance_sampling_ratio,
-                       sampling_logprobs=sampling_logprobs, entropy_threshold=entropy_threshold))
+                  advantages, rewards, group_size, beta, max_completion_length, scale_rewards, scale_fn, alpha,
+                  normalizer, impl, dict(entropy_normalizer=entropy_normalizer,
+                                         importance_sampling_ratio=importance_sampling_ratio,
+                                         sampling_logprobs=sampling_logprobs, entropy_threshold=entropy_threshold))
     source = logits if logits is not None else hidden
     if impl == "auto":
         impl = "triton" if source.is_cuda else "torch"
     if normalizer is None:
         normalizer = default_normalizer(completion_mask, loss_type, max_completion_length)
     normalizer = float(normalizer)
-    if isinstance(family["entropy_normalizer"], torch.Tensor):
-        family["entropy_normalizer"] = float(family["entropy_normalizer"])
-    opts = PolicyOptions(objective=_OBJECTIVE.get(loss_type, "clip"), epsilon_low=float(epsilon),
-                         epsilon_high=float(epsilon if epsilon_high is None else epsilon_high), delta=delta,
-                         beta=float(beta), temperature=float(temperature), **family)
+    if isinstance(entropy_normalizer, torch.Tensor):
+        entropy_normalizer = float(entropy_normalizer)
+    opts = options.kernel_options(entropy_normalizer)
     row_mask = completion_mask.bool().any(-1)
     cutoff = None if entropy_threshold is None else torch.as_tensor(float(entropy_threshold))
 
@@ -401,6 +447,19 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
     return loss, metrics
 
 
+def _options(options: Optional[LossOptions], arguments: dict) -> LossOptions:
+    """`options`, or the keyword arguments of the same names as one validated LossOptions (not both)."""
+    if options is None:
+        return LossOptions(**arguments)
+    if not isinstance(options, LossOptions):
+        raise ValueError(f"options must be a seedgrpo.LossOptions, got {type(options).__name__}")
+    defaults = {f.name: f.default for f in dataclasses.fields(LossOptions)}
+    clash = sorted(name for name, value in arguments.items() if value != defaults[name])
+    if clash:
+        raise ValueError(f"{clash} were given both in options= and as keyword arguments; set each in one place")
+    return options
+
+
 def _fields(opts: PolicyOptions) -> dict:
     return {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
 
@@ -409,9 +468,9 @@ def _derive_seq_logprobs(logp, old_logprobs, logits, hidden, weight, completion_
                          temperature, impl):
     """Mean token log-prob of each completion, for ``se_rao``/``se_mc`` when the caller gave none."""
     if old_logprobs is not None:
-        return _seq_mean(old_logprobs.detach().double(), completion_mask)
+        return mean_token_logprobs(old_logprobs.detach().double(), completion_mask)
     if logp is not None:
-        return _seq_mean(logp.detach().double(), completion_mask)
+        return mean_token_logprobs(logp.detach().double(), completion_mask)
     # Fused paths never hold the log-probs before the loss: one no-grad pass gets them.
     from .kernels.selective_logprob import selective_logprob
     with torch.no_grad():
@@ -420,7 +479,7 @@ def _derive_seq_logprobs(logp, old_logprobs, logits, hidden, weight, completion_
         else:
             current = selective_logprob(None, completion_ids, hidden=hidden, weight=weight,
                                         temperature=temperature, backend=impl)
-    return _seq_mean(current.double(), completion_mask)
+    return mean_token_logprobs(current.double(), completion_mask)
 
 
 def _require_triton(source: torch.Tensor) -> None:
@@ -437,20 +496,20 @@ class SeedGRPOLoss(nn.Module):
     ``SeedGRPOLoss.from_preset("paper", alpha=0.1)`` starts from a named configuration (see ``PRESETS``).
     """
 
-    _CONFIG_KEYS = ("group_size", "loss_type", "epsilon", "epsilon_high", "delta", "beta", "temperature",
-                    "max_completion_length", "scale_rewards", "uncertainty", "scale_fn", "alpha", "normalizer",
-                    "impl", "importance_sampling_level", "top_entropy_quantile", "off_policy_mask_threshold",
-                    "sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos", "vespo_lambda_pos",
-                    "vespo_k_neg", "vespo_lambda_neg", "entropy_coef", "entropy_normalizer", "entropy_threshold",
-                    "inplace")
+    # the per-call settings besides the policy-loss options (LossOptions' fields, checked once here)
+    _CALL_KEYS = ("group_size", "max_completion_length", "scale_rewards", "uncertainty", "scale_fn", "alpha",
+                  "normalizer", "impl", "entropy_normalizer", "entropy_threshold", "inplace")
 
     def __init__(self, **config):
         super().__init__()
-        unknown = sorted(set(config) - set(self._CONFIG_KEYS))
+        allowed = self._CALL_KEYS + LOSS_OPTION_NAMES
+        unknown = sorted(set(config) - set(allowed))
         if unknown:
             raise ValueError(f"SeedGRPOLoss got unknown configuration keys {unknown}; allowed: "
-                             f"{list(self._CONFIG_KEYS)} (per-batch tensors go to forward())")
-        self.config = dict(config)
+                             f"{list(allowed)} (per-batch tensors go to forward())")
+        self.options = LossOptions(**{k: v for k, v in config.items() if k in LOSS_OPTION_NAMES})
+        self.config = {k: v for k, v in config.items() if k not in LOSS_OPTION_NAMES}
+        self._given = dict(config)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "SeedGRPOLoss":
@@ -459,11 +518,13 @@ class SeedGRPOLoss(nn.Module):
         return cls(**{**PRESETS[name], **overrides})
 
     def forward(self, logits: Optional[torch.Tensor] = None, **batch):
-        clash = sorted(set(batch) & set(self.config))
+        clash = sorted(set(batch) & set(self._given))
         if clash:
             raise ValueError(f"{clash} were set in the SeedGRPOLoss configuration and again in forward(); "
                              "set each in one place")
-        return seed_grpo_loss(logits, **self.config, **batch)
+        if set(batch) & set(LOSS_OPTION_NAMES + ("options",)):
+            return seed_grpo_loss(logits, **self.config, **{**_fields(self.options), **batch})
+        return seed_grpo_loss(logits, **self.config, options=self.options, **batch)
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return ", ".join(f"{k}={v!r}" for k, v in self._given.items())

@@ -24,6 +24,9 @@ import torch
 
 __all__ = [
     "GroupContext",
+    "group_context",
+    "mean_token_logprobs",
+    "EMBEDDING_UNCERTAINTIES",
     "register_uncertainty",
     "register_advantage",
     "get_uncertainty",
@@ -62,6 +65,40 @@ class GroupContext:
             raise ValueError(f"uncertainty/advantage {who!r} needs `{field}`, which was not given: pass "
                              f"{field}=... to compute_advantages / seed_grpo_loss, or pick another estimator")
         return value
+
+
+# The built-in uncertainties that read response embeddings, and those that read no text at all.
+EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
+TEXT_FREE_UNCERTAINTIES = ("none", "se_discrete", "se_rao", "se_mc") + EMBEDDING_UNCERTAINTIES
+TEXT_FREE_ADVANTAGES = ("seed_grpo", "grpo")
+
+
+def mean_token_logprobs(logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each row's mean token log-prob over its completion tokens (se_rao's sequence weights), in the input's
+    dtype; unscorable tokens (NaN, e.g. a sampler that returned none) take no part."""
+    per_token = logprobs.detach()
+    valid = mask.bool() & torch.isfinite(per_token)
+    return torch.where(valid, per_token, 0.0).sum(-1) / valid.sum(-1).clamp(min=1).to(per_token.dtype)
+
+
+def reads_text(uncertainty: str, advantage: str = "seed_grpo") -> bool:
+    """Whether the estimators may read the completions' texts and canonical answers (a registered one may)."""
+    return uncertainty not in TEXT_FREE_UNCERTAINTIES or advantage not in TEXT_FREE_ADVANTAGES
+
+
+def group_context(*, rewards: torch.Tensor, group_size: int, texts: Optional[list], hashes: torch.Tensor,
+                  uncertainty: str, advantage: str = "seed_grpo", seq_logprobs: Optional[torch.Tensor] = None,
+                  embeddings: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+                  answer_backend: str = "c") -> GroupContext:
+    """The per-group context of a batch, built one way for the trainer and the TRL adapter: clusters from the
+    answer hashes; the texts and canonical answers only for estimators that may read them (a registered one;
+    the built-ins read hashes, clusters, log-probs and embeddings)."""
+    from .grading.canonical import cluster_ids, extract_and_canonicalize
+
+    texts = texts if reads_text(uncertainty, advantage) else None  # (the caller may skip gathering them)
+    return GroupContext(rewards=rewards, group_size=group_size, cluster_ids=cluster_ids(hashes, group_size),
+                        seq_logprobs=seq_logprobs, embeddings=embeddings, texts=texts, hashes=hashes, mask=mask,
+                        answers=None if texts is None else extract_and_canonicalize(texts, backend=answer_backend))
 
 
 _UNCERTAINTIES: dict[str, Callable[[GroupContext], torch.Tensor]] = {}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from seedgrpo import answers
-from seedgrpo import answers_reference as reference
+from seedgrpo.grading import reference
 
 BACKENDS = ["c", "python"]
 

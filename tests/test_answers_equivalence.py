@@ -9,8 +9,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seedgrpo import _C, answers
-from seedgrpo import answers_reference as reference
+from seedgrpo import _C
+from seedgrpo.grading import answers
+from seedgrpo.grading import reference
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BENCHMARKS = ["aime24", "amc23", "math500", "minerva_math", "olympiadbench"]

@@ -112,3 +112,40 @@ def test_cli_dispatches_subcommands_lazily(capsys):
 
     parsed = train.parse_args(["--local_rank=1", "--config", "x.yaml", "--seed", "2"])
     assert parsed == ("x.yaml", ["--seed", "2"])
+
+
+def test_every_knob_has_help_and_a_rule_or_a_type():
+    from seedgrpo.training.config import KNOBS
+
+    assert len(KNOBS) >= 100
+    for key, f in KNOBS.items():
+        assert len(f.metadata["help"]) >= 5, key
+
+
+def test_config_reference_in_docs_is_generated_from_the_fields():
+    from pathlib import Path
+
+    from seedgrpo.training.config import REFERENCE_BEGIN, REFERENCE_END, reference_markdown
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "trainer.md").read_text()
+    block = text[text.index(REFERENCE_BEGIN) + len(REFERENCE_BEGIN):text.index(REFERENCE_END)]
+    assert block.strip() == reference_markdown().strip(), \
+        "run `python -m seedgrpo.training.config --markdown` and paste it between the markers of docs/trainer.md"
+
+
+@pytest.mark.parametrize("key,value", [("epsilon", 1.5), ("entropy_coef", -0.1), ("top_entropy_quantile", 1.2),
+                                       ("delta", 1.0), ("loss_type", "ppo")])
+def test_loss_option_ranges_agree_between_config_and_loss(key, value):
+    """One rule per knob: the config and seed_grpo_loss refuse the same values with the same message."""
+    import torch
+
+    import seedgrpo
+
+    with pytest.raises(ValueError) as from_config:
+        load_config(overrides={key: value})
+    logits = torch.randn(2, 3, 5)
+    with pytest.raises(ValueError) as from_loss:
+        seedgrpo.seed_grpo_loss(logits, completion_ids=torch.zeros(2, 3, dtype=torch.long),
+                                completion_mask=torch.ones(2, 3), advantages=torch.zeros(2), **{key: value})
+    assert str(from_config.value) == str(from_loss.value)
+    assert key in str(from_loss.value)

@@ -1,27 +1,27 @@
-"""seedgrpo.grader: canonical fast paths, the sympy worker pool, its time budget, cache and shutdown."""
+"""seedgrpo.grading.equivalence and .pool: canonical fast paths, the sympy worker pool, its time budget, cache and shutdown."""
 import threading
 import time
 
 import pytest
 
-from seedgrpo import answers, grader
+from seedgrpo.grading import equivalence, pool
 
 
 @pytest.fixture
 def fresh_pool():
-    grader.shutdown()
-    grader._CACHE.clear()
+    pool.shutdown()
+    equivalence._CACHE.clear()
     yield
-    grader.shutdown()
+    pool.shutdown()
 
 
 def test_fast_paths_start_no_process(fresh_pool):
-    assert grader.is_equivalent("0.5", "\\frac12")
-    assert grader.is_equivalent(27.0, "27")
-    assert grader.is_equivalent("x = 5", "\\boxed{5}")
-    assert not grader.is_equivalent("1/3", "0.333")  # two different exact rationals
-    assert not grader.is_equivalent("-2", 2)
-    assert not grader.pool_started()
+    assert equivalence.is_equivalent("0.5", "\\frac12")
+    assert equivalence.is_equivalent(27.0, "27")
+    assert equivalence.is_equivalent("x = 5", "\\boxed{5}")
+    assert not equivalence.is_equivalent("1/3", "0.333")  # two different exact rationals
+    assert not equivalence.is_equivalent("-2", 2)
+    assert not pool.pool_started()
 
 
 def test_symbolic_comparison_in_process():
@@ -39,32 +39,32 @@ def test_symbolic_comparison_in_process():
         ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}2\\\\1\\end{pmatrix}"),
     ]
     for a, b in equal:
-        assert grader.symbolic_equal(a, b) and grader.symbolic_equal(b, a), (a, b)
+        assert equivalence.symbolic_equal(a, b) and equivalence.symbolic_equal(b, a), (a, b)
     for a, b in different:
-        assert not grader.symbolic_equal(a, b) and not grader.symbolic_equal(b, a), (a, b)
+        assert not equivalence.symbolic_equal(a, b) and not equivalence.symbolic_equal(b, a), (a, b)
 
 
 @pytest.mark.slow
 def test_pool_grades_and_caches(fresh_pool):
-    assert grader.is_equivalent("\\frac{\\sqrt3}{3}", "\\dfrac{1}{\\sqrt{3}}")
-    assert grader.pool_started()
-    assert not grader.is_equivalent("x^2", "x^3")  # settled in the caller (quick_values): not cached
-    assert not grader.is_equivalent("\\lfloor x\\rfloor", "x")  # the worker's verdict, cached
-    key = (False, *grader._pair_key("\\lfloor x\\rfloor", "x"))  # raw final answers (not canonical forms) are the key
-    assert grader._CACHE.get(key) is False
+    assert equivalence.is_equivalent("\\frac{\\sqrt3}{3}", "\\dfrac{1}{\\sqrt{3}}")
+    assert pool.pool_started()
+    assert not equivalence.is_equivalent("x^2", "x^3")  # settled in the caller (quick_values): not cached
+    assert not equivalence.is_equivalent("\\lfloor x\\rfloor", "x")  # the worker's verdict, cached
+    key = (False, *equivalence._pair_key("\\lfloor x\\rfloor", "x"))  # raw final answers (not canonical forms) are the key
+    assert equivalence._CACHE.get(key) is False
     pairs = [("x+1", "1+x"), ("2x", "x+x"), ("x", "y"), ("x+1", "1+x")]
-    assert grader.check_canonical_pairs(pairs) == [True, True, False, True]
+    assert equivalence.check_canonical_pairs(pairs) == [True, True, False, True]
 
 
 @pytest.mark.slow
 def test_time_budget_holds_from_any_thread(fresh_pool):
-    assert grader.is_equivalent("x+1", "1+x")  # pool started and warm
+    assert equivalence.is_equivalent("x+1", "1+x")  # pool started and warm
     slow = ("10^{10^{10^{10}}}", "3")  # sympy evaluates this for far longer than the budget
     verdicts = {}
 
     def grade():
         start = time.monotonic()
-        verdicts["value"] = grader.is_equivalent(*slow, timeout_s=0.5)
+        verdicts["value"] = equivalence.is_equivalent(*slow, timeout_s=0.5)
         verdicts["seconds"] = time.monotonic() - start
 
     thread = threading.Thread(target=grade)
@@ -73,15 +73,15 @@ def test_time_budget_holds_from_any_thread(fresh_pool):
     assert not thread.is_alive()
     assert verdicts["value"] is False
     assert verdicts["seconds"] < 5.0, verdicts  # the 0.5 s budget plus process overhead, not sympy's minutes
-    assert grader.is_equivalent("2x", "x+x")  # the killed worker was replaced
+    assert equivalence.is_equivalent("2x", "x+x")  # the killed worker was replaced
 
 
 @pytest.mark.slow
 def test_shutdown_stops_the_workers(fresh_pool):
-    assert grader.is_equivalent("x+1", "1+x")
-    processes = [w.proc for w in grader._POOL._workers]
-    grader.shutdown()
-    assert not grader.pool_started()
+    assert equivalence.is_equivalent("x+1", "1+x")
+    processes = [w.proc for w in pool._POOL._workers]
+    pool.shutdown()
+    assert not pool.pool_started()
     assert all(p.poll() is not None for p in processes)
 
 
@@ -91,21 +91,21 @@ def test_workers_outlive_a_sigterm_to_the_process_group(fresh_pool):
     import os
     import signal
 
-    assert grader.is_equivalent("x+1", "1+x")
-    processes = [w.proc for w in grader._POOL._workers]
+    assert equivalence.is_equivalent("x+1", "1+x")
+    processes = [w.proc for w in pool._POOL._workers]
     for process in processes:
         os.kill(process.pid, signal.SIGTERM)
         os.kill(process.pid, signal.SIGINT)
     time.sleep(0.5)
     assert all(p.poll() is None for p in processes)
-    grader._CACHE.clear()
-    assert grader.check_canonical_pairs([("2x", "x+x"), ("x", "y")]) == [True, False]
-    current = [w.proc for w in grader._POOL._workers]
+    equivalence._CACHE.clear()
+    assert equivalence.check_canonical_pairs([("2x", "x+x"), ("x", "y")]) == [True, False]
+    current = [w.proc for w in pool._POOL._workers]
     assert all(p in current for p in processes)  # none was replaced
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="pred must be a str or a number"):
-        grader.is_equivalent(None, "1")
+        equivalence.is_equivalent(None, "1")
     with pytest.raises(ValueError, match="timeout_s"):
-        grader.check_canonical_pairs([("x", "y")], timeout_s=0)
+        equivalence.check_canonical_pairs([("x", "y")], timeout_s=0)

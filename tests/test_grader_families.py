@@ -5,7 +5,7 @@ import pytest
 
 from grading_cases import FAMILIES
 from grading_cases_forms import FAMILIES as FORM_FAMILIES
-from seedgrpo import answer_reading, grader, grading_rules
+from seedgrpo.grading import equivalence, pool, reading, rules
 
 CASE_FILES = {"grading_cases": FAMILIES, "grading_cases_forms": FORM_FAMILIES}
 
@@ -15,7 +15,7 @@ CASE_FILES = {"grading_cases": FAMILIES, "grading_cases_forms": FORM_FAMILIES}
 def test_family(source, family):
     cases = CASE_FILES[source][family]
     # A generous budget: this test is about verdicts; the budget has its own tests (test_grader_load.py).
-    verdicts = grader.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=20.0)
+    verdicts = equivalence.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=20.0)
     wrong = [(p, g, want) for (p, g, want), got in zip(cases, verdicts) if got != want]
     assert not wrong, wrong
 
@@ -38,7 +38,7 @@ def test_family(source, family):
     ("n \\text{ even}", "n \\text{ even}"),
 ])
 def test_final_answer(text, answer):
-    assert answer_reading.final_answer(text) == answer
+    assert reading.final_answer(text) == answer
 
 
 @pytest.mark.parametrize("pred, gold, forms", [
@@ -50,28 +50,28 @@ def test_final_answer(text, answer):
     ("1 \\pm \\sqrt2", "1+\\sqrt2, 1-\\sqrt2", ("1 + \\sqrt2, 1 - \\sqrt2", "1+\\sqrt2, 1-\\sqrt2")),
 ])
 def test_pair_forms(pred, gold, forms):
-    assert grading_rules.pair_forms(pred, gold)[-1] == forms
+    assert rules.pair_forms(pred, gold)[-1] == forms
 
 
 def test_value_rules_settle_without_a_process():
-    grader.shutdown()
-    grader._CACHE.clear()
+    pool.shutdown()
+    equivalence._CACHE.clear()
     settled = [("25\\%", "0.25", True), ("0.1428571", "\\frac17", True), ("0.333", "\\frac13", False),
                ("11:00", "2:00", False), ("2:30 p.m.", "14:30", True), ("1,000", "1.000", False),
                ("Yes", "yes", True), ("52_8", "53", False), ("0.1251", "\\frac18", False)]
-    assert grader.check_answer_pairs([(p, g) for p, g, _ in settled]) == [want for _, _, want in settled]
-    assert not grader.pool_started()
+    assert equivalence.check_answer_pairs([(p, g) for p, g, _ in settled]) == [want for _, _, want in settled]
+    assert not pool.pool_started()
 
 
 def test_decimal_rule():
     from fractions import Fraction
 
-    assert grading_rules.decimal_matches(Fraction("3.1416"), 4, Fraction(314159265, 100000000))  # rounded
-    assert grading_rules.decimal_matches(Fraction("3.1415"), 4, Fraction(314159265, 100000000))  # truncated
-    assert not grading_rules.decimal_matches(Fraction("3.1417"), 4, Fraction(314159265, 100000000))
-    assert grading_rules.decimal_matches(Fraction("-0.3333"), 4, Fraction(-1, 3))
-    assert not grading_rules.decimal_matches(Fraction("0.1251"), 4, Fraction(1, 8))  # 1/8 is a short decimal
-    assert grading_rules.decimal_places("3.14") is None  # too few significant digits to stand for pi
+    assert rules.decimal_matches(Fraction("3.1416"), 4, Fraction(314159265, 100000000))  # rounded
+    assert rules.decimal_matches(Fraction("3.1415"), 4, Fraction(314159265, 100000000))  # truncated
+    assert not rules.decimal_matches(Fraction("3.1417"), 4, Fraction(314159265, 100000000))
+    assert rules.decimal_matches(Fraction("-0.3333"), 4, Fraction(-1, 3))
+    assert not rules.decimal_matches(Fraction("0.1251"), 4, Fraction(1, 8))  # 1/8 is a short decimal
+    assert rules.decimal_places("3.14") is None  # too few significant digits to stand for pi
 
 
 @pytest.mark.parametrize("words, number", [
@@ -80,7 +80,7 @@ def test_decimal_rule():
     ("sevens", None), ("", None), ("one of them", None),
 ])
 def test_number_words(words, number):
-    assert answer_reading.number_from_words(words) == number
+    assert reading.number_from_words(words) == number
 
 
 @pytest.mark.parametrize("pred, gold, read", [
@@ -88,4 +88,4 @@ def test_number_words(words, number):
     ("(A) and (C)", "A", ("(A) and (C)", "A")), ("(1,2)", "(1,2)", ("(1,2)", "(1,2)")),
 ])
 def test_choice_pair(pred, gold, read):
-    assert answer_reading.choice_pair(pred, gold) == read
+    assert reading.choice_pair(pred, gold) == read

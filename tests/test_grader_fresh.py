@@ -4,7 +4,7 @@ that breaks a family shows here even when the family tests still pass."""
 import pytest
 
 from fresh_cases import SETS, cases
-from seedgrpo import grader
+from seedgrpo.grading import equivalence
 
 # name: (lowest accuracy, most wrong "equal" verdicts)
 FLOORS = {"reading": (0.99, 1), "math_forms": (0.995, 0), "competition": (0.995, 0), "science": (0.97, 1)}
@@ -14,7 +14,7 @@ FLOORS = {"reading": (0.99, 1), "math_forms": (0.995, 0), "competition": (0.995,
 @pytest.mark.parametrize("name", SETS)
 def test_fresh_set(name):
     rows = cases(name)
-    verdicts = grader.check_answer_pairs([(p, g) for p, g, _, _ in rows], timeout_s=20.0)
+    verdicts = equivalence.check_answer_pairs([(p, g) for p, g, _, _ in rows], timeout_s=20.0)
     wrong = [(p, g, want) for (p, g, want, _), got in zip(rows, verdicts) if got != want]
     wrong_equal = [w for w in wrong if not w[2]]
     accuracy = 1 - len(wrong) / len(rows)

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from seedgrpo import grader
-from seedgrpo.rewards import math_reward
+from seedgrpo.grading import equivalence, pool
+from seedgrpo.grading.rewards import math_reward
 
 BUDGET_S = 0.2
 G = 8
@@ -36,22 +36,22 @@ def step(hostile_rows: dict[int, str]) -> tuple[list[str], list[str]]:
 
 @pytest.mark.slow
 def test_hostile_answers_cost_their_budget_and_no_more():
-    grader.shutdown()
-    grader._CACHE.clear()
+    pool.shutdown()
+    equivalence._CACHE.clear()
     start = time.monotonic()
-    grader.check_answer_pairs([("x+1", "1+x")])  # start the pool: a trainer keeps it warm
+    equivalence.check_answer_pairs([("x+1", "1+x")])  # start the pool: a trainer keeps it warm
     startup_s = time.monotonic() - start
-    workers = grader._POOL.size
+    workers = pool._POOL.size
 
     calm_completions, golds = step({})
-    grader._CACHE.clear()
+    equivalence._CACHE.clear()
     start = time.monotonic()
     calm = math_reward(calm_completions, golds, timeout_s=BUDGET_S)
     calm_s = time.monotonic() - start
 
     hostile_rows = {row: HOSTILE[k % len(HOSTILE)] for k, row in enumerate(range(5, G * PROMPTS, 1361))}
     completions, _ = step(hostile_rows)
-    grader._CACHE.clear()
+    equivalence._CACHE.clear()
     start = time.monotonic()
     loaded = math_reward(completions, golds, timeout_s=BUDGET_S)
     loaded_s = time.monotonic() - start
@@ -68,9 +68,9 @@ def test_hostile_answers_cost_their_budget_and_no_more():
     assert [loaded[r] for r in benign] == [calm[r] for r in benign]
     assert sum(calm) > 0.3 * len(calm)  # the step holds right answers (written in several ways)
     # no worker is left stuck: every worker is idle, alive, and answers at once
-    assert all(w.task is None and w.proc.poll() is None for w in grader._POOL._workers)
-    assert len(grader._POOL._spares) <= 1
+    assert all(w.task is None and w.proc.poll() is None for w in pool._POOL._workers)
+    assert len(pool._POOL._spares) <= 1
     start = time.monotonic()
-    assert grader.check_answer_pairs([("\\sin x", "\\sin x + 0")], timeout_s=60.0) == [True]
+    assert equivalence.check_answer_pairs([("\\sin x", "\\sin x + 0")], timeout_s=60.0) == [True]
     assert time.monotonic() - start < 30.0
-    grader.shutdown()
+    pool.shutdown()

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from seedgrpo import answers, grader
-from seedgrpo.rewards import math_reward
+from seedgrpo.grading import answers, equivalence, pool
+from seedgrpo.grading.rewards import math_reward
 
 # Pieces a policy can emit; joined at random into answers, boxes and prose.
 ATOMS = [
@@ -76,14 +76,14 @@ def test_hostile_completions_never_raise(seed):
     clusters = answers.cluster_ids(hashes, 8)
     assert clusters.shape[0] == len(completions)
 
-    grader._CACHE.clear()
+    equivalence._CACHE.clear()
     start = time.monotonic()
     rewards = math_reward(completions, golds, timeout_s=budget_s)
     elapsed = time.monotonic() - start
     assert len(rewards) == len(completions) and set(rewards) <= {0.0, 1.0}
     # Every pair that reaches a worker costs at most its budget (+ a warm replacement); the in-process rules
     # take milliseconds. A pair stuck in-process without a budget would blow far past this.
-    workers = grader._POOL.size if grader._POOL is not None else 1
+    workers = pool._POOL.size if pool._POOL is not None else 1
     assert elapsed < 30 + len(completions) * budget_s / workers, elapsed
 
     for completion, gold in list(zip(completions, golds))[:40]:

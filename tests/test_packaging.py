@@ -43,6 +43,7 @@ def test_wheel_installs_kernels_as_seedgrpo_kernels(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "seedgrpo/kernels/grpo_loss.py" in names and "seedgrpo/kernels/reference.py" in names
     assert not [n for n in names if n.startswith("kernels/")], "the wheel ships a top-level kernels/"
+    assert "seedgrpo/grading/worker.py" in names and "seedgrpo/grading/answers.py" in names  # the grader
 
     venv = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)

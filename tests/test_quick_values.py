@@ -1,5 +1,5 @@
-"""seedgrpo.quick_values against the worker it stands in for: it may only say "different" where the worker's
-comparison (grader_worker.symbolic_equal, sympy) says so too, and its values are sympy's values."""
+"""seedgrpo.grading.quick_values against the worker it stands in for: it may only say "different" where the worker's
+comparison (worker.symbolic_equal, sympy) says so too, and its values are sympy's values."""
 import cmath
 import random
 
@@ -7,8 +7,8 @@ import pytest
 
 from grading_cases import FAMILIES
 from grading_cases_forms import FAMILIES as FORM_FAMILIES
-from seedgrpo import answer_reading, answers, grader_worker, grading_rules, quick_values
-from seedgrpo.answers_reference import _split_top
+from seedgrpo.grading import answers, quick_values, reading, rules, worker
+from seedgrpo.grading.reference import _split_top
 
 # (a, b): equal to the worker, written differently; each exercises one piece of the grammar.
 EQUAL = [
@@ -42,7 +42,7 @@ def _canonical(e: str) -> str:
 @pytest.mark.parametrize("a, b", EQUAL)
 def test_equal_forms_are_never_called_different(a, b):
     ca, cb = _canonical(a), _canonical(b)
-    assert grader_worker.symbolic_equal(ca, cb), (ca, cb)  # the case is right: the worker says equal
+    assert worker.symbolic_equal(ca, cb), (ca, cb)  # the case is right: the worker says equal
     assert not quick_values.certainly_different(ca, cb, _split_top), (ca, cb)
 
 
@@ -50,7 +50,7 @@ def test_equal_forms_are_never_called_different(a, b):
 def test_plainly_different_forms_are_settled(a, b):
     ca, cb = _canonical(a), _canonical(b)
     assert quick_values.certainly_different(ca, cb, _split_top), (ca, cb)
-    assert not grader_worker.symbolic_equal(ca, cb), (ca, cb)
+    assert not worker.symbolic_equal(ca, cb), (ca, cb)
 
 
 @pytest.mark.parametrize("expr", ["5!", "\\binom{7}{3}", "\\lfloor\\frac{7}{2}\\rfloor", "\\log 7", "\\arctan{2}",
@@ -61,7 +61,7 @@ def test_values_are_sympys(expr):
     value, has_variables = quick_values.quick_value(canonical)
     import sympy
 
-    exact = complex(grader_worker._parse(canonical).subs(sympy.Symbol("i"), sympy.I).evalf(30))
+    exact = complex(worker._parse(canonical).subs(sympy.Symbol("i"), sympy.I).evalf(30))
     assert not has_variables
     assert abs(value - exact) <= 1e-12 * max(1.0, abs(exact)), (canonical, value, exact)
 
@@ -72,9 +72,9 @@ def test_never_different_where_the_worker_says_equal():
     pairs = []
     for cases in [*FAMILIES.values(), *FORM_FAMILIES.values()]:
         for pred, gold, _ in cases:
-            p, g = answer_reading.final_answer(pred), answer_reading.final_answer(gold)
-            for fp, fg in grading_rules.pair_forms(p, g):
-                pairs += [(_canonical(x), _canonical(y)) for x, y in grading_rules.value_pairs(fp, fg)]
+            p, g = reading.final_answer(pred), reading.final_answer(gold)
+            for fp, fg in rules.pair_forms(p, g):
+                pairs += [(_canonical(x), _canonical(y)) for x, y in rules.value_pairs(fp, fg)]
     rng = random.Random()
     atoms = ["x", "n", "\\omega", "\\dot{y}", "e", "i", "\\pi", "3", "\\frac{1}{2}", "k!", "\\binom{5}{k}"]
     for _ in range(60):
@@ -85,7 +85,7 @@ def test_never_different_where_the_worker_says_equal():
     for ca, cb in pairs:
         if ca and cb and ca != cb and quick_values.certainly_different(ca, cb, _split_top):
             checked += 1
-            assert not grader_worker.symbolic_equal(ca, cb), (ca, cb)
+            assert not worker.symbolic_equal(ca, cb), (ca, cb)
     assert checked > 100
 
 

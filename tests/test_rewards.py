@@ -5,21 +5,21 @@ from pathlib import Path
 
 import pytest
 
-from seedgrpo import answers, grader
-from seedgrpo.rewards import math_reward
+from seedgrpo.grading import answers, equivalence, pool
+from seedgrpo.grading.rewards import math_reward
 
 # ../shared/data beside the checkout; SEEDGRPO_DATA points elsewhere (a git worktree one level deeper)
 DATA = Path(os.environ.get("SEEDGRPO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def test_gold_types_and_fast_path():
-    grader.shutdown()
-    grader._CACHE.clear()
+    pool.shutdown()
+    equivalence._CACHE.clear()
     completions = ["... so \\boxed{27}", "the answer is 0.5", "\\boxed{B}", "no answer", "\\boxed{7}",
                    "\\boxed{8}"]
     golds = [27.0, "$\\frac{1}{2}$", "\\text{(B)}", "5", ["6", "7"], ["6", "7"]]
     assert math_reward(completions, golds) == [1.0, 1.0, 1.0, 0.0, 1.0, 0.0]
-    assert not grader.pool_started()  # every decision above was exact
+    assert not pool.pool_started()  # every decision above was exact
 
 
 @pytest.mark.slow

@@ -209,7 +209,7 @@ def test_shared_prompt_prefill_trains_like_the_full_forward(tmp_path, monkeypatc
     """Each prompt's prefix run once for its G rows (generation and update) vs the full forward for every row:
     the same samples, loss and parameters, up to float32 rounding; with old log-probs (num_iterations=2)."""
     from seedgrpo.modeling import training_forward
-    from seedgrpo.rollout import scoring
+    from seedgrpo.modeling import scoring
 
     prefix_passes = []
     for module, name, kind in ((scoring, "prefix_cache", "generation"),

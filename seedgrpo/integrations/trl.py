@@ -39,12 +39,12 @@ except ImportError as exc:  # pragma: no cover - trl is in requirements.txt
 from packaging.version import InvalidVersion, Version
 from transformers.utils import logging
 
-import seedgrpo.gcpo  # noqa: F401  (registers the GCPO-style uncertainties)
-from seedgrpo import answers
-from seedgrpo.advantages import SCALE_FNS, SCALE_REWARDS, seed_advantages
+from seedgrpo.advantages import DEFAULT_ALPHA, SCALE_FNS, SCALE_REWARDS, seed_advantages
+from seedgrpo.grading import answers
 from seedgrpo.embeddings import policy_embeddings
-from seedgrpo.loss import LOSS_TYPES, normalizer_for, seed_grpo_loss
-from seedgrpo.registry import GroupContext, get_uncertainty
+from seedgrpo.loss import LOSS_TYPES, LossOptions, normalizer_for, seed_grpo_loss
+from seedgrpo.registry import (EMBEDDING_UNCERTAINTIES, GroupContext, get_uncertainty, group_context,
+                               mean_token_logprobs, reads_text)
 
 __all__ = ["SeedGRPOConfig", "SeedGRPOTrainer", "SUPPORTED_TRL", "check_trl_version"]
 
@@ -54,11 +54,6 @@ logger = logging.get_logger(__name__)
 # gathered rewards of _calculate_rewards, the loss normalisers of _compute_loss); other minors may move them.
 SUPPORTED_TRL = "1.16"
 ANSWER_BACKENDS = ("c", "python")
-# Estimators that read response embeddings (GCPO-style, DESIGN.md §2): the trainer computes them once per
-# generation batch from the policy's last hidden state, mean-pooled over the completion tokens.
-EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
-# Built-ins that need neither texts nor canonical answers: those are gathered only for registered estimators.
-TEXT_FREE_UNCERTAINTIES = ("se_discrete", "se_rao", "se_mc") + EMBEDDING_UNCERTAINTIES
 # Where the per-token log-probs of pi_old come from, in order of preference (DESIGN.md: l_i under pi_old).
 LOGPROB_KEYS = ("old_per_token_logps", "sampling_per_token_logps")
 
@@ -103,7 +98,7 @@ class SeedGRPOConfig(GRPOConfig):
         "help": "Uncertainty estimator U of each prompt's group (see seedgrpo.list_uncertainties()), or 'none'."})
     scale_fn: str = field(default="reciprocal", metadata={
         "help": "Advantage scaling f(alpha*U): 'linear', 'exp', 'focal' or 'reciprocal'."})
-    alpha: float = field(default=0.0417, metadata={
+    alpha: float = field(default=DEFAULT_ALPHA, metadata={
         "help": "Scaling strength alpha in f(alpha*U); 0 reproduces GRPO."})
     answer_backend: str = field(default="c", metadata={
         "help": "Answer hashing backend of seedgrpo.answers.answer_hashes: 'c' or 'python'."})
@@ -223,17 +218,15 @@ class SeedGRPOTrainer(GRPOTrainer):
         mask = gather(active_local) & scorable.to(device)
         seq_logprobs = None if seq_logprobs_local is None else gather(seq_logprobs_local)
         embeddings = None if embeddings_local is None else gather(embeddings_local)
-        canonical = None
-        if self.args.uncertainty not in TEXT_FREE_UNCERTAINTIES:  # a registered estimator may read the texts
+        if reads_text(self.args.uncertainty):  # a registered estimator may read the texts: every rank's
             from accelerate.utils import gather_object
 
             texts = gather_object(texts) if self.accelerator.num_processes > 1 else texts
-            canonical = answers.extract_and_canonicalize(texts, backend=self.args.answer_backend)
         else:
             texts = None
-        return GroupContext(rewards=rewards.to(device), group_size=group_size,
-                            cluster_ids=answers.cluster_ids(hashes, group_size), seq_logprobs=seq_logprobs,
-                            embeddings=embeddings, texts=texts, answers=canonical, hashes=hashes, mask=mask)
+        return group_context(rewards=rewards.to(device), group_size=group_size, texts=texts, hashes=hashes,
+                             uncertainty=self.args.uncertainty, seq_logprobs=seq_logprobs, embeddings=embeddings,
+                             mask=mask, answer_backend=self.args.answer_backend)
 
     def _completion_texts(self, completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> list[str]:
         rows = [ids[mask.bool()].tolist() for ids, mask in zip(completion_ids.cpu(), completion_mask.cpu())]
@@ -251,10 +244,8 @@ class SeedGRPOTrainer(GRPOTrainer):
                     "se_discrete does.")
                 self._warned_no_logprobs = True
             return None
-        # vLLM marks tokens it could not score as NaN: leave them out of the mean rather than poison it.
-        valid = loss_mask.bool() & torch.isfinite(logps)
-        total = torch.where(valid, logps.float(), torch.zeros((), device=logps.device)).sum(dim=1)
-        return total / valid.sum(dim=1).clamp(min=1)
+        # vLLM marks tokens it could not score as NaN: mean_token_logprobs leaves them out of the mean.
+        return mean_token_logprobs(logps.float(), loss_mask)
 
     @torch.no_grad()
     def _completion_embeddings(self, output: dict[str, Any]) -> torch.Tensor:
@@ -350,15 +341,13 @@ class SeedGRPOTrainer(GRPOTrainer):
             ref_logprobs=inputs.get("ref_per_token_logps") if self.beta != 0.0 else None,
             sampling_logprobs=inputs.get("sampling_per_token_logps"),
             importance_sampling_ratio=inputs.get("importance_sampling_ratio") if rollout_correction else None,
-            loss_type=self.loss_type, epsilon=self.epsilon_low, epsilon_high=self.epsilon_high,
-            delta=args.delta, beta=self.beta, temperature=self.temperature,
-            importance_sampling_level=self.importance_sampling_level,
-            top_entropy_quantile=self.top_entropy_quantile, off_policy_mask_threshold=self.off_policy_mask_threshold,
-            sapo_temperature_pos=args.sapo_temperature_pos, sapo_temperature_neg=args.sapo_temperature_neg,
-            vespo_k_pos=args.vespo_k_pos, vespo_lambda_pos=args.vespo_lambda_pos, vespo_k_neg=args.vespo_k_neg,
-            vespo_lambda_neg=args.vespo_lambda_neg,
-            # TRL: the bonus is the call's mean entropy of the trained tokens, scaled for accumulation only
-            entropy_coef=self.entropy_coef / accumulation,
+            # the same LossOptions the trainer builds from its config, read from TRL's GRPOConfig (the trainer
+            # holds a few of them resolved); TRL's entropy bonus is the call's mean, scaled for accumulation only
+            options=LossOptions.from_object(
+                args, loss_type=self.loss_type, epsilon=self.epsilon_low, epsilon_high=self.epsilon_high,
+                beta=self.beta, temperature=self.temperature, importance_sampling_level=self.importance_sampling_level,
+                top_entropy_quantile=self.top_entropy_quantile, off_policy_mask_threshold=self.off_policy_mask_threshold,
+                entropy_coef=self.entropy_coef / accumulation),
             normalizer=self._loss_normalizer(inputs, mask, mode))
         self._log_loss_metrics(metrics, mask, mode)
         return loss

@@ -21,223 +21,16 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from ..loss import IMPORTANCE_SAMPLING_LEVELS, IMPORTANCE_SAMPLING_MODES, LOSS_TYPES
+from ..advantages import DEFAULT_ALPHA, SCALE_FNS, SCALE_REWARDS
+from ..knobs import Rule, above, at_least, help_of, knob, same_knob, within
+from ..loss import IMPLS, IMPORTANCE_SAMPLING_MODES, LossOptions
 
 AUTO = "auto"
 # A Hub model id: "name" or "org/name" (no path separators beyond the one slash, no leading . or /).
 HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
-@dataclass
-class DataConfig:
-    path: str = "toy"                     # .jsonl/.json/.parquet, or "toy" (toy arithmetic, seedgrpo.tasks.toy)
-    problem_field: Optional[str] = None   # dotted path into each record; None = auto-detect
-    answer_field: Optional[str] = None
-    limit: Optional[int] = None           # read at most this many problems
-    shuffle: bool = True                  # a fresh permutation every epoch (seeded by `seed` and the epoch)
-
-
-@dataclass
-class ToyConfig:
-    """The locally built model and task used when `model: toy` / `data.path: toy` (seedgrpo.tasks.toy)."""
-    layers: int = 3
-    hidden: int = 128
-    num_problems: int = 2000
-    ops: str = "+-*"
-    max_digits: int = 2
-
-
-@dataclass
-class VLLMConfig:
-    """The colocated vLLM engine (`rollout_engine: vllm`). Its recorded log-probs (se_rao's sequence weights)
-    equal the hf engine's softmax(logits / T) before top-k/top-p, except at temperature != 1 combined with
-    top_k/top_p, where vLLM only returns the filtered distribution's (seedgrpo/rollout/vllm.py)."""
-    gpu_memory_utilization: float = 0.3   # colocated with training: leave room for the ZeRO-3 shards
-    sleep: bool = True                    # free vLLM's weights and KV cache while the policy trains
-    sync_bucket_mb: float = 0.0           # 0 = push one gathered parameter at a time
-    max_model_len: Optional[int] = None   # default max_prompt_length + max_completion_length
-    enable_prefix_caching: bool = True
-    enforce_eager: bool = True            # no CUDA graphs: not yet shown to survive sleep mode on a GPU
-    dtype: str = AUTO
-
-
-@dataclass
-class PeftConfig:
-    """LoRA through peft (seedgrpo/training/engine.py `apply_peft`): peft's LoraConfig names; r = 0 trains the full model."""
-    r: int = 0                            # adapter rank; 0 = no adapter
-    lora_alpha: float = 32.0              # TRL's ModelConfig default
-    lora_dropout: float = 0.0             # peft's default: dropout would make the training forward differ from
-                                          # the (eval-mode) sampling forward, so the on-policy ratio is not 1
-    target_modules: list[str] = field(default_factory=list)  # [] = peft's default for the model type; ["all-linear"]
-
-
-@dataclass
-class TrainConfig:
-    # model
-    model: str = "toy"                    # a local HF directory / hub id, or "toy"
-    tokenizer: Optional[str] = None       # default: the model's
-    dtype: str = AUTO                     # auto = bfloat16 on CUDA, float32 on CPU
-    attn_implementation: str = AUTO       # auto = flash_attention_2 when importable on CUDA, else sdpa
-    gradient_checkpointing: bool = False
-    # data
-    data: DataConfig = field(default_factory=DataConfig)
-    toy: ToyConfig = field(default_factory=ToyConfig)
-    prompt_template: str = "qwen_math"    # qwen_math | r1 | none | any string holding "{problem}"
-    # rollout
-    rollout_engine: str = "hf"            # hf | vllm
-    prompts_per_step: int = 8             # prompts per rollout, all ranks together
-    num_generations: int = 8              # G completions per prompt
-    max_prompt_length: int = 512
-    max_completion_length: int = 256
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: Optional[int] = None
-    generation_batch_size: Optional[int] = None  # rows per generate() call per rank; None = all at once
-    gather_for_generation: Union[bool, str] = AUTO  # ZeRO-3: generate from gathered weights (auto: if fit)
-    share_prompt_prefill: bool = True     # run each prompt's prefix once for its G rows (generation + update)
-    decode_loop: str = AUTO               # hf engine: auto = lean loop for Llama/Mistral/Qwen2/Qwen3, else generate
-    vllm: VLLMConfig = field(default_factory=VLLMConfig)
-    dynamic_sampling: bool = False        # DAPO: draw more prompts until the batch has signal (verl filter_groups)
-    max_dynamic_sampling_rounds: int = 4  # rollouts per step at most with dynamic_sampling (the first included)
-    # where generation runs (docs/generation.md; seedgrpo/rollout/server.py and client.py; TRL's words)
-    generation_mode: str = "colocate"     # colocate: in the training process | server: `seedgrpo serve`
-    server_host: Optional[str] = None     # server mode: None = start a `seedgrpo serve` beside the trainer
-    server_port: int = 8765               # the server's port (with server_host)
-    server_timeout: float = 600.0         # seconds without a reply (connect, a generation) before failing
-    server_threads: Optional[int] = None  # torch threads of the auto-started server; None = the trainer's
-    server_bucket_mb: float = 64.0        # weight push: gather and send this much at a time (0 = one tensor)
-    server_debug_checksum: bool = False   # after every weight push, compare the server's weights with ours
-    async_generation: bool = False        # server mode: sample the next batches while the policy updates
-    max_staleness: int = 1                # async: batches sampled k policy versions back; older ones dropped
-    # scoring and advantages
-    reward_fn: str = "math"               # older form: "math" or "package.module:function" (completions, problems)
-    reward_funcs: list[str] = field(default_factory=list)  # TRL-style: "math" or dotted paths; [] = [reward_fn]
-    reward_weights: Optional[list[float]] = None  # one per reward function; None = all 1 (TRL)
-    answer_backend: str = "c"             # c | python (seedgrpo.answers)
-    advantage: str = "seed_grpo"          # a registered advantage estimator
-    uncertainty: str = "se_rao"           # a registered uncertainty, or "none"
-    scale_fn: str = "reciprocal"
-    alpha: float = 0.0417
-    scale_rewards: str = "none"
-    embedding_source: str = AUTO          # auto | policy | minilm | none
-    mask_truncated_completions: bool = False
-    # loss
-    loss_type: str = "dr_grpo"
-    beta: float = 0.0
-    epsilon: float = 0.2
-    epsilon_high: Optional[float] = None
-    delta: Optional[float] = None
-    # the policy-loss family (TRL 1.16's names and meanings; README "Loss types")
-    importance_sampling_level: str = "token"  # token | sequence (GSPO)
-    top_entropy_quantile: float = 1.0     # train only this top fraction of tokens by entropy (1 = all)
-    off_policy_mask_threshold: Optional[float] = None  # drop rows with A < 0 whose mean KL(sampler||policy) exceeds it
-    sapo_temperature_pos: float = 1.0
-    sapo_temperature_neg: float = 1.05
-    vespo_k_pos: float = 2.0
-    vespo_lambda_pos: float = 3.0
-    vespo_k_neg: float = 3.0
-    vespo_lambda_neg: float = 2.0
-    entropy_coef: float = 0.0             # subtract entropy_coef x the mean token entropy
-    # rollout correction when the engine's log-probs are not the training model's (rollout/base.py)
-    vllm_importance_sampling_correction: bool = False
-    vllm_importance_sampling_mode: str = "sequence_mask"  # token|sequence x truncate|mask
-    vllm_importance_sampling_clip_max: Optional[float] = 3.0
-    vllm_importance_sampling_clip_min: Optional[float] = None
-    num_iterations: int = 1
-    loss_impl: str = AUTO                 # auto | torch | triton (seed_grpo_loss impl)
-    fused_linear: bool = True             # loss from hidden states + lm_head weight; never materialise logits
-    skip_zero_advantage: bool = True      # leave rows with advantage exactly 0 out of the update (when exact)
-    # optimisation
-    learning_rate: float = 1e-6
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    lr_scheduler_type: str = "constant"   # constant | linear | cosine (after warmup_steps)
-    warmup_steps: int = 0
-    per_device_train_batch_size: int = 8  # completions per micro-batch
-    gradient_accumulation_steps: Union[int, str] = AUTO  # auto = one optimizer step per pass over the rollout
-    deepspeed_config: Optional[str] = None  # a DeepSpeed JSON; None = plain PyTorch in one process
-    # run
-    seed: int = 0
-    max_steps: int = 10
-    output_dir: str = "runs/seedgrpo"
-    save_steps: int = 0                   # 0 = only at the end (and on SIGTERM)
-    save_total_limit: Optional[int] = None  # keep the newest N complete checkpoints (None = all); HF's name
-    save_final_model: bool = True         # HF-format export to output_dir/final
-    logging_steps: int = 1
-    sample_log_steps: int = 10            # write completions to samples.jsonl every N steps (0 = never)
-    num_samples_logged: int = 4
-    resume: Optional[str] = None          # "auto" (latest in output_dir) or a checkpoint directory
-    ddp_timeout: int = 1800               # seconds a collective waits for a dead rank before failing (HF's)
-    progress: Union[bool, str] = True     # true: one rank-0 bar over the run; detailed: + per-step bars; false
-    keep_freed_host_memory: bool = True   # glibc: reuse freed host memory instead of faulting it in each step
-    tensorboard: bool = True              # older key: with report_to auto, TensorBoard when installed
-    report_to: list[str] = field(default_factory=lambda: [AUTO])  # tensorboard | wandb | trackio | all | none
-    run_name: Optional[str] = None        # wandb/trackio run name; None = output_dir's name
-    project: str = "seedgrpo"             # wandb/trackio project
-    peft: PeftConfig = field(default_factory=PeftConfig)
-
-
-# Allowed values of the string-valued knobs ("registry" = names checked against the registry at start-up).
-CHOICES: dict[str, tuple] = {
-    "dtype": (AUTO, "float32", "bfloat16", "float16"),
-    "attn_implementation": (AUTO, "sdpa", "eager", "flash_attention_2"),
-    "rollout_engine": ("hf", "vllm"),
-    "generation_mode": ("colocate", "server"),
-    "decode_loop": (AUTO, "lean", "generate"),
-    "gather_for_generation": (AUTO, True, False),
-    "progress": (True, False, "detailed"),
-    "answer_backend": ("c", "python"),
-    "scale_fn": ("linear", "exp", "focal", "reciprocal"),
-    "scale_rewards": ("none", "group", "batch"),
-    "embedding_source": (AUTO, "policy", "minilm", "none"),
-    "loss_type": LOSS_TYPES,
-    "importance_sampling_level": IMPORTANCE_SAMPLING_LEVELS,
-    "vllm_importance_sampling_mode": IMPORTANCE_SAMPLING_MODES,
-    "loss_impl": (AUTO, "torch", "triton"),
-    "lr_scheduler_type": ("constant", "linear", "cosine"),
-    "vllm.dtype": (AUTO, "float32", "bfloat16", "float16"),
-    "report_to": (AUTO, "none", "all", "tensorboard", "wandb", "trackio"),  # checked per entry
-}
-# (low, low_inclusive, high, high_inclusive); None = unbounded.
-RANGES: dict[str, tuple] = {
-    "prompts_per_step": (1, True, None, True), "num_generations": (1, True, None, True),
-    "max_prompt_length": (1, True, None, True), "max_completion_length": (1, True, None, True),
-    "temperature": (0, False, None, True), "top_p": (0, False, 1, True), "top_k": (0, True, None, True),
-    "generation_batch_size": (1, True, None, True), "alpha": (0, True, None, True),
-    "beta": (0, True, None, True), "entropy_coef": (0, True, None, True), "epsilon": (0, True, 1, True), "epsilon_high": (0, True, None, True),
-    "delta": (1, False, None, True), "num_iterations": (1, True, None, True),
-    "top_entropy_quantile": (0, True, 1, True), "off_policy_mask_threshold": (0, True, None, True),
-    "sapo_temperature_pos": (0, False, None, True), "sapo_temperature_neg": (0, False, None, True),
-    "vespo_k_pos": (0, True, None, True), "vespo_lambda_pos": (0, True, None, True),
-    "vespo_k_neg": (0, True, None, True), "vespo_lambda_neg": (0, True, None, True),
-    "vllm_importance_sampling_clip_max": (0, True, None, True),
-    "vllm_importance_sampling_clip_min": (0, True, None, True),
-    "max_dynamic_sampling_rounds": (1, True, None, True),
-    "server_port": (1, True, 65535, True), "server_timeout": (0, False, None, True),
-    "server_threads": (1, True, None, True), "server_bucket_mb": (0, True, None, True),
-    "max_staleness": (0, True, None, True),
-    "learning_rate": (0, True, None, True), "weight_decay": (0, True, None, True),
-    "adam_beta1": (0, True, 1, False), "adam_beta2": (0, True, 1, False),
-    "adam_epsilon": (0, False, None, True),
-    "max_grad_norm": (0, True, None, True), "warmup_steps": (0, True, None, True),
-    "per_device_train_batch_size": (1, True, None, True),
-    "gradient_accumulation_steps": (1, True, None, True),
-    "max_steps": (1, True, None, True), "save_steps": (0, True, None, True),
-    "save_total_limit": (1, True, None, True), "ddp_timeout": (1, True, None, True),
-    "seed": (0, True, 2 ** 32 - 1, True),  # numpy's seed range
-    "logging_steps": (1, True, None, True),
-    "sample_log_steps": (0, True, None, True), "num_samples_logged": (0, True, None, True),
-    "data.limit": (1, True, None, True), "toy.layers": (1, True, None, True),
-    "toy.hidden": (32, True, None, True),
-    "toy.num_problems": (1, True, None, True), "toy.max_digits": (1, True, 6, True),
-    "vllm.gpu_memory_utilization": (0, False, 1, True), "vllm.sync_bucket_mb": (0, True, None, True),
-    "vllm.max_model_len": (1, True, None, True),
-    "peft.r": (0, True, None, True), "peft.lora_alpha": (0, False, None, True),
-    "peft.lora_dropout": (0, True, 1, False),
-}
+DTYPES = (AUTO, "float32", "bfloat16", "float16")
 
 
 def _is_reward_fn(value: str) -> bool:
@@ -251,31 +44,252 @@ def _is_prompt_template(value: str) -> bool:
     return value in TEMPLATES or "{problem}" in value
 
 
-# String knobs with a rule: key -> (accepts(value), what the error says, allowed values for the message).
-CHECKS: dict[str, tuple] = {
-    "data.path": (lambda v: v == "toy" or Path(v).is_file(), " is not a file",
-                  "'toy' or a .jsonl/.json/.parquet file"),
-    "deepspeed_config": (lambda v: v is None or Path(v).is_file(), " is not a file",
-                         "null (plain PyTorch, one process) or a DeepSpeed JSON such as "
-                         "configs/ds_zero3.json (GPU) or configs/ds_zero3_cpu.json (CPU)"),
-    "resume": (lambda v: v is None or v == AUTO or Path(v).is_dir(),
-               ": give 'auto' or an existing checkpoint directory", "null, 'auto' or a checkpoint directory"),
-    "reward_fn": (_is_reward_fn, " must be 'math' or 'package.module:function'",
-                  "'math' or 'package.module:function' (a function (completions, problems) -> list[float])"),
-    "toy.ops": (lambda v: bool(v) and not set(v) - set("+-*"), " must be a non-empty string over '+-*'",
-                "a non-empty string over '+-*'"),
-    "reward_weights": (lambda v: v is None or (isinstance(v, list) and len(v) > 0), " must not be an empty list",
-                       "null (every reward function weighs 1) or a list of numbers, one per reward function"),
-    "prompt_template": (_is_prompt_template, " is not a template",
-                        "qwen_math, r1, none, or a string holding '{problem}'"),
-}
-# Keys whose every string is valid here: paths and model ids are checked where they are opened, field names
-# against each record when the data loads.
-FREE_TEXT = ("model", "tokenizer", "output_dir", "data.problem_field", "data.answer_field", "run_name", "project",
-             "peft.target_modules", "server_host",
-             "reward_funcs")  # each entry imported (with a one-line error naming it) when the Trainer starts
-# Names checked against the registries when the Trainer starts (user code may register more after loading).
-REGISTRY_CHECKED = ("advantage", "uncertainty")
+@dataclass
+class DataConfig:
+    path: str = knob("toy", "a .jsonl / .json / .parquet file, or `toy` (synthetic arithmetic, seedgrpo/tasks/toy.py); "
+                     "the problem and answer fields of common math datasets are detected",
+                     rule=Rule(lambda v: v == "toy" or Path(v).is_file(), " is not a file",
+                               "'toy' or a .jsonl/.json/.parquet file"))
+    problem_field: Optional[str] = knob(None, "dotted path of the problem text in each record "
+                                        "(`prompt.0.content`); null = detect", free_text=True)
+    answer_field: Optional[str] = knob(None, "dotted path of the reference answer "
+                                       "(`reward_model.ground_truth`); null = detect", free_text=True)
+    limit: Optional[int] = knob(None, "read at most this many problems", at_least(1))
+    shuffle: bool = knob(True, "a new seeded permutation of the problems every epoch")
+
+
+@dataclass
+class ToyConfig:
+    """The locally built model and task used when `model: toy` / `data.path: toy` (seedgrpo.tasks.toy)."""
+    layers: int = knob(3, "toy model depth", at_least(1))
+    hidden: int = knob(128, "toy model width (a multiple of 32, the head size)", at_least(32))
+    num_problems: int = knob(2000, "size of the toy task", at_least(1))
+    ops: str = knob("+-*", "the toy task's operations",
+                    rule=Rule(lambda v: bool(v) and not set(v) - set("+-*"), " must be a non-empty string over '+-*'",
+                              "a non-empty string over '+-*'"))
+    max_digits: int = knob(2, "digits of the toy task's operands", within(1, 6))
+
+
+@dataclass
+class VLLMConfig:
+    """The colocated vLLM engine (`rollout_engine: vllm`). Its recorded log-probs (se_rao's sequence weights)
+    equal the hf engine's softmax(logits / T) before top-k/top-p, except at temperature != 1 combined with
+    top_k/top_p, where vLLM only returns the filtered distribution's (seedgrpo/rollout/vllm.py)."""
+    gpu_memory_utilization: float = knob(0.3, "vLLM's share of GPU memory (colocated with training: leave room "
+                                         "for the ZeRO-3 shards)", within(0, 1, low_inclusive=False))
+    sleep: bool = knob(True, "free vLLM's weights and KV cache while the policy trains (CUDA)")
+    sync_bucket_mb: float = knob(0.0, "weight-sync bucket size by full parameter size; 0 = one gathered "
+                                 "parameter at a time", at_least(0))
+    max_model_len: Optional[int] = knob(None, "vLLM's context; null = max_prompt_length + max_completion_length",
+                                        at_least(1))
+    enable_prefix_caching: bool = knob(True, "vLLM's prefix cache (reset after every weight sync)")
+    enforce_eager: bool = knob(True, "no CUDA graphs (on until a GPU run shows they survive sleep mode)")
+    dtype: str = knob(AUTO, "vLLM's dtype; auto = the policy's", choices=DTYPES)
+
+
+@dataclass
+class PeftConfig:
+    """LoRA through peft (seedgrpo/training/engine.py `apply_peft`): peft's LoraConfig names; r = 0 trains the
+    full model."""
+    r: int = knob(0, "LoRA rank; 0 = train the whole model, > 0 = a LoRA adapter through peft", at_least(0))
+    lora_alpha: float = knob(32.0, "LoRA scaling numerator (scale = lora_alpha / r; TRL's default)", above(0))
+    lora_dropout: float = knob(0.0, "dropout on the adapter's input in the training forward; sampling runs in "
+                               "eval mode, so > 0 makes the on-policy ratio differ from 1",
+                               within(0, 1, high_inclusive=False))
+    target_modules: list[str] = knob(help="module names to adapt ([q_proj, v_proj], [all-linear]); [] = peft's "
+                                     "default for the model type; lm_head is refused", free_text=True,
+                                     default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    # model
+    model: str = knob("toy", "a local HF directory or hub id, or `toy` (a tiny Qwen2 built locally)",
+                      free_text=True)
+    tokenizer: Optional[str] = knob(None, "tokenizer path or id when it differs from `model`", free_text=True)
+    dtype: str = knob(AUTO, "auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16", choices=DTYPES)
+    attn_implementation: str = knob(AUTO, "auto = flash_attention_2 when flash-attn imports on CUDA, else sdpa",
+                                    choices=(AUTO, "sdpa", "eager", "flash_attention_2"))
+    gradient_checkpointing: bool = knob(False, "recompute activations in the backward pass")
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    toy: ToyConfig = field(default_factory=ToyConfig)
+    # data
+    data: DataConfig = field(default_factory=DataConfig)
+    prompt_template: str = knob("qwen_math", "qwen_math (Qwen2.5-Math system + user turn; the tokenizer's chat "
+                                "template when it has one), r1 (R1-Zero plain text), none, or a string holding "
+                                "{problem}", rule=Rule(_is_prompt_template, " is not a template",
+                                                       "qwen_math, r1, none, or a string holding '{problem}'"))
+    # rollout
+    rollout_engine: str = knob("hf", "hf (the policy's own HF module; CPU or GPU) or vllm (colocated, GPU)",
+                               choices=("hf", "vllm"))
+    prompts_per_step: int = knob(8, "prompts per rollout over all ranks (divisible by the number of ranks)",
+                                 at_least(1))
+    num_generations: int = knob(8, "G, completions per prompt", at_least(1))
+    max_prompt_length: int = knob(512, "prompts keep their last tokens", at_least(1))
+    max_completion_length: int = knob(256, "new tokens per completion (also the Dr. GRPO normaliser)",
+                                      at_least(1))
+    temperature: float = same_knob(LossOptions, "temperature")
+    top_p: float = knob(1.0, "nucleus sampling", within(0, 1, low_inclusive=False))
+    top_k: Optional[int] = knob(None, "top-k sampling; null = off", at_least(0))
+    generation_batch_size: Optional[int] = knob(None, "rows per generate call on a rank (hf); null = all at once",
+                                                at_least(1))
+    gather_for_generation: Union[bool, str] = knob(
+        AUTO, "ZeRO-3 + hf: generate from gathered weights (true), sharded with synced_gpus (false), or gathered "
+        "when they take under half the free GPU memory (auto)", choices=(AUTO, True, False))
+    share_prompt_prefill: bool = knob(True, "run each prompt's prefix once for its G rows, in generation and in "
+                                      "the training forward (same results up to float rounding)")
+    decode_loop: str = knob(AUTO, "hf engine: auto = the lean loop for Llama/Mistral/Qwen2/Qwen3, else generate; "
+                            "lean requires the lean loop; generate always uses transformers' generate",
+                            choices=(AUTO, "lean", "generate"))
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    dynamic_sampling: bool = knob(False, "DAPO's dynamic sampling (verl's filter_groups): draw fresh prompts "
+                                  "until the batch has groups with unequal rewards")
+    max_dynamic_sampling_rounds: int = knob(4, "rollouts per step at most with dynamic_sampling, the first "
+                                            "included; at the cap the batch is filled", at_least(1))
+    # where generation runs (docs/generation.md; seedgrpo/rollout/server.py and client.py; TRL's words)
+    generation_mode: str = knob("colocate", "colocate (sample in the training process) or server (a `seedgrpo "
+                                "serve` process; docs/generation.md)", choices=("colocate", "server"))
+    server_host: Optional[str] = knob(None, "server mode: null = start a `seedgrpo serve` beside the trainer "
+                                      "(and stop it at the end); a host = connect to the server there",
+                                      free_text=True)
+    server_port: int = knob(8765, "the generation server's port (with server_host)", within(1, 65535))
+    server_timeout: float = knob(600.0, "seconds without a reply from the server (connect, one generation) "
+                                 "before the run stops with an error", above(0))
+    server_threads: Optional[int] = knob(None, "torch threads of the auto-started server; null = the "
+                                         "trainer's", at_least(1))
+    server_bucket_mb: float = knob(64.0, "weight push: gather (ZeRO-3), copy to the CPU and send this much at a "
+                                   "time; 0 = one tensor at a time", at_least(0))
+    server_debug_checksum: bool = knob(False, "after every weight push, compare the server's weights with the "
+                                       "trainer's (SHA-256, bitwise); every push then waits for the server")
+    async_generation: bool = knob(False, "server mode: sample the next batches while the policy updates "
+                                  "(max_staleness steps ahead)")
+    max_staleness: int = knob(1, "async: requests go out k steps ahead, so batches are sampled k policy "
+                              "versions back; an older batch is dropped, counted and sampled again; 0 = sync",
+                              at_least(0))
+    # scoring and advantages
+    reward_fn: str = knob("math", "the older single reward: math, or package.module:function taking "
+                          "(completions, problems); not together with reward_funcs",
+                          rule=Rule(_is_reward_fn, " must be 'math' or 'package.module:function'",
+                                    "'math' or 'package.module:function' (a function (completions, problems) -> "
+                                    "list[float])"))
+    reward_funcs: list[str] = knob(help="TRL-style reward functions: math and dotted paths, called as TRL calls "
+                                   "them; [] = [reward_fn]", free_text=True, default_factory=list)
+    reward_weights: Optional[list[float]] = knob(
+        None, "one weight per reward function (TRL's key); null = all 1",
+        rule=Rule(lambda v: v is None or (isinstance(v, list) and len(v) > 0), " must not be an empty list",
+                  "null (every reward function weighs 1) or a list of numbers, one per reward function"))
+    answer_backend: str = knob("c", "answer hashing: c (compiled, threaded) or python", choices=("c", "python"))
+    advantage: str = knob("seed_grpo", "a registered advantage estimator (seed_grpo, grpo, or your own)",
+                          registry="advantage")
+    uncertainty: str = knob("se_rao", "se_rao, se_discrete, se_mc, gcpo_cd, gcpo_bot, gcpo_calibrated, kle, "
+                            "none, or a registered one", registry="uncertainty")
+    scale_fn: str = knob("reciprocal", "f in Â = A · f(α·U)", choices=SCALE_FNS)
+    alpha: float = knob(DEFAULT_ALPHA, "α, the strength of the scaling; 0 gives GRPO / Dr. GRPO", at_least(0))
+    scale_rewards: str = knob("none", "none (Dr. GRPO), group (÷ group std), batch (÷ std of every reward)",
+                              choices=SCALE_REWARDS)
+    embedding_source: str = knob(AUTO, "policy (mean last hidden state), minilm (sentence encoder), none; auto = "
+                                 "policy for the embedding uncertainties", choices=(AUTO, "policy", "minilm", "none"))
+    mask_truncated_completions: bool = knob(False, "completions without EOS take no part in the loss")
+    # loss (LossOptions' fields: the same defaults, ranges and help as seedgrpo.seed_grpo_loss)
+    loss_type: str = same_knob(LossOptions, "loss_type")
+    beta: float = same_knob(LossOptions, "beta")
+    epsilon: float = same_knob(LossOptions, "epsilon")
+    epsilon_high: Optional[float] = same_knob(LossOptions, "epsilon_high")
+    delta: Optional[float] = same_knob(LossOptions, "delta")
+    importance_sampling_level: str = same_knob(LossOptions, "importance_sampling_level")
+    top_entropy_quantile: float = same_knob(LossOptions, "top_entropy_quantile")
+    off_policy_mask_threshold: Optional[float] = same_knob(LossOptions, "off_policy_mask_threshold")
+    sapo_temperature_pos: float = same_knob(LossOptions, "sapo_temperature_pos")
+    sapo_temperature_neg: float = same_knob(LossOptions, "sapo_temperature_neg")
+    vespo_k_pos: float = same_knob(LossOptions, "vespo_k_pos")
+    vespo_lambda_pos: float = same_knob(LossOptions, "vespo_lambda_pos")
+    vespo_k_neg: float = same_knob(LossOptions, "vespo_k_neg")
+    vespo_lambda_neg: float = same_knob(LossOptions, "vespo_lambda_neg")
+    entropy_coef: float = same_knob(LossOptions, "entropy_coef")
+    # rollout correction when the engine's log-probs are not the training model's (rollout/base.py)
+    vllm_importance_sampling_correction: bool = knob(False, "weight the loss by TRL's rollout-mismatch ratios "
+                                                     "when the engine's log-probs are not the training model's")
+    vllm_importance_sampling_mode: str = knob("sequence_mask", "per token or sequence × clamp (truncate) or zero "
+                                              "(mask) outside the bounds", choices=IMPORTANCE_SAMPLING_MODES)
+    vllm_importance_sampling_clip_max: Optional[float] = knob(3.0, "upper bound of those modes; null = none",
+                                                              at_least(0))
+    vllm_importance_sampling_clip_min: Optional[float] = knob(None, "lower bound of those modes; null = none",
+                                                              at_least(0))
+    num_iterations: int = knob(1, "passes over each rollout (PPO epochs)", at_least(1))
+    loss_impl: str = knob(AUTO, "seed_grpo_loss implementation: auto (Triton on CUDA), torch, triton",
+                          choices=IMPLS)
+    fused_linear: bool = knob(True, "loss from hidden states + lm_head weight, never the [tokens, vocab] logits; "
+                              "false = through logits")
+    skip_zero_advantage: bool = knob(True, "leave rows whose advantage is exactly 0 out of the update where that "
+                                     "provably changes nothing (beta = 0, no entropy bonus, no entropy quantile)")
+    # optimisation
+    learning_rate: float = knob(1e-6, "AdamW learning rate", at_least(0))
+    weight_decay: float = knob(0.0, "AdamW weight decay", at_least(0))
+    adam_beta1: float = knob(0.9, "AdamW β1", within(0, 1, high_inclusive=False))
+    adam_beta2: float = knob(0.999, "AdamW β2 (the paper's recipe uses 0.95)", within(0, 1, high_inclusive=False))
+    adam_epsilon: float = knob(1e-8, "AdamW ε", above(0))
+    max_grad_norm: float = knob(1.0, "gradient clipping (0 = off)", at_least(0))
+    lr_scheduler_type: str = knob("constant", "after warmup_steps of linear warm-up",
+                                  choices=("constant", "linear", "cosine"))
+    warmup_steps: int = knob(0, "linear warm-up, in optimizer steps", at_least(0))
+    per_device_train_batch_size: int = knob(8, "completions per micro-batch per rank", at_least(1))
+    gradient_accumulation_steps: Union[int, str] = knob(AUTO, "micro-batches per optimizer step; auto = one "
+                                                        "optimizer step per pass over the rollout", at_least(1))
+    deepspeed_config: Optional[str] = knob(
+        None, "a DeepSpeed JSON (configs/ds_zero3.json GPU, configs/ds_zero3_cpu.json CPU), its auto fields filled "
+        "from this config; null = plain PyTorch, one process",
+        rule=Rule(lambda v: v is None or Path(v).is_file(), " is not a file",
+                  "null (plain PyTorch, one process) or a DeepSpeed JSON such as configs/ds_zero3.json (GPU) or "
+                  "configs/ds_zero3_cpu.json (CPU)"))
+    # run
+    seed: int = knob(0, "seeds sampling, data order and the toy model", within(0, 2 ** 32 - 1))  # numpy's range
+    max_steps: int = knob(10, "rollouts, each followed by its updates", at_least(1))
+    output_dir: str = knob("runs/seedgrpo", "the run directory", free_text=True)
+    save_steps: int = knob(0, "checkpoint every N steps (0 = only at the end and on SIGTERM)", at_least(0))
+    save_total_limit: Optional[int] = knob(None, "keep the N newest complete checkpoints (null = all; HF's name)",
+                                           at_least(1))
+    save_final_model: bool = knob(True, "save_pretrained export to output_dir/final")
+    logging_steps: int = knob(1, "a metrics row and console line every N steps", at_least(1))
+    sample_log_steps: int = knob(10, "completions to samples.jsonl every N steps (0 = never)", at_least(0))
+    num_samples_logged: int = knob(4, "prompts (with all their G completions) per samples row set", at_least(0))
+    resume: Optional[str] = knob(None, "auto (the latest checkpoint in output_dir, or a fresh start) or a "
+                                 "checkpoint directory",
+                                 rule=Rule(lambda v: v is None or v == AUTO or Path(v).is_dir(),
+                                           ": give 'auto' or an existing checkpoint directory",
+                                           "null, 'auto' or a checkpoint directory"))
+    ddp_timeout: int = knob(1800, "seconds a collective waits for a dead rank before failing (HF's name)",
+                            at_least(1))
+    progress: Union[bool, str] = knob(True, "true: one rank-0 bar over the run; detailed: also per-step bars; "
+                                      "false: a line every logging_steps", choices=(True, False, "detailed"))
+    keep_freed_host_memory: bool = knob(True, "glibc: reuse freed host memory instead of faulting it in each step")
+    tensorboard: bool = knob(True, "the older key: with report_to auto, TensorBoard events when installed")
+    report_to: list[str] = knob(help="trackers: tensorboard, wandb, trackio, a list of them, all (those installed) "
+                                "or none; auto = TensorBoard when `tensorboard` is true and installed",
+                                choices=(AUTO, "none", "all", "tensorboard", "wandb", "trackio"),
+                                default_factory=lambda: [AUTO])
+    run_name: Optional[str] = knob(None, "wandb/trackio run name; null = output_dir's name", free_text=True)
+    project: str = knob("seedgrpo", "wandb/trackio project", free_text=True)
+
+
+def _knob_fields() -> dict[str, dataclasses.Field]:
+    """Every knob by dotted key (the sections' fields as `section.key`)."""
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _SECTION_TYPES:
+            out.update({f"{f.name}.{g.name}": g for g in dataclasses.fields(_SECTION_TYPES[f.name])})
+        else:
+            out[f.name] = f
+    return out
+
+
+_SECTION_TYPES = {"data": DataConfig, "toy": ToyConfig, "vllm": VLLMConfig, "peft": PeftConfig}
+KNOBS = _knob_fields()
+# The rules, read off the fields (tests and messages use these views; the fields are the one home).
+CHOICES: dict[str, tuple] = {k: f.metadata["choices"] for k, f in KNOBS.items() if f.metadata["choices"]}
+RANGES: dict[str, tuple] = {k: tuple(f.metadata["range"]) for k, f in KNOBS.items() if f.metadata["range"]}
+CHECKS: dict[str, tuple] = {k: tuple(f.metadata["rule"]) for k, f in KNOBS.items() if f.metadata["rule"]}
+FREE_TEXT = tuple(k for k, f in KNOBS.items() if f.metadata["free_text"])
+REGISTRY_CHECKED = tuple(k for k, f in KNOBS.items() if f.metadata["registry"])
 
 
 def allowed_values(key: str) -> str:
@@ -517,9 +531,7 @@ def validate(config: TrainConfig) -> None:
         value = _get(config, key)
         if not accepts(value):
             raise ValueError(f"{key}={value!r}{problem}; allowed: {allowed}")
-    if config.epsilon_high is not None and config.epsilon_high < config.epsilon:
-        raise ValueError(f"epsilon_high={config.epsilon_high} must be >= epsilon={config.epsilon} "
-                         "(DAPO's clip-higher)")
+    LossOptions.from_object(config)  # the policy-loss options' relations (epsilon_high >= epsilon), checked there
     if len(config.report_to) > 1 and set(config.report_to) & {AUTO, "none", "all"}:
         raise ValueError(f"report_to={config.report_to!r}: 'auto', 'none' and 'all' stand alone; give one of "
                          "them or a list of trackers (tensorboard, wandb, trackio)")
@@ -557,3 +569,33 @@ def to_dict(config: TrainConfig) -> dict:
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+# ------------------------------------------------------------------------------------------- reference
+# The headings of the generated reference (docs/trainer.md): a heading starts at its first key.
+REFERENCE_HEADINGS = {"model": "Model", "data.path": "Data", "rollout_engine": "Rollout",
+                      "reward_fn": "Scoring and advantages", "loss_type": "Loss", "learning_rate": "Optimisation",
+                      "seed": "Run"}
+REFERENCE_BEGIN, REFERENCE_END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
+
+
+def reference_markdown() -> str:
+    """The configuration reference, one table row per key (default, allowed values, help), from the fields."""
+    lines = []
+    for key, f in KNOBS.items():
+        if key in REFERENCE_HEADINGS:
+            lines += ["", f"### {REFERENCE_HEADINGS[key]}", "| key | default | allowed | meaning |",
+                      "| --- | --- | --- | --- |"]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        shown = "null" if default is None else (str(default).lower() if isinstance(default, bool) else default)
+        allowed, meaning = (text.replace("|", "\\|") for text in (allowed_values(key), help_of(f)))
+        lines.append(f"| `{key}` | `{shown}` | {allowed} | {meaning} |")
+    return "\n".join(lines[1:]) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m seedgrpo.training.config --markdown   (prints the configuration reference)")
+    print(reference_markdown(), end="")

@@ -83,7 +83,7 @@ def import_dotted(path: str, key: str = "reward_funcs") -> Callable:
 
 
 def _math_reward(completions, problems):
-    from ..rewards import math_reward
+    from ..grading.rewards import math_reward
 
     return math_reward(completions, [p.answer for p in problems])
 

@@ -36,9 +36,10 @@ from .dynamic_sampling import groups_with_signal, resample_for_signal
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
 from .host_memory import keep_freed_host_memory
-from ..loss import normalizer_for, rollout_importance_ratio, seed_grpo_loss
+from ..loss import LossOptions, normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
-from ..registry import GroupContext, get_advantage, get_uncertainty, list_advantages, list_uncertainties
+from ..registry import (EMBEDDING_UNCERTAINTIES, get_advantage, get_uncertainty, group_context, list_advantages,
+                        list_uncertainties, mean_token_logprobs)
 from .reward_funcs import from_config as reward_functions, trainer_state, trl_arguments
 from .row_skipping import plan_micro_batches, rows_to_run, skipping_is_exact, zero_weight_piece
 from ..rollout import make_rollout_engine
@@ -47,9 +48,6 @@ from ..modeling.model_access import gathered, lm_head_weight
 from ..modeling.scoring import score_completions, shareable_prefix_rows
 from ..modeling.training_forward import completion_forward
 
-# Uncertainties computed from response embeddings (seedgrpo/gcpo.py); the others need none.
-EMBEDDING_UNCERTAINTIES = ("gcpo_cd", "gcpo_bot", "gcpo_calibrated", "kle")
-_BUILTIN_UNCERTAINTIES = ("none", "se_discrete", "se_rao", "se_mc") + EMBEDDING_UNCERTAINTIES
 
 
 class Trainer:
@@ -259,7 +257,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ 2. score
     def _score(self, batch, problems) -> dict:
-        from .. import answers
+        from ..grading import answers
 
         c, G = self.config, self.config.num_generations
         row_problems = [p for p in problems for _ in range(G)]
@@ -272,12 +270,8 @@ class Trainer:
         rewards, per_function = self.rewards(completions=batch.texts, problems=row_problems, group_size=G,
                                              **trl_inputs)
         hashes = answers.answer_hashes(batch.texts, backend=c.answer_backend)
-        cluster_ids = answers.cluster_ids(hashes, G)
-        # Canonical answers only for estimators we do not know (ours read hashes and clusters).
-        custom = c.uncertainty not in _BUILTIN_UNCERTAINTIES or c.advantage not in ("seed_grpo", "grpo")
-        canonical = answers.extract_and_canonicalize(batch.texts) if custom else None
         mask = batch.completion_mask.cpu()
-        seq_logprobs = (batch.logprobs.cpu() * mask).sum(1) / mask.sum(1).clamp(min=1)
+        seq_logprobs = mean_token_logprobs(batch.logprobs.cpu(), mask)
         embeddings = None
         if self.embedding_source == "policy":
             from ..embeddings import policy_embeddings
@@ -288,17 +282,17 @@ class Trainer:
             from ..embeddings import minilm_embeddings
 
             embeddings = minilm_embeddings(batch.texts)
-        return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes, cluster_ids=cluster_ids,
-                    answers=canonical, seq_logprobs=seq_logprobs, embeddings=embeddings,
+        return dict(rewards=rewards, rewards_per_function=per_function, hashes=hashes,
+                    cluster_ids=answers.cluster_ids(hashes, G), seq_logprobs=seq_logprobs, embeddings=embeddings,
                     row_mask=mask.bool().any(1))
 
     # -------------------------------------------------------------------------------------- 3. advantage
     def _advantages(self, batch, scores):
         c = self.config
-        ctx = GroupContext(rewards=scores["rewards"], group_size=c.num_generations,
-                           cluster_ids=scores["cluster_ids"], seq_logprobs=scores["seq_logprobs"],
-                           embeddings=scores["embeddings"], texts=batch.texts, answers=scores["answers"],
-                           hashes=scores["hashes"], mask=scores["row_mask"])
+        ctx = group_context(rewards=scores["rewards"], group_size=c.num_generations, texts=batch.texts,
+                            hashes=scores["hashes"], uncertainty=c.uncertainty, advantage=c.advantage,
+                            seq_logprobs=scores["seq_logprobs"], embeddings=scores["embeddings"],
+                            mask=scores["row_mask"], answer_backend=c.answer_backend)
         # "batch" scaling divides by the std of ALL rewards (every rank): done below, with global sums.
         options = dict(uncertainty=c.uncertainty, scale_fn=c.scale_fn, alpha=c.alpha,
                        scale_rewards="none" if c.scale_rewards == "batch" else c.scale_rewards)
@@ -409,6 +403,7 @@ class Trainer:
         # The Triton kernel from logits may write the gradient over them: nothing else reads them.
         inplace = not c.fused_linear
         outputs = []
+        options = self._loss_options(entropy_normalizer)  # validated once per micro-batch, not per bucket
         for rows in buckets:
             part = piece if rows is None else {k: v[rows] for k, v in piece.items()}
             prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(part)
@@ -419,9 +414,8 @@ class Trainer:
                              sampling_logprobs=_trim(part.get("sampling_logprobs"), completion_ids),
                              importance_sampling_ratio=_trim(part.get("importance_sampling_ratio"),
                                                              completion_ids),
-                             loss_type=c.loss_type, epsilon=c.epsilon, epsilon_high=c.epsilon_high,
-                             delta=c.delta, beta=c.beta, temperature=c.temperature, normalizer=normalizer,
-                             impl=c.loss_impl, **self._family_options(entropy_normalizer))
+                             normalizer=normalizer, impl=c.loss_impl,
+                             entropy_normalizer=entropy_normalizer, options=options)
             output = completion_forward(self.policy.model, prompt_ids, prompt_mask, completion_ids,
                                         completion_mask, share_prefix=c.share_prompt_prefill,
                                         lockstep=lockstep,
@@ -445,7 +439,7 @@ class Trainer:
         """(The loss denominator, the entropy bonus's) of one optimizer step over all ranks (seedgrpo/loss.py
         owns the rule). The bonus is the mean entropy of the step's tokens; with the entropy mask its token
         set is a statistic of each call, so each call takes its own mean (TRL's) and the coefficient is shared
-        out over the step's micro-batches instead (see _family_options)."""
+        out over the step's micro-batches instead (see _loss_options)."""
         c = self.config
         rows = completion_mask.shape[0] * self.world_size
         tokens = dist.all_reduce_sum((completion_mask != 0).sum().cpu().double().reshape(1)).item()
@@ -453,19 +447,12 @@ class Trainer:
                                     max_completion_length=c.max_completion_length)
         return normalizer, (max(tokens, 1.0) if c.top_entropy_quantile >= 1.0 else None)
 
-    def _family_options(self, entropy_normalizer) -> dict:
-        """The policy-loss family's keys of the config, as seed_grpo_loss takes them (TRL's names)."""
-        c = self.config
-        entropy_coef = c.entropy_coef
+    def _loss_options(self, entropy_normalizer) -> LossOptions:
+        """The config's policy-loss options as one LossOptions (the TRL adapter builds its own the same way)."""
+        entropy_coef = self.config.entropy_coef
         if entropy_normalizer is None:  # a mean per call: each micro-batch of the step takes its share
             entropy_coef = entropy_coef / self.gas
-        return dict(importance_sampling_level=c.importance_sampling_level,
-                    top_entropy_quantile=c.top_entropy_quantile,
-                    off_policy_mask_threshold=c.off_policy_mask_threshold,
-                    sapo_temperature_pos=c.sapo_temperature_pos, sapo_temperature_neg=c.sapo_temperature_neg,
-                    vespo_k_pos=c.vespo_k_pos, vespo_lambda_pos=c.vespo_lambda_pos, vespo_k_neg=c.vespo_k_neg,
-                    vespo_lambda_neg=c.vespo_lambda_neg, entropy_coef=entropy_coef,
-                    entropy_normalizer=entropy_normalizer)
+        return LossOptions.from_object(self.config, entropy_coef=entropy_coef)
 
     @torch.no_grad()
     def _score_all(self, model, data, plan) -> torch.Tensor:

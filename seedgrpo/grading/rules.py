@@ -1,21 +1,23 @@
 """Grading-only rules: from two final answers to the forms and values the grader compares.
 
-The clustering hash (seedgrpo.answers) never merges two different answers and stays strict; grading is
+The clustering hash (seedgrpo.grading.canonical) never merges two different answers and stays strict; grading is
 kinder where a human grader would be: a label on one side only, an equation chain, a list joined by "and",
-an inequality against its interval, percent, a decimal approximation, times of day, units (grading_units.py:
-units and angles; grading_shapes.py: matrices; grading_sets.py: intervals). The final answers
-come from seedgrpo.answer_reading (prose, boxes, choices). docs/answers.md §4 is the spec; every rule below
+an inequality against its interval, percent, a decimal approximation, times of day, units (units.py:
+units and angles; shapes.py: matrices; sets.py: intervals). The final answers
+come from seedgrpo.grading.reading (prose, boxes, choices). docs/answers.md §4 is the spec; every rule below
 is one paragraph there.
 
-    from seedgrpo.grading_rules import pair_forms
+    from seedgrpo.grading.rules import pair_forms
     pair_forms("x = 2+2 = 4", "4")                        # [('x = 2+2 = 4', '4'), ('4', '4')]
 
-Pure Python (re, fractions): the grader's worker processes load this file without the seedgrpo package.
+Pure Python (re, fractions; no torch): the grader's worker processes import it.
 """
 from __future__ import annotations
 
 import re
 from fractions import Fraction
+
+from . import reference, sets, shapes, units
 
 __all__ = ["pair_forms", "value_pairs", "form_verdict", "time_of_day", "ratio", "percent_value",
            "decimal_places", "decimal_matches", "significant_figures_match", "reads_as_word",
@@ -49,12 +51,11 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     (`(a,b)=(1,4)` / `(1,4)`, `3=y` / `y=3`, `P=2, Q=5` / `2, 5`), named values against a tuple as the tuple,
     an equation chain read by its final value when the gold has no `=` (`\\approx` reads like `=`), two
     equations as `lhs-(rhs)=0`, lists joined by "and" / "or" / ";", an inequality written as the interval it
-    describes when the other side is an interval, units and angles (grading_units), matrices written other
-    ways (grading_shapes). Percent and decimals are compared by value later."""
-    units = _units()
+    describes when the other side is an interval, units and angles (units.py), matrices written other
+    ways (shapes.py). Percent and decimals are compared by value later."""
     pred, gold = units.keep_glued_letters(pred, gold), units.keep_glued_letters(gold, pred)  # `2mg` / `2`
     forms = [(pred, gold)]
-    sets = _sets()  # `x \\ge 2 \\text{ and } x \\le 6` is one interval before "and" makes a list
+    # `x \\ge 2 \\text{ and } x \\le 6` is one interval before "and" makes a list
     p, g = (_swap_reversed_label(_approximate(_as_list(sets.set_form(sets.conjunction(x))))) for x in (pred, gold))
     equations = []
     if "=" not in g:
@@ -64,7 +65,7 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     else:
         p, g = _sorted_labels(_unpacked(p)), _sorted_labels(_unpacked(g))
         equations = _equation_forms(p, g)
-    split = _reference()._split_top
+    split = reference._split_top
     if units.units_differ(p, g):  # `3 hours` / `3 days`: only the value converted to the gold's unit may match
         converted = units.converted(p, g)
         return forms + ([converted] if converted else [])
@@ -82,7 +83,6 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     elif (ip := sets.inequality_interval(p)) and (ig := sets.inequality_interval(g)) \
             and _letters(p) == _letters(g):  # `x > 2` / `y > 2` are different claims
         p, g = ip, ig  # `2 \\le x \\le 6` / `6 \\ge x \\ge 2`: both inequalities, compared as intervals
-    shapes = _shapes()
     p, g = shapes.matrix_form(p, g, split), shapes.matrix_form(g, p, split)
     if (p, g) != (pred, gold):
         forms.append((p, g))
@@ -104,7 +104,7 @@ def _approximate(s: str) -> str:
 
 def _equation(s: str) -> tuple[str, str] | None:
     """(lhs, rhs) of one equation with a single `=` and no list or inequality around it."""
-    if _INEQUALITY.search(s) or "\\neq" in s or len(_reference()._split_top(s, ",")) > 1:
+    if _INEQUALITY.search(s) or "\\neq" in s or len(reference._split_top(s, ",")) > 1:
         return None
     sides = re.split(r"(?<![<>!\\])=", s)
     return (sides[0].strip(), sides[1].strip()) if len(sides) == 2 and all(x.strip() for x in sides) else None
@@ -132,10 +132,10 @@ def _named_tuple(s: str, other: str) -> str:
     o = other.strip()
     if not (o.startswith("(") and o.endswith(")")) or "=" in o:
         return s
-    parts = _reference()._split_top(s, ",")
+    parts = reference._split_top(s, ",")
     names = [m.group(0).replace(" ", "") if (m := LABEL.match(x)) else None for x in parts]
     if len(parts) < 2 or None in names or len(set(names)) != len(names) \
-            or len(_reference()._split_top(o[1:-1], ",")) != len(parts):
+            or len(reference._split_top(o[1:-1], ",")) != len(parts):
         return s
     return "(" + ", ".join(LABEL.sub("", x, count=1).strip() for x in parts) + ")"
 
@@ -149,7 +149,7 @@ def _unpacked(s: str) -> str:
     if not m:
         return s
     names = [x.strip() for x in m[1].split(",")]
-    values = _reference()._split_top(m[2], ",")
+    values = reference._split_top(m[2], ",")
     if len(values) != len(names) or len(set(names)) != len(names):
         return s
     return ", ".join(f"{n}={v.strip()}" for n, v in zip(names, values))
@@ -161,7 +161,7 @@ def _plus_minus(s: str, other: str) -> str:
     if s.count("\\pm") != 1 or "\\pm" in other:
         return s
     t = s.strip()
-    if "," in s and not (t.startswith("(") and t.endswith(")") and len(_reference()._split_top(t, ",")) == 1):
+    if "," in s and not (t.startswith("(") and t.endswith(")") and len(reference._split_top(t, ",")) == 1):
         return s
     return s.replace("\\pm", "+") + ", " + s.replace("\\pm", "-")
 
@@ -173,7 +173,7 @@ def _set_as_list(s: str, other: str) -> str:
         o = other.strip()
         if o and o[0] not in "([\\" and not _INEQUALITY.search(o):
             return t[2:-2]
-        split = _reference()._split_top  # `\\{(1,2),(3,4)\\}` / `(3,4),(1,2)`: a set of tuples, a list of them
+        split = reference._split_top  # `\\{(1,2),(3,4)\\}` / `(3,4),(1,2)`: a set of tuples, a list of them
         if o.startswith("(") and len(split(o, ",")) == len(split(t[2:-2], ",")) > 1:
             return t[2:-2]
     return s
@@ -181,7 +181,7 @@ def _set_as_list(s: str, other: str) -> str:
 
 def _sorted_labels(s: str) -> str:
     """`y=2, x=1` -> `x=1,y=2`: named values compared by name when every element has its own name."""
-    parts = _reference()._split_top(s, ",")
+    parts = reference._split_top(s, ",")
     names = [m.group(0).replace(" ", "") if (m := LABEL.match(x)) else None for x in parts]
     if len(parts) < 2 or None in names or len(set(names)) != len(names):
         return s
@@ -211,7 +211,7 @@ _QUANTITY = re.compile(r"\A\s*(?:\\Delta\s*)?[A-Za-z]{1,3}(?:_\{?[A-Za-z0-9/]+\}
 def _unlabelled(s: str) -> str:
     """Drop `name=` from every top-level element (`(a,b)=(1,4)` -> `(1,4)`, `P=2, Q=5` -> `2, 5`, `pH = 2.87`
     -> `2.87`)."""
-    parts = _reference()._split_top(s, ",")
+    parts = reference._split_top(s, ",")
     stripped = [LABEL.sub("", x, count=1) if LABEL.match(x) else _QUANTITY.sub("", x, count=1) for x in parts]
     return ",".join(stripped)
 
@@ -220,7 +220,7 @@ def _chain_end(s: str) -> str:
     """The final value of `x = 2+2 = 4`, `\\frac{6}{2} = 3`, `m+n = 10+3 = 13` (top level, one element, no
     inequality): the last part, when the parts after the first hold no letters and the first is a name,
     holds no letters, or opens a chain of three parts or more. `x^2+y^2 = 25` is an equation: kept."""
-    if "=" not in s or len(_reference()._split_top(s, ",")) > 1 or _INEQUALITY.search(s):
+    if "=" not in s or len(reference._split_top(s, ",")) > 1 or _INEQUALITY.search(s):
         return s
     parts = [x.strip() for x in re.split(r"(?<![<>!\\])=|\\approx", s)]
     while len(parts) > 2 and re.fullmatch(_NAME, parts[0]) and re.fullmatch(_NAME, parts[1]):
@@ -365,8 +365,8 @@ def form_verdict(pred: str, gold: str, canonicalize, different=None) -> bool | N
     (`2:30 p.m.` = `14:30`; a time equals only a time), ratios (`3:4` = `6:8`), equal canonical forms,
     exact rationals (different ones differ, unless one side is a decimal that rounds the other).
     `different(ca, cb)`, when given, says whether two canonical forms certainly differ (the caller passes
-    seedgrpo.quick_values.certainly_different, so that plainly different pairs need no worker)."""
-    if _units().units_differ(pred, gold):  # `3 hours` / `3 days` (pair_forms adds the converted values)
+    seedgrpo.grading.quick_values.certainly_different, so that plainly different pairs need no worker)."""
+    if units.units_differ(pred, gold):  # `3 hours` / `3 days` (pair_forms adds the converted values)
         return False
     tp, tg = time_of_day(pred), time_of_day(gold)
     if tp is not None or tg is not None:
@@ -442,42 +442,3 @@ def _canonical_pair_equal(a: str, b: str, canonicalize) -> bool:
 def _rounds_to(decimal_text: str, exact: Fraction) -> bool:
     parsed = decimal_places(decimal_text)
     return parsed is not None and decimal_matches(parsed[0], parsed[1], exact)
-
-
-_reference_module = _units_module = _shapes_module = _sets_module = None
-
-
-def _reference():
-    """seedgrpo.answers_reference (the grader's worker sets it from a file path; no package import)."""
-    global _reference_module
-    if _reference_module is None:
-        from seedgrpo import answers_reference as module
-        _reference_module = module
-    return _reference_module
-
-
-def _units():
-    """seedgrpo.grading_units (units and angles; set by the grader's worker from its file)."""
-    global _units_module
-    if _units_module is None:
-        from seedgrpo import grading_units as module
-        _units_module = module
-    return _units_module
-
-
-def _shapes():
-    """seedgrpo.grading_shapes (matrices written other ways; set by the grader's worker from its file)."""
-    global _shapes_module
-    if _shapes_module is None:
-        from seedgrpo import grading_shapes as module
-        _shapes_module = module
-    return _shapes_module
-
-
-def _sets():
-    """seedgrpo.grading_sets (inequalities and sets as intervals; set by the grader's worker from its file)."""
-    global _sets_module
-    if _sets_module is None:
-        from seedgrpo import grading_sets as module
-        _sets_module = module
-    return _sets_module

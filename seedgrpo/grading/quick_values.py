@@ -8,7 +8,7 @@ question: are these two answers certainly different? It only ever says "differen
 only where the worker would say so too: a different element count, tuple against non-tuple, a number
 against an expression with variables, or values further apart than any rounded decimal could be.
 
-    from seedgrpo.quick_values import certainly_different
+    from seedgrpo.grading.quick_values import certainly_different
     certainly_different("3\\sqrt{13}", "4")      # True
     certainly_different("\\sqrt{2}", "1.414")    # False (close: the worker decides)
 """
@@ -21,7 +21,7 @@ import re
 __all__ = ["quick_value", "certainly_different", "RELATIVE_GAP"]
 
 # Values further apart than this (relative) are different answers: a decimal that stands for an exact value
-# has at least 4 significant digits (grading_rules.MIN_SIGNIFICANT_DIGITS), so it is within 5e-4 of it.
+# has at least 4 significant digits (rules.MIN_SIGNIFICANT_DIGITS), so it is within 5e-4 of it.
 RELATIVE_GAP = 1e-3
 _MAX_EXPONENT = 4096.0  # larger powers are left to sympy (smaller ones that overflow are too)
 _MAX_LENGTH = 300  # longer answers go to the worker as they are
@@ -324,7 +324,7 @@ def _values_far(a: str, b: str) -> bool:
 
 def certainly_different(a: str, b: str, split_top) -> bool:
     """True when the worker would certainly grade the canonical forms a and b different (see module doc).
-    `split_top` is the canonicalizer's top-level splitter (answers_reference._split_top)."""
+    `split_top` is the canonicalizer's top-level splitter (reference._split_top)."""
     xs, ys = split_top(a, ","), split_top(b, ",")
     if len(xs) != len(ys):
         return True

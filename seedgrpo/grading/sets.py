@@ -6,11 +6,11 @@ both sides are inequalities); `\\{x \\mid x > 2\\}` is `(2,\\infty)`, `\\mathbb{
 and the pieces of a union of numeric intervals are merged where they overlap or touch at a point that one of
 them holds (`[1,3]\\cup[3,5]` = `[1,5]`; `(1,3)\\cup(3,5)` stays two pieces). docs/answers.md §4 is the spec.
 
-    from seedgrpo.grading_sets import inequality_interval, set_form
+    from seedgrpo.grading.sets import inequality_interval, set_form
     inequality_interval("-1 < x \\le 4")           # '(-1,4]'
     set_form("[1,3]\\cup[3,5]")                    # '[1,5]'
 
-Pure Python (re, fractions): the grader's worker processes load this file without the seedgrpo package.
+Pure Python (re, fractions; no torch): the grader's worker processes import it.
 """
 from __future__ import annotations
 

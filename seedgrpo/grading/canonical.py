@@ -1,33 +1,33 @@
-"""Final answers of completions: extraction, canonicalization, hashing and per-group clustering.
+"""The compiled answer pipeline: extraction, canonical form, hashing and per-group clustering.
 
 SEED-GRPO clusters the G completions of a prompt by meaning; for math, by final answer. Raw string
 comparison counts `1/2`, `\\frac12` and `0.5` as three answers and inflates the semantic entropy; here they
 share one canonical form and one hash, while `(1,2)` and `1,2` (or `1,000` and `1,0`) stay apart.
 docs/answers.md is the spec. `backend="c"` (default) runs the C++ core seedgrpo._C (batch calls release
 the GIL and split the batch over threads); `backend="python"` runs the readable reference
-seedgrpo.answers_reference; both give identical output (tests/test_answers_equivalence.py).
+seedgrpo.grading.reference; both give identical output (tests/test_answers_equivalence.py). The public
+facade is seedgrpo.answers (seedgrpo.grading.answers), which adds is_equivalent.
 
     from seedgrpo import answers
     answers.extract_answer("... so the answer is $\\boxed{\\frac12}$.")   # '\\frac12'
     answers.canonicalize("0.5")                                           # '1/2'
     hashes = answers.answer_hashes(completions)                           # LongTensor, < 0: no answer
     ids = answers.cluster_ids(hashes, group_size=8)                       # 0..k-1 within each group
-    answers.is_equivalent("\\frac{\\sqrt3}{3}", "1/\\sqrt{3}")            # True (sympy in a worker, 5 s budget)
 """
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+from . import reference as _reference
+from .reference import MAX_ANSWER_BYTES, MAX_DIGITS, MAX_EXPONENT, MAX_NESTING  # noqa: F401
 
-from seedgrpo import answers_reference as _reference
-from seedgrpo.grader import IS_EQUIVALENT_TIMEOUT_S
-from seedgrpo.answers_reference import MAX_ANSWER_BYTES, MAX_DIGITS, MAX_EXPONENT, MAX_NESTING  # noqa: F401
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "extract_answer", "canonicalize", "extract_and_canonicalize", "answer_hashes", "cluster_ids",
-    "canonical_hash", "is_equivalent", "MAX_ANSWER_BYTES", "MAX_NESTING", "MAX_DIGITS", "MAX_EXPONENT",
+    "canonical_hash", "MAX_ANSWER_BYTES", "MAX_NESTING", "MAX_DIGITS", "MAX_EXPONENT",
 ]
 
 _BACKENDS = ("c", "python")
@@ -35,7 +35,7 @@ _BACKENDS = ("c", "python")
 
 def _compiled():
     try:
-        from seedgrpo import _C
+        from .. import _C
     except ImportError as err:  # pragma: no cover - depends on the build
         raise ImportError(
             "seedgrpo._C is not built: run `.venv/bin/python setup.py build_ext --inplace` "
@@ -151,6 +151,8 @@ def answer_hashes(texts: Sequence[str], *, threads: int = 0, backend: str = "c",
     """int64 answer hash of every completion: FNV-1a 64 of the canonical answer's UTF-8 bytes with the top
     bit cleared (>= 0, the same on every platform); `-1 - i` for completion i without an answer, so it
     forms a singleton cluster. `threads=0` uses all cores (C backend; the Python reference is serial)."""
+    import torch  # here, not at the top: the worker processes and the value rules need no torch
+
     backend = _check_backend(backend)
     _check_threads(threads)
     flags = _flags(units, degrees, percent)
@@ -170,6 +172,8 @@ def cluster_ids(hashes: torch.Tensor, group_size: int) -> torch.LongTensor:
     """Dense cluster id of every row within its group of `group_size` consecutive rows: 0..k-1 in order of
     first appearance; rows with equal non-negative hashes share an id, a negative hash (no answer) is a
     cluster of its own. Example (group_size=4): [7, -2, 7, 9] -> [0, 1, 0, 2]."""
+    import torch
+
     is_tensor = isinstance(hashes, torch.Tensor)
     if not is_tensor or hashes.dim() != 1 or hashes.dtype not in (torch.int64, torch.int32):
         got = f"{hashes.dtype} of shape {tuple(hashes.shape)}" if is_tensor else type(hashes).__name__
@@ -186,15 +190,3 @@ def cluster_ids(hashes: torch.Tensor, group_size: int) -> torch.LongTensor:
     is_first = first == torch.arange(group_size, device=hashes.device)
     rank = is_first.cumsum(dim=1) - 1
     return rank.gather(1, first).reshape(-1).to(torch.int64)
-
-
-def is_equivalent(pred: str | float | int, gold: str | float | int, *,
-                  timeout_s: float = IS_EQUIVALENT_TIMEOUT_S) -> bool:
-    """True when two answers are the same, as a grader reads them (docs/answers.md §4): `pred` may be a whole
-    model output (boxes, answer phrase, prose); labels, chains, percent, rounded decimals, plain-text math are
-    graded by value; what the value rules leave open goes to sympy in a worker process, at most `timeout_s`
-    seconds (default 5 s, math-verify's; False when the budget runs out). Safe from any thread; results are
-    cached. See seedgrpo.grader."""
-    from seedgrpo.grader import is_equivalent as _is_equivalent
-
-    return _is_equivalent(pred, gold, timeout_s=timeout_s)

@@ -7,11 +7,11 @@ one-column or one-row matrix (entry by entry, in order). `vmatrix` is a determin
 answer as written (decimals intact) into its structure, so that the worker can apply the decimal tolerance
 element by element: `(1.4142, 1.7321)` = `(\\sqrt2, \\sqrt3)`. docs/answers.md §4 is the spec.
 
-    from seedgrpo.grading_shapes import matrix_form
+    from seedgrpo.grading.shapes import matrix_form
     matrix_form("2\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}2\\\\4\\end{pmatrix}", split_top)
     # '\\begin{pmatrix}2\\\\4\\end{pmatrix}'
 
-Pure Python (re, fractions): the grader's worker processes load this file without the seedgrpo package.
+Pure Python (re, fractions; no torch): the grader's worker processes import it.
 """
 from __future__ import annotations
 

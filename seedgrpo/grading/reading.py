@@ -1,23 +1,23 @@
 """Reading the final answer of a model output (or a gold) as a grader reads it: grading only.
 
-The clustering hash (seedgrpo.answers) reads only boxes, answer tags and answer phrases; a grader also reads
+The clustering hash (seedgrpo.grading.canonical) reads only boxes, answer tags and answer phrases; a grader also reads
 an answer given in prose, several boxes that together form the answer, a choice letter with its option text,
 number words, and repairs what a twice-escaped or truncated string broke. docs/answers.md §4 is the spec.
 
-    from seedgrpo.answer_reading import final_answer
+    from seedgrpo.grading.reading import final_answer
     final_answer("Thus the total is $36$ apples.")        # '36'
     final_answer("\\boxed{2}, \\boxed{-3}")              # '2, -3'
 
-The answer read here goes to seedgrpo.grading_rules (forms and value rules) on both sides of a pair.
+The answer read here goes to seedgrpo.grading.rules (forms and value rules) on both sides of a pair.
 """
 from __future__ import annotations
 
 import re
 from fractions import Fraction
 
-from seedgrpo import answers_reference
-from seedgrpo.grading_rules import APPROXIMATE_WORDS, LABEL as _LABEL, MATH_FUNCTIONS as _MATH_FUNCTIONS
-from seedgrpo.grading_units import read_unit
+from . import reference
+from .rules import APPROXIMATE_WORDS, LABEL as _LABEL, MATH_FUNCTIONS as _MATH_FUNCTIONS
+from .units import read_unit
 
 __all__ = ["final_answer", "choice_pair", "number_from_words", "clean", "MAX_TEXT"]
 
@@ -76,7 +76,7 @@ def final_answer(text: str) -> str:
     phrase = _answer_phrase(text)
     if phrase is not None:
         return _whole_answer(phrase)
-    tagged = answers_reference.extract_answer(text)  # an <answer> tag, or an answer phrase ours did not read
+    tagged = reference.extract_answer(text)  # an <answer> tag, or an answer phrase ours did not read
     if tagged is not None:
         clause = _CLAUSE_END.search(tagged)
         text = tagged[:clause.start()] if clause and _math_items(tagged[:clause.start()]) else tagged
@@ -124,7 +124,7 @@ def _boxes(text: str) -> str | None:
         while i < len(text) and text[i] in " \t":
             i += 1
         if i < len(text) and text[i] == "{":
-            end = answers_reference._group_end(text, i)  # after the box's closing brace
+            end = reference._group_end(text, i)  # after the box's closing brace
             if end < 0:
                 continue
             content = text[i + 1:end - 1]

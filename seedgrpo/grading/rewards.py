@@ -1,14 +1,14 @@
 """Rule-based math reward: 1.0 when a completion's final answer is equivalent to the reference, else 0.0.
 
-    from seedgrpo.rewards import math_reward
+    from seedgrpo.grading.rewards import math_reward
     math_reward(["... so \\boxed{0.5}", "I think 3"], ["\\frac12", 27.0])      # [1.0, 0.0]
 
-Answers are extracted and canonicalized in one threaded C++ batch (seedgrpo.answers); a completion whose
-canonical answer equals a canonical gold is correct at once (the exact-hash fast path). Every other
-completion is read as the grader reads it (seedgrpo.answer_reading: several boxes, answer phrase, prose) and
-graded by seedgrpo.grader: the value rules (exact rationals, percent, rounded decimals, times) settle most
-pairs in this process; only the remaining distinct pairs go to the worker pool (`timeout_s` per pair). A
-batch that needs no sympy starts no process.
+Answers are extracted and canonicalized in one threaded C++ batch (seedgrpo.grading.canonical); a
+completion whose canonical answer equals a canonical gold is correct at once (the exact-hash fast path).
+Every other completion is read as the grader reads it (seedgrpo.grading.reading: several boxes, answer
+phrase, prose) and graded by seedgrpo.grading.equivalence: the value rules (exact rationals, percent,
+rounded decimals, times) settle most pairs in this process; only the remaining distinct pairs go to the
+worker pool (`timeout_s` per pair). A batch that needs no sympy starts no process.
 
 Golds: a number (AMC's 27.0), a string (a `\\boxed{}` inside it is extracted first), or a list of strings
 holding *alternatives* (correct if any matches; OlympiadBench's `final_answer`). Several answers inside
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from seedgrpo import answers, grader
+from . import canonical
+from . import equivalence as grader
 
 __all__ = ["math_reward", "gold_answers"]
 
@@ -40,7 +41,7 @@ def math_reward(completions: Sequence[str], golds: Sequence[object], *, timeout_
     if len(completions) != len(golds):
         raise ValueError(f"completions and golds must have the same length, got {len(completions)} and "
                          f"{len(golds)}: pass one gold per completion (repeat it for each of the G samples)")
-    predicted = answers.extract_and_canonicalize(completions, threads=threads)
+    predicted = canonical.extract_and_canonicalize(completions, threads=threads)
     rewards = [0.0] * len(completions)
     candidates: list[tuple[int, str, str]] = []  # (row, final answer, gold alternative) left for the grader
     gold_cache: dict[tuple[str, str], tuple[list[str], list[str]]] = {}  # G rows share a gold: read it once

@@ -8,11 +8,11 @@ argument is the factor pi/180 (`\\sin 30^\\circ` = 1/2), and an angle in degrees
 pi is compared in radians (`30^\\circ` = `\\frac{\\pi}{6}`); `30^\\circ` against `30` stays equal (the
 canonical form drops the mark). docs/answers.md §4 is the spec.
 
-    from seedgrpo.grading_units import units_differ, converted
+    from seedgrpo.grading.units import units_differ, converted
     units_differ("3 \\text{ hours}", "3 \\text{ days}")    # True
     converted("2 hours", "120 minutes")                     # ('120', '120')
 
-Pure Python (re, fractions): the grader's worker processes load this file without the seedgrpo package.
+Pure Python (re, fractions; no torch): the grader's worker processes import it.
 """
 from __future__ import annotations
 

@@ -1,66 +1,37 @@
-"""The grader's worker process: one answer pair in, one verdict out (seedgrpo.grader runs and times it).
+"""The grader's worker process: one answer pair in, one verdict out (seedgrpo.grading.pool runs and times it).
 
-    python seedgrpo/grader_worker.py        # JSON lines [task, pred, gold] on stdin -> [task, verdict]
+    python -m seedgrpo.grading.worker       # JSON lines [task, pred, gold] on stdin -> [task, verdict]
 
 `grade_pair(pred, gold)` is the whole comparison (docs/answers.md §4): the pair and its rewritten forms
-(seedgrpo.grading_rules.pair_forms) are compared by value rules (times, ratios, percent, decimals), then
+(seedgrpo.grading.rules.pair_forms) are compared by value rules (times, ratios, percent, decimals), then
 structurally with sympy (parsed by latex2sympy2_extended, checked by exact equality, equation
 proportionality, then 50-digit evaluation at fixed rational points), then by math-verify where its parser
 reads what ours does not. There is no time limit in here: the pool kills a worker that runs past its budget,
-so it needs no signals. Run as a file, a worker imports only sympy, math-verify and two modules of this
-package loaded from their files (no torch).
+so it needs no signals. A worker imports only sympy, math-verify and the pure-Python grading modules
+(reference, rules, shapes, units, sets): no torch from seedgrpo.grading.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
 import re
 import signal
 import sys
 from fractions import Fraction
-from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
+from . import reference, rules, shapes
+
 _NUMERIC_DIGITS = 50  # evaluation precision
 _RELATIVE_TOLERANCE = 1e-25  # far below any decimal an answer would be written with
 _POINTS = 4  # evaluation points when the difference has free symbols
 _DECIMAL = re.compile(r"(?<![\d.])(\d*)\.(\d+)(?![\d.])")
 _CONTROL_WORD = re.compile(r"\\[A-Za-z]+")
 _WORD = re.compile(r"[A-Za-z]{3,}")
-_modules: dict[str, object] = {}
-
-
-def _module(name: str):
-    """seedgrpo.<name>, loaded from its file in a worker (no package import, no torch)."""
-    if name not in _modules:
-        if f"seedgrpo.{name}" in sys.modules or __name__ != "__main__":
-            module = importlib.import_module(f"seedgrpo.{name}")
-        else:
-            spec = importlib.util.spec_from_file_location(f"_{name}", _HERE / f"{name}.py")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        _modules[name] = module
-        if name == "grading_rules":  # its helper modules, loaded the same way
-            module._reference_module = _reference()
-            module._units_module = _module("grading_units")
-            module._shapes_module = _module("grading_shapes")
-            module._sets_module = _module("grading_sets")
-    return _modules[name]
-
-
-def _reference():
-    return _module("answers_reference")
-
-
-def _rules():
-    return _module("grading_rules")
 
 
 def symbolic_equal(a: str, b: str) -> bool:
     """The worker's comparison of two canonical forms (no time limit here: the pool enforces it)."""
-    split = _reference()._split_top
+    split = reference._split_top
     return _lists_equal(split(a, ","), split(b, ","), ordered=False)
 
 
@@ -86,10 +57,9 @@ def _match_any_order(xs: list, ys: list, equal) -> bool:
 
 
 def _bracket_group(e: str) -> tuple[str, str, str] | None:
-    ref = _reference()
-    if not e or e[0] == "{" or ref._bracket_at(e, 0)[0] <= 0:
+    if not e or e[0] == "{" or reference._bracket_at(e, 0)[0] <= 0:
         return None
-    close, close_len = ref._matching_bracket(e, 0)
+    close, close_len = reference._matching_bracket(e, 0)
     if close != len(e):
         return None
     open_len = 2 if e[0] == "\\" else 1
@@ -100,7 +70,7 @@ def _matrix_rows(e: str) -> list[list[str]] | None:
     begin, end = "\\begin{pmatrix}", "\\end{pmatrix}"
     if not (e.startswith(begin) and e.endswith(end)):
         return None
-    split = _reference()._split_top
+    split = reference._split_top
     return [split(row, "&") for row in split(e[len(begin):len(e) - len(end)], "\\\\")]
 
 
@@ -111,7 +81,7 @@ def _element_equal(x: str, y: str) -> bool:
     if gx or gy:  # tuples, intervals, sets: same brackets, then the elements
         if not (gx and gy) or gx[0] != gy[0] or gx[2] != gy[2]:
             return False
-        split = _reference()._split_top
+        split = reference._split_top
         is_set = gx[0] == "\\{" and gx[2] == "\\}"
         return _lists_equal(split(gx[1], ","), split(gy[1], ","), ordered=not is_set)
     mx, my = _matrix_rows(x), _matrix_rows(y)
@@ -125,9 +95,9 @@ def _element_equal(x: str, y: str) -> bool:
 
 
 def _is_text(e: str) -> bool:
-    """A word outside control words (grading_rules.reads_as_word): latex2sympy would read `Evelyn` as
+    """A word outside control words (rules.reads_as_word): latex2sympy would read `Evelyn` as
     E*E*l*n*v*y, equal to `Evenly`; `mgh` and `GMm` are products and are parsed."""
-    return any(_rules().reads_as_word(w) for w in _WORD.findall(_CONTROL_WORD.sub(" ", e)))
+    return any(rules.reads_as_word(w) for w in _WORD.findall(_CONTROL_WORD.sub(" ", e)))
 
 
 def _parse(e: str):
@@ -301,7 +271,6 @@ def _constant_ratio(dx, dy) -> bool:
 
 def grade_pair(pred: str, gold: str) -> bool:
     """The worker's verdict on a (pred, gold) pair of final answers (already extracted by the caller)."""
-    rules = _rules()
     undecided = []
     for fp, fg in rules.pair_forms(pred, gold):
         verdict = rules.form_verdict(fp, fg, _canonical)
@@ -323,7 +292,7 @@ _unparsed: list[str] = []  # answers our parsers could not read during the curre
 
 
 def _canonical(answer: str) -> str:
-    return _reference().canonicalize(answer)
+    return reference.canonicalize(answer)
 
 
 def _values_equal(a: str, b: str) -> bool:
@@ -344,7 +313,7 @@ def _elements_equal(a: str, b: str) -> bool:
     any order."""
     if not (_DECIMAL.search(a) or _DECIMAL.search(b)):
         return False
-    shapes, split = _module("grading_shapes"), _reference()._split_top
+    split = reference._split_top
     sa, sb = shapes.elements(a, split), shapes.elements(b, split)
     if sa is None or sb is None or sa[0] != sb[0] or len(sa[1]) != len(sb[1]):
         return False
@@ -402,7 +371,7 @@ def _rounds_to(decimal_text: str, other_canonical: str) -> bool:
     tolerance rule, docs §4): `2.2360680` is `\\sqrt5`; `0.1251` is not `1/8`."""
     import sympy
 
-    parsed = _rules().decimal_places(decimal_text)
+    parsed = rules.decimal_places(decimal_text)
     if parsed is None:
         return False
     expr = _parse(other_canonical)
@@ -411,7 +380,7 @@ def _rounds_to(decimal_text: str, other_canonical: str) -> bool:
     value = _value(expr, {})
     if value is None or not value.is_real:
         return False
-    return _rules().decimal_matches(parsed[0], parsed[1], Fraction(str(value)))
+    return rules.decimal_matches(parsed[0], parsed[1], Fraction(str(value)))
 
 
 def _math_verify_equal(pred: str, gold: str) -> bool:
@@ -441,7 +410,6 @@ def _worker_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the reply stream
-    _rules()
     # Import sympy and warm the LaTeX parser before saying ready: ANTLR builds its prediction tables on first
     # sight of each construct (a long equation's first parse took 2 s, its second 0.2 s); the budget is for
     # the pair.
@@ -459,5 +427,4 @@ def _worker_main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # seedgrpo/ is not a top-level dir
     _worker_main()

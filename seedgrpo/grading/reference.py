@@ -1,7 +1,7 @@
 """The readable Python reference of the answer pipeline: extraction, canonicalization, hashing.
 
 docs/answers.md is the spec; this module implements it step by step, and csrc/ mirrors it function by
-function in C++ (seedgrpo._C). Use the public API in seedgrpo.answers (`backend="python"` selects this
+function in C++ (seedgrpo._C). Use the public API in seedgrpo.grading.answers (`backend="python"` selects this
 module); tests/test_answers_equivalence.py asserts both implementations agree byte for byte.
 
 Character classes are ASCII only (letters, digits, whitespace) and every rule matches ASCII text or one of
