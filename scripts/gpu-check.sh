@@ -21,6 +21,8 @@
 #   rows-in-flight benchmarks/bench_rows_in_flight.py when present (the persistent-grid sweep), else a note
 #   train-zero3    3 training steps, ZeRO-3 bf16, random model of Qwen2.5-1.5B's shape, hf engine + lean decode
 #                  (plain torch bf16 when DeepSpeed does not install there)
+#   train-server   generation_mode: server on one GPU: the toy model, trainer + `seedgrpo serve` (two processes),
+#                  4 async steps (k = 1) with the weight checksum compared after every push
 #   train-vllm     the same with vLLM, when it is importable there (it is not carried: its wheel is 336 MB)
 # Without CUDA (or with --dry-run) every stage is skipped with its reason and the exit status is 0.
 # $OUT defaults to benchmarks/out/gpu; summary.txt there lists each stage's status and wall time.
@@ -41,8 +43,8 @@ for arg in "$@"; do
 done
 
 # name:seconds, in order of importance. The sum stays under BUDGET_S.
-STAGES=(setup:60 kernel-tests:150 tests:45 bench-logits:60 bench-linear:45 rows-in-flight:20 train-zero3:80
-        train-vllm:10)
+STAGES=(setup:60 kernel-tests:150 tests:40 bench-logits:50 bench-linear:40 rows-in-flight:20 train-zero3:60
+        train-server:40 train-vllm:10)
 STAGE_NAMES=" ${STAGES[*]%%:*} "
 for name in "${SELECTED[@]}"; do
     [[ "$STAGE_NAMES" == *" $name "* ]] || { echo "gpu-check: unknown stage '$name' (stages:$STAGE_NAMES)" >&2; exit 2; }
@@ -211,6 +213,13 @@ stage_train_zero3() {
     fi
 }
 
+stage_train_server() {  # the toy model: checks the server path on CUDA, measures nothing
+    "$PY" -m seedgrpo.train --config configs/tiny-cpu.yaml --deepspeed_config null --generation_mode server \
+        --async_generation true --max_staleness 1 --vllm_importance_sampling_correction true \
+        --server_debug_checksum true --max_steps 4 --progress false --tensorboard false --save_final_model false \
+        --output_dir "$OUT/train-server" && tail -n 4 "$OUT/train-server/metrics.jsonl"
+}
+
 stage_train_vllm() {
     if ! has vllm; then
         echo "note: vllm is not importable here (not carried: no wheel for this torch fits the carry limit)"
@@ -222,8 +231,8 @@ stage_train_vllm() {
 }
 
 export PY OUT WHEELS
-export -f has kernel_test_files stage_setup stage_kernel_tests stage_tests stage_bench_logits stage_bench_linear stage_rows_in_flight stage_train_zero3 \
-    stage_train_vllm
+export -f has kernel_test_files stage_setup stage_kernel_tests stage_tests stage_bench_logits stage_bench_linear \
+    stage_rows_in_flight stage_train_zero3 stage_train_server stage_train_vllm
 for stage in "${STAGES[@]}"; do
     name=${stage%%:*}
     selected "$name" || continue

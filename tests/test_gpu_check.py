@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["setup", "kernel-tests", "tests", "bench-logits", "bench-linear", "rows-in-flight", "train-zero3",
+          "train-server",
           "train-vllm"]
 
 

@@ -146,6 +146,26 @@ class TrainConfig:
                                   "until the batch has groups with unequal rewards")
     max_dynamic_sampling_rounds: int = knob(4, "rollouts per step at most with dynamic_sampling, the first "
                                             "included; at the cap the batch is filled", at_least(1))
+    # where generation runs (docs/generation.md; seedgrpo/rollout/server.py and client.py; TRL's words)
+    generation_mode: str = knob("colocate", "colocate (sample in the training process) or server (a `seedgrpo "
+                                "serve` process; docs/generation.md)", choices=("colocate", "server"))
+    server_host: Optional[str] = knob(None, "server mode: null = start a `seedgrpo serve` beside the trainer "
+                                      "(and stop it at the end); a host = connect to the server there",
+                                      free_text=True)
+    server_port: int = knob(8765, "the generation server's port (with server_host)", within(1, 65535))
+    server_timeout: float = knob(600.0, "seconds without a reply from the server (connect, one generation) "
+                                 "before the run stops with an error", above(0))
+    server_threads: Optional[int] = knob(None, "torch threads of the auto-started server; null = the "
+                                         "trainer's", at_least(1))
+    server_bucket_mb: float = knob(64.0, "weight push: gather (ZeRO-3), copy to the CPU and send this much at a "
+                                   "time; 0 = one tensor at a time", at_least(0))
+    server_debug_checksum: bool = knob(False, "after every weight push, compare the server's weights with the "
+                                       "trainer's (SHA-256, bitwise); every push then waits for the server")
+    async_generation: bool = knob(False, "server mode: sample the next batches while the policy updates "
+                                  "(max_staleness steps ahead)")
+    max_staleness: int = knob(1, "async: requests go out k steps ahead, so batches are sampled k policy "
+                              "versions back; an older batch is dropped, counted and sampled again; 0 = sync",
+                              at_least(0))
     # scoring and advantages
     reward_fn: str = knob("math", "the older single reward: math, or package.module:function taking "
                           "(completions, problems); not together with reward_funcs",
@@ -340,7 +360,7 @@ def resolve_config_path(path: str | Path) -> Path:
     candidate = Path(path)
     if candidate.is_file():
         return candidate
-    presets = Path(__file__).resolve().parents[1] / "configs"
+    presets = Path(__file__).resolve().parents[2] / "configs"  # seedgrpo/training/ -> the repository
     for name in (f"{path}", f"{path}.yaml"):
         if (presets / name).is_file():
             return presets / name
@@ -531,6 +551,14 @@ def validate(config: TrainConfig) -> None:
         if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name):
             raise ValueError(f"{key}={name!r} is neither a local directory nor a Hugging Face model id "
                              "('org/name'); give a directory holding config.json, a model id, or 'toy'")
+    if config.async_generation and config.generation_mode != "server":
+        raise ValueError("async_generation=true needs generation_mode: server (colocated generation shares "
+                         "the training process and cannot run beside the update); set generation_mode: "
+                         "server")
+    if config.async_generation and config.max_staleness > 0 and config.dynamic_sampling:
+        raise ValueError("async_generation with max_staleness > 0 draws prompts ahead, which "
+                         "dynamic_sampling's extra draws would reorder; set dynamic_sampling: false or "
+                         "max_staleness: 0")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
 
