@@ -206,15 +206,15 @@ def set_threads(threads: int = 0) -> int:
 def _bar(progress: bool, **kwargs):
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from seedgrpo.training.console import progress_bar
 
-    return tqdm(**kwargs)
+    return progress_bar(**kwargs)  # whole lines, not carriage returns, when the output is a log file
 
 
 # ------------------------------------------------------------------------------------------- RL phase
 @dataclass
 class RLSettings:
-    """The SEED-GRPO phase (seedgrpo.training.config keys); defaults: ../shared/ENVIRONMENT.md's measured recipe."""
+    """The SEED-GRPO phase (seedgrpo.training.config keys); defaults: the recipe measured in docs/demo.md."""
 
     steps: int = 300
     prompts_per_step: int = 64
