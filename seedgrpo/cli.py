@@ -1,6 +1,7 @@
-"""The `seedgrpo` command: `seedgrpo train|eval|demo [args]`.
+"""The `seedgrpo` command: `seedgrpo train|serve|eval|demo [args]`.
 
     seedgrpo train --config configs/tiny-cpu.yaml --max_steps 5
+    seedgrpo serve --config configs/tiny-cpu.yaml --port 8765     # a generation server (docs/generation.md)
     seedgrpo eval --help
     seedgrpo demo
     seedgrpo demo-real
@@ -18,6 +19,7 @@ import sys
 
 COMMANDS = {
     "train": ("seedgrpo.train", "train a policy with SEED-GRPO (python -m seedgrpo.train)"),
+    "serve": ("seedgrpo.rollout.server", "a generation server for generation_mode: server"),
     "eval": ("seedgrpo.evaluate", "evaluate a model on the math benchmarks"),
     "demo": ("seedgrpo.demo", "warm start + SEED-GRPO on the toy arithmetic task, on CPU"),
     "demo-real": ("seedgrpo.demo:real", "SEED-GRPO on SmolLM2-135M-Instruct (a GGUF from PyPI), on CPU"),
@@ -28,7 +30,7 @@ INPUT_ERRORS = (ValueError, ImportError, OSError)
 
 
 def usage() -> str:
-    lines = ["usage: seedgrpo {train,eval,demo,demo-real} [args...] [--debug]", ""]
+    lines = ["usage: seedgrpo {train,serve,eval,demo,demo-real} [args...] [--debug]", ""]
     lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     path, _, attribute = COMMANDS[command][0].partition(":")  # "module:name": a namespace inside a module
     module = importlib.import_module(path)
     module = getattr(module, attribute) if attribute else module
-    if command == "train":  # reports its own errors (it is also `python -m seedgrpo.train`)
+    if command in ("train", "serve"):  # report their own errors (train is also `python -m seedgrpo.train`)
         result = module.main(rest)
     else:
         parser_usage = module.build_parser().format_usage().strip()

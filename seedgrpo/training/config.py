@@ -52,15 +52,15 @@ def _is_prompt_template(value: str) -> bool:
 
 @dataclass
 class DataConfig:
-    path: str = knob("toy", "a .jsonl / .json / .parquet file, a Hugging Face dataset id (`org/name`, read with "
-                     "`datasets`), or `toy` (synthetic arithmetic, seedgrpo/tasks/toy.py); the problem and answer "
-                     "fields of common math datasets are detected",
+    path: str = knob("toy", "a .jsonl / .json / .parquet file, a Hugging Face dataset id (read through `datasets`), "
+                     "or `toy` (synthetic arithmetic, seedgrpo/tasks/toy.py); the problem and answer fields of "
+                     "common math datasets are detected",
                      rule=Rule(lambda v: v == "toy" or Path(v).is_file() or _is_dataset_id(v),
                                " is not a file (nor a Hugging Face dataset id)",
                                "'toy', a .jsonl/.json/.parquet file, or a dataset id 'org/name' (with data.split, "
                                "data.name)"))
-    split: str = knob("train", "the split of a dataset id (ignored for files)", free_text=True)
-    name: Optional[str] = knob(None, "the config (subset) name of a dataset id", free_text=True)
+    split: str = knob("train", "a dataset id only: the split to read", free_text=True)
+    name: Optional[str] = knob(None, "a dataset id only: its config (subset) name", free_text=True)
     problem_field: Optional[str] = knob(None, "dotted path of the problem text in each record "
                                         "(`prompt.0.content`); null = detect", free_text=True)
     answer_field: Optional[str] = knob(None, "dotted path of the reference answer "
@@ -115,11 +115,10 @@ class PeftConfig:
 @dataclass
 class TrainConfig:
     # model
-    model: str = knob("toy", "a local HF directory, a hub id, a .gguf file (dequantised and rebuilt as a plain "
-                      "float model that trains and exports safetensors; needs `pip install gguf`), or `toy` (a "
-                      "tiny Qwen2 built locally)", free_text=True)
-    gguf_file: Optional[str] = knob(None, "a .gguf file inside `model` when `model` is its directory or hub id",
-                                    free_text=True)
+    model: str = knob("toy", "a local HF directory, a hub id, a .gguf file (rebuilt as a plain float model), or "
+                      "`toy` (a tiny Qwen2 built locally)", free_text=True)
+    gguf_file: Optional[str] = knob(None, "a .gguf file inside `model` (a directory or hub id); rebuilt as a plain "
+                                    "float model", free_text=True)
     tokenizer: Optional[str] = knob(None, "tokenizer path or id when it differs from `model`", free_text=True)
     dtype: str = knob(AUTO, "auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16", choices=DTYPES)
     attn_implementation: str = knob(AUTO, "auto = flash_attention_2 when flash-attn imports on CUDA, else sdpa",
@@ -130,13 +129,12 @@ class TrainConfig:
     # data
     data: DataConfig = field(default_factory=DataConfig)
     prompt_template: str = knob("qwen_math", "qwen_math (Qwen2.5-Math system + user turn; the tokenizer's chat "
-                                "template when it has one), r1 (R1-Zero plain text), chat (the tokenizer's own chat "
-                                "template on a user turn; an error without one), none, or a string holding "
+                                "template when it has one), r1 (R1-Zero plain text), chat (the problem as a user "
+                                "turn through the tokenizer's own chat template), none, or a string holding "
                                 "{problem}", rule=Rule(_is_prompt_template, " is not a template",
-                                                       "qwen_math, r1, chat, none, or a string holding "
-                                                       "'{problem}'"))
-    system_prompt: Optional[str] = knob(None, "chat only: a system turn before the problem (null: the chat "
-                                        "template's default, if any)", free_text=True)
+                                                       "qwen_math, r1, chat, none, or a string holding '{problem}'"))
+    system_prompt: Optional[str] = knob(None, "with prompt_template: chat, a system turn before the problem; null = "
+                                        "the chat template's own", free_text=True)
     # rollout
     rollout_engine: str = knob("hf", "hf (the policy's own HF module; CPU or GPU) or vllm (colocated, GPU)",
                                choices=("hf", "vllm"))
@@ -164,6 +162,26 @@ class TrainConfig:
                                   "until the batch has groups with unequal rewards")
     max_dynamic_sampling_rounds: int = knob(4, "rollouts per step at most with dynamic_sampling, the first "
                                             "included; at the cap the batch is filled", at_least(1))
+    # where generation runs (docs/generation.md; seedgrpo/rollout/server.py and client.py; TRL's words)
+    generation_mode: str = knob("colocate", "colocate (sample in the training process) or server (a `seedgrpo "
+                                "serve` process; docs/generation.md)", choices=("colocate", "server"))
+    server_host: Optional[str] = knob(None, "server mode: null = start a `seedgrpo serve` beside the trainer "
+                                      "(and stop it at the end); a host = connect to the server there",
+                                      free_text=True)
+    server_port: int = knob(8765, "the generation server's port (with server_host)", within(1, 65535))
+    server_timeout: float = knob(600.0, "seconds without a reply from the server (connect, one generation) "
+                                 "before the run stops with an error", above(0))
+    server_threads: Optional[int] = knob(None, "torch threads of the auto-started server; null = the "
+                                         "trainer's", at_least(1))
+    server_bucket_mb: float = knob(64.0, "weight push: gather (ZeRO-3), copy to the CPU and send this much at a "
+                                   "time; 0 = one tensor at a time", at_least(0))
+    server_debug_checksum: bool = knob(False, "after every weight push, compare the server's weights with the "
+                                       "trainer's (SHA-256, bitwise); every push then waits for the server")
+    async_generation: bool = knob(False, "server mode: sample the next batches while the policy updates "
+                                  "(max_staleness steps ahead)")
+    max_staleness: int = knob(1, "async: requests go out k steps ahead, so batches are sampled k policy "
+                              "versions back; an older batch is dropped, counted and sampled again; 0 = sync",
+                              at_least(0))
     # scoring and advantages
     reward_fn: str = knob("math", "the older single reward: math, or package.module:function taking "
                           "(completions, problems); not together with reward_funcs",
@@ -358,7 +376,7 @@ def resolve_config_path(path: str | Path) -> Path:
     candidate = Path(path)
     if candidate.is_file():
         return candidate
-    presets = Path(__file__).resolve().parents[1] / "configs"
+    presets = Path(__file__).resolve().parents[2] / "configs"  # seedgrpo/training/ -> the repository
     for name in (f"{path}", f"{path}.yaml"):
         if (presets / name).is_file():
             return presets / name
@@ -557,6 +575,14 @@ def validate(config: TrainConfig) -> None:
     if config.system_prompt is not None and config.prompt_template != "chat":
         raise ValueError(f"system_prompt is set but prompt_template={config.prompt_template!r}; the system "
                          "prompt goes through the tokenizer's chat template: set prompt_template: chat")
+    if config.async_generation and config.generation_mode != "server":
+        raise ValueError("async_generation=true needs generation_mode: server (colocated generation shares "
+                         "the training process and cannot run beside the update); set generation_mode: "
+                         "server")
+    if config.async_generation and config.max_staleness > 0 and config.dynamic_sampling:
+        raise ValueError("async_generation with max_staleness > 0 draws prompts ahead, which "
+                         "dynamic_sampling's extra draws would reorder; set dynamic_sampling: false or "
+                         "max_staleness: 0")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
 
