@@ -22,7 +22,7 @@ trainer's (bitwise).
 
 Several training ranks: rank 0 holds the one connection; the others hand it their prompts and seeds
 (`gather_object`) and receive their rows back (`scatter_object_list`); all ranks take part in the gathers of a
-weight push. (Written for multi-GPU layouts; on CPU only the one-rank path is tested.)
+weight push (tested with two CPU ranks; not on GPUs).
 
 Failures end the run with one line (GenerationServerError is a ConnectionError, which the command line reports
 without a traceback): a dead server within about a second (the socket closes; an auto-started server's exit
