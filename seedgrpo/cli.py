@@ -4,6 +4,7 @@
     seedgrpo serve --config configs/tiny-cpu.yaml --port 8765     # a generation server (docs/generation.md)
     seedgrpo eval --help
     seedgrpo demo
+    seedgrpo demo-real
 
 Each subcommand's module is imported only when it runs, so `seedgrpo eval` does not pay for DeepSpeed.
 A mistake in the input (a bad key or value, a missing file, a bad JSON line, a model that cannot be found, a
@@ -21,6 +22,7 @@ COMMANDS = {
     "serve": ("seedgrpo.rollout.server", "a generation server for generation_mode: server"),
     "eval": ("seedgrpo.evaluate", "evaluate a model on the math benchmarks"),
     "demo": ("seedgrpo.demo", "warm start + SEED-GRPO on the toy arithmetic task, on CPU"),
+    "demo-real": ("seedgrpo.tasks.real_demo", "SEED-GRPO on SmolLM2-135M-Instruct (a GGUF from PyPI), on CPU"),
 }
 # What a user's input can raise (json.JSONDecodeError is a ValueError, FileNotFoundError an OSError);
 # anything else is a bug and keeps its traceback.
@@ -28,8 +30,8 @@ INPUT_ERRORS = (ValueError, ImportError, OSError)
 
 
 def usage() -> str:
-    lines = ["usage: seedgrpo {train,serve,eval,demo} [args...] [--debug]", ""]
-    lines += [f"  {name:<6} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines = ["usage: seedgrpo {train,serve,eval,demo,demo-real} [args...] [--debug]", ""]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 

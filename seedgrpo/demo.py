@@ -13,8 +13,8 @@ and problems "a op b=" whose completion is "\\boxed{answer}". Two phases:
    ~/.cache/seedgrpo/warmstart-<hash of the settings> and reused on a rerun.
 2. SEED-GRPO through the real trainer (seedgrpo.training.trainer.Trainer): 64 prompts × G=8 samples per step at
    temperature 1, AdamW 1e-4 (no weight decay) with 50 warm-up steps, grad-clip 1.0, no KL, Dr.GRPO loss,
-   advantages scaled by the semantic entropy of each group (the paper's reciprocal, α = 0.0417). A callback measures greedy accuracy on a held-out test set (graded
-   with rewards.math_reward) every --eval_every steps.
+   advantages scaled by the semantic entropy of each group (the paper's reciprocal, α = 0.0417). A callback
+   measures greedy accuracy on a held-out test set (graded with rewards.math_reward) every --eval_every steps.
 
 The run directory (--output_dir) gets metrics.jsonl (the trainer's per-step metrics plus "eval/accuracy"),
 summary.json (initial/final held-out accuracy, semantic-entropy and advantage-scale statistics, timings) and
@@ -180,18 +180,25 @@ def warm_start(settings: WarmStartSettings, splits: dict[str, list[Problem]], *,
     return path, stats | {"cached": False}
 
 
-def set_threads(threads: int = 0) -> int:
-    """Set torch's CPU threads (0 = auto) and return the number used.
+AUTO_THREADS = 1  # what --threads 0 (auto) sets, on every machine and whatever its load: see set_threads
 
-    Auto picks 1 thread when other work already fills the cores: OpenMP threads that wait for each other
-    while the OS runs someone else made a warm-start step 30× slower (8 s vs 0.28 s, measured on 2 cores
-    beside three other PyTorch jobs); on an idle machine torch's default (all cores) is fastest.
+
+def set_threads(threads: int = 0) -> int:
+    """Set torch's CPU threads (0 = auto: AUTO_THREADS) and return the number used.
+
+    The thread count is part of a run's numbers: it splits float32 sums (a matmul's, a reduction's)
+    differently, so the same seed gives a different run at 1 and 2 threads (demo defaults, 20 RL steps:
+    the metrics differ from step 2 on). Auto used to look at the load (1 thread when the 1-minute load
+    average filled the cores, else torch's default, all cores), so a rerun started while the first run's
+    load lingered ran on another thread count than the first run and took another path (issue 24: the fresh
+    run passed RL step 184, the reruns on the cached warm start crashed there). So auto no longer depends on
+    the load, and it is one thread: more threads on a busy machine made a warm-start step 30× slower (8 s vs
+    0.28 s, measured on 2 cores beside three other PyTorch jobs). On an idle machine ``--threads 2`` (or
+    more) may be faster, and is as reproducible: the same count gives the same run.
     """
-    if threads < 0:
-        raise ValueError(f"threads={threads} must be >= 0 (0 = auto)")
-    if threads == 0:
-        busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= (os.cpu_count() or 1)
-        threads = 1 if busy else torch.get_num_threads()
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+        raise ValueError(f"threads={threads!r} must be an int >= 0 (0 = auto: {AUTO_THREADS})")
+    threads = threads or AUTO_THREADS
     torch.set_num_threads(threads)
     return threads
 
@@ -199,15 +206,15 @@ def set_threads(threads: int = 0) -> int:
 def _bar(progress: bool, **kwargs):
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from seedgrpo.training.console import progress_bar
 
-    return tqdm(**kwargs)
+    return progress_bar(**kwargs)  # whole lines, not carriage returns, when the output is a log file
 
 
 # ------------------------------------------------------------------------------------------- RL phase
 @dataclass
 class RLSettings:
-    """The SEED-GRPO phase (seedgrpo.training.config keys); defaults: ../shared/ENVIRONMENT.md's measured recipe."""
+    """The SEED-GRPO phase (seedgrpo.training.config keys); defaults: the recipe measured in docs/demo.md."""
 
     steps: int = 300
     prompts_per_step: int = 64
@@ -327,7 +334,8 @@ def run(warm: WarmStartSettings, rl: RLSettings, output_dir: str | Path, *, cach
         "seconds": {"warm_start": warm_stats["seconds"] if not warm_stats["cached"] else 0.0,
                     "rl": round(rl_seconds, 1), "total": round(time.perf_counter() - started, 1),
                     "rl_per_step": round(rl_seconds / rl.steps, 3)},
-        "settings": {"warm_start": asdict(warm), "rl": asdict(rl)},
+        # the thread count is part of the run's numbers (set_threads): recorded to reproduce it
+        "settings": {"warm_start": asdict(warm), "rl": asdict(rl), "torch_threads": torch.get_num_threads()},
     }
     for name in ("semantic_entropy_mean", "advantage_scale_mean", "reward_mean", "zero_variance_group_frac"):
         summary[name] = _trend(series(records, name)[2])
@@ -359,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the warm start again even when a cached one exists")
     p.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads; 0 = auto: 1 when the machine is already busy (1-minute load "
-                        "average >= CPU count), else torch's default")
+                   help=f"torch CPU threads; 0 = auto: {AUTO_THREADS}, whatever the load (a run's numbers "
+                        "depend on the thread count: the same seed and count give the same run)")
     group = p.add_argument_group("task and model")
     for name in ("layers", "hidden", "max_digits", "num_train", "num_dev", "num_test"):
         group.add_argument(f"--{name}", type=int, default=getattr(warm, name))

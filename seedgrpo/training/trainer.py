@@ -186,7 +186,7 @@ class Trainer:
         for step in range(self._requested_through + 1, min(self.step + ahead, c.max_steps) + 1):
             self._sampler_before[step] = self.sampler.state_dict()  # a checkpoint at step-1 resumes here
             problems, positions = self._next_problems()
-            prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+            prompts = [format_prompt(p, c.prompt_template, self.tokenizer, c.system_prompt) for p in problems]
             self.rollout.submit(step, prompts, c.num_generations,
                                 row_seeds(c.seed, step, positions, c.num_generations))
             self._ahead[step], self._requested_through = (problems, positions), step
@@ -225,7 +225,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------------- 1. rollout
     def _rollout(self, problems, batch_positions):
         c = self.config
-        prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+        prompts = [format_prompt(p, c.prompt_template, self.tokenizer, c.system_prompt) for p in problems]
         seeds = row_seeds(c.seed, self.step, batch_positions, c.num_generations)
         fault_point("rollout", self.step)
         with self._progress("rollout", len(seeds)) as bar:
@@ -265,7 +265,7 @@ class Trainer:
         if self.rewards.takes_trl_arguments:  # prompts, token ids and the state only for TRL-style functions
             state = trainer_state(self.step, c.max_steps, self.optimizer_steps_per_step,
                                   self.sampler.epoch + self.sampler.position / self.sampler.n)
-            prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+            prompts = [format_prompt(p, c.prompt_template, self.tokenizer, c.system_prompt) for p in problems]
             trl_inputs = trl_arguments(batch, prompts, G, c.max_completion_length, state)
         rewards, per_function = self.rewards(completions=batch.texts, problems=row_problems, group_size=G,
                                              **trl_inputs)
@@ -523,9 +523,9 @@ class Trainer:
     def _progress(self, name: str, total: int):
         if not (self.config.progress == "detailed" and dist.is_main()):  # per-step bars: detailed only
             return contextlib.nullcontext(_NoBar())
-        from tqdm.auto import tqdm
+        from .console import progress_bar
 
-        return tqdm(total=total, desc=f"step {self.step} {name}", leave=False, dynamic_ncols=True)
+        return progress_bar(total=total, desc=f"step {self.step} {name}", leave=False, dynamic_ncols=True)
 
     @contextlib.contextmanager
     def _sigterm_saves_checkpoint(self):
@@ -622,7 +622,8 @@ def _load_training_problems(config: TrainConfig):
                                            max_digits=config.toy.max_digits)
         return problems[: config.data.limit] if config.data.limit else problems
     problems = load_problems(config.data.path, problem_field=config.data.problem_field,
-                             answer_field=config.data.answer_field, limit=config.data.limit)
+                             answer_field=config.data.answer_field, limit=config.data.limit,
+                             split=config.data.split, name=config.data.name)
     usable, skipped = training_problems(problems)
     if skipped:
         dist.print0(skipped)
