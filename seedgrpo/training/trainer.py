@@ -186,7 +186,7 @@ class Trainer:
         for step in range(self._requested_through + 1, min(self.step + ahead, c.max_steps) + 1):
             self._sampler_before[step] = self.sampler.state_dict()  # a checkpoint at step-1 resumes here
             problems, positions = self._next_problems()
-            prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+            prompts = [format_prompt(p, c.prompt_template, self.tokenizer, c.system_prompt) for p in problems]
             self.rollout.submit(step, prompts, c.num_generations,
                                 row_seeds(c.seed, step, positions, c.num_generations))
             self._ahead[step], self._requested_through = (problems, positions), step
