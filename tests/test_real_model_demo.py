@@ -1,4 +1,4 @@
-"""`seedgrpo demo-real` end to end on a tiny GGUF written by the test (the real run uses SmolLM2's, ~15 min)."""
+"""`seedgrpo demo-real` end to end on a tiny GGUF written by the test (the real run: SmolLM2's, ~15 min)."""
 import json
 
 import pytest
@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("gguf")
 
 from seedgrpo import cli  # noqa: E402
-from seedgrpo.tasks import real_demo, word_sums  # noqa: E402
+from seedgrpo.tasks import word_sums  # noqa: E402
 from tests.test_real_model import write_tiny_gguf  # noqa: E402
 
 
@@ -56,4 +56,5 @@ def test_sum_reward_reads_the_box_or_the_last_number_and_does_not_credit_an_echo
              "So, Step 1: 7 + 4.": 0.0,  # restating the question: math_reward's fallback credits this one
              "7 + 4 = 12": 0.0, "eleven": 0.0, "\\boxed{x+1}": 0.0, "1,1": 0.0}
     assert word_sums.sum_reward(list(cases), [problem] * len(cases)) == list(cases.values())
-    assert word_sums.final_number("it costs 1,000 or 11") == "11" and word_sums.final_number("1,000") == "1000"
+    assert word_sums.final_number("it costs 1,000 or 11") == "11"
+    assert word_sums.final_number("1,000") == "1000"

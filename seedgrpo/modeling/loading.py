@@ -9,7 +9,7 @@ transformers reads a GGUF file by dequantising every tensor to float, but marks 
 quantized (`hf_quantizer`, `quantization_config`): `save_pretrained` then raises and HF's Trainer refuses
 to train it. The weights are plain floats by then, so `load_causal_lm` rebuilds the model from its config
 (without the quantization entry) and loads the state dict into it: the result trains, checkpoints and
-saves ordinary safetensors that `from_pretrained` (and vLLM) load with no GGUF involved.
+saves ordinary safetensors that `from_pretrained` loads with no GGUF involved.
 """
 from __future__ import annotations
 
@@ -118,8 +118,9 @@ def load_causal_lm(source: ModelSource, *, dtype=None, attn_implementation: str 
     # A tied lm_head is absent from the GGUF (llama.cpp writes `output.weight` only when it is not tied).
     missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
     if missing or unexpected:
-        raise ValueError(f"{source.describe()}: the GGUF weights do not fit the model its metadata describes "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]}); convert it to a HF directory")
+        raise ValueError(f"{source.describe()}: the GGUF weights do not fit the model its metadata "
+                         f"describes (missing {missing[:3]}, unexpected {unexpected[:3]}); convert it to a "
+                         "HF directory")
     model.generation_config = loaded.generation_config
     model.tie_weights()
     del loaded

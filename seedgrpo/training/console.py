@@ -27,7 +27,7 @@ LIVE = {"reward_mean": ("reward", "{:.3f}"), "accuracy": ("acc", "{:.1%}"),
         "tokens_per_s": ("tok/s", "{:.0f}")}
 
 
-LINE_INTERVAL_S = 10.0  # off a terminal: the fewest seconds between two progress lines (the last always prints)
+LINE_INTERVAL_S = 10.0  # off a terminal: fewest seconds between two progress lines (the last always prints)
 
 
 def _is_terminal(stream) -> bool:
