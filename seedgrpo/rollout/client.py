@@ -49,11 +49,10 @@ from multiprocessing.connection import Client
 import torch
 
 from .. import dist
-from ..modeling.model_access import gathered, unwrap
+from ..modeling.model_access import gathered, has_lora, lora_merged_weights, unwrap, weight_buckets
 from ..modeling.scoring import score_completions
 from .base import RolloutBatch, RolloutEngine, SamplingSettings, expand_rows, pad_token_id
 from .server import AUTHKEY_ENV, PROTOCOL, READY, WeightsChecksum, authkey, recv, send
-from .vllm import has_lora, lora_merged_weights, weight_buckets
 
 _POLL_S = 0.5          # how often a waiting trainer checks that its auto-started server is still alive
 _CONNECT_WAIT_S = 60   # at most this long (or server_timeout, if shorter) for a refused address to open
