@@ -262,13 +262,25 @@ def _math_verify_equal(pred: str, gold: str) -> bool:
 
 
 def _score(label: str, cases: list[tuple[str, str, bool]]) -> dict:
-    ours = equivalence.check_answer_pairs([(p, g) for p, g, _ in cases], timeout_s=10.0)
+    """Both graders on one case set; ours one pair at a time, so that each verdict's tier is known."""
+    equivalence._CACHE.clear()
+    equivalence.tier_counts()
+    ours, tiers, seconds = [], [], []
+    for p, g, _ in cases:
+        start = time.perf_counter()
+        ours += equivalence.check_answer_pairs([(p, g)], timeout_s=10.0)
+        seconds.append(time.perf_counter() - start)
+        tiers.append(next(t for t, k in equivalence.tier_counts().items() if k))
     theirs = [_math_verify_equal(p, g) for p, g, _ in cases]
     want = [e for _, _, e in cases]
+    by_tier: dict[str, list] = {}  # tier: [verdicts, right, wrong "equal", seconds]
+    for o, w, t, sec in zip(ours, want, tiers, seconds):
+        row = by_tier.setdefault(t, [0, 0, 0, 0.0])
+        row[0], row[1], row[2], row[3] = row[0] + 1, row[1] + (o == w), row[2] + (o and not w), row[3] + sec
     return dict(family=label, n=len(cases), ours=sum(o == w for o, w in zip(ours, want)),
                 mv=sum(t == w for t, w in zip(theirs, want)),
                 ours_fp=sum(o and not w for o, w in zip(ours, want)),
-                mv_fp=sum(t and not w for t, w in zip(theirs, want)))
+                mv_fp=sum(t and not w for t, w in zip(theirs, want)), tiers=by_tier)
 
 
 def families() -> tuple[list[dict], list[dict]]:
@@ -282,6 +294,27 @@ def families() -> tuple[list[dict], list[dict]]:
     rows = [_score(family, c) for family, c in {**FAMILIES, **FORM_FAMILIES}.items()]
     fresh = [_score(name, [(p, g, e) for p, g, e, _ in cases(name)]) for name in SETS]
     return rows, fresh
+
+
+def _tier_table(sets: list[dict]) -> list[str]:
+    """Per case set and deciding tier: verdicts, right, wrong "equal" (equivalence.tier_counts' names)."""
+    tiers = [t for t in equivalence.TIERS if any(t in r["tiers"] for r in sets)]
+    lines = ["| set | " + " | ".join(tiers) + " |", "| --- |" + " ---: |" * len(tiers)]
+    for r in sets:
+        cells = [("{} / {} / {}".format(*r["tiers"][t][:3]) if t in r["tiers"] else "–") for t in tiers]
+        lines.append(f"| {r['family']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _tier_cost_table(sets: list[dict]) -> list[str]:
+    """Mean wall time of one verdict per deciding tier, over every case set (one pair per call)."""
+    lines = ["| tier | verdicts | mean ms per verdict |", "| --- | ---: | ---: |"]
+    for t in equivalence.TIERS:
+        n = sum(r["tiers"][t][0] for r in sets if t in r["tiers"])
+        sec = sum(r["tiers"][t][3] for r in sets if t in r["tiers"])
+        if n:
+            lines.append(f"| {t} | {n} | {1000 * sec / n:.1f} |")
+    return lines
 
 
 def write_results(path: Path, args, perf: list[dict], qual: list[dict] | None, speed: dict | None = None,
@@ -404,6 +437,29 @@ def _grading_lines(speed: dict | None, fams: tuple[list[dict], list[dict]] | Non
             "## Failure families (tests/grading_cases.py, tests/grading_cases_forms.py, written with the rules)",
             "",
         ] + _family_table(rows)
+        merged = []
+        for label, source in (("grading_cases.py + grading_cases_forms.py (all families)", rows),
+                              *((r["family"], [r]) for r in fresh)):
+            total: dict[str, list[int]] = {}
+            for r in source:
+                for t, counts in r["tiers"].items():
+                    total[t] = [a + b for a, b in zip(total.get(t, [0, 0, 0, 0.0]), counts)]
+            merged.append(dict(family=label, tiers=total))
+        lines += [
+            "",
+            "## Which tier decided (each cell: verdicts / right / wrong \"equal\")",
+            "",
+            "hash: equal canonical hashes (math_reward only); exact: equal texts; rules: the value rules in the "
+            "caller's process; cache; sympy: a worker's rules and sympy, certain; math_verify: we were unsure "
+            "and math-verify's parse + verify decided; veto: math-verify said equal where it is known wrong "
+            "(seedgrpo.grading.second_opinion); timeout: past the budget.",
+            "",
+        ] + _tier_table(merged) + [
+            "",
+            "What a verdict costs, by the tier that decided it (`equivalence.check_answer_pairs` on one pair at "
+            "a time, cache cleared per set, the worker pool warm; wall time on this shared machine):",
+            "",
+        ] + _tier_cost_table(merged)
     return lines
 
 

@@ -27,10 +27,15 @@ ATOMS = [
     "(" * 400 + "1" + ")" * 400, "\\sqrt{" * 200 + "2" + "}" * 200, "{" * 1000, "-" * 500 + "1",
     "\\frac{1}{\\frac{1}{\\frac{1}{0}}}", "a_{" * 50, "\\mathbf{**9/0**}", "**0**", "x \\in \\emptyset",
     "\\pm\\pm\\mp", "2 \\text{ m}/0 \\text{ s}", "5 kg / 0 L", "\\$0/0", "0.\\overline{9}", "0.\\overline{}",
+    # the forms the tiered grader reads (issue 24 items 1-2): labels, chains, ranges, decimal commas, bold
+    "\\lt", "\\gt 9/0", "\\left( 9/0 \\right)", "\\left.", "\\right|", "|AB|=", "V_1:V_2=0:0", "0<f(x)<",
+    "1\\le|z|\\le 3/0", "1,5", "0,", ",5", "**9/0**", "AB = BC = ", "A = \\pi r^2 = ", "for part (a)",
+    "x<-1 \\text{ or } x>", "1 \\text{ mL}", "5cm", "\\mathrm{i}", "$1,2", "\\{1,2\\}=(1,2)",
 ]
 GOLDS = ["3", "-2", "\\frac{3}{4}", "0.5", "25\\%", "\\sqrt{2}", "2\\pi", "x^2+1", "(1, 2)", "[0, 1)",
          "\\{1, 2, 3\\}", "x \\in (-\\infty, 3]", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "3:4", "2:30 p.m.",
          "10 \\text{ m}", "52_8", "\\text{yes}", "(B)", "\\infty", "1, 2", "y = 2x + 1", "1.22", "0",
+         "AB=4, CD=5", "(0,1)", "[1, \\frac32]", "9\\pi", "250 \\text{ L}", "(p,q)=(3,2)",
          27.0, 0, -1, 1e300]
 
 
@@ -91,6 +96,19 @@ def test_hostile_completions_never_raise(seed):
         verdict = answers.is_equivalent(completion, gold, timeout_s=budget_s)
         assert isinstance(verdict, bool)
         assert time.monotonic() - start < 15, (completion[:200], gold)
+
+
+def test_second_opinion_rules_never_raise_on_hostile_pairs():
+    from seedgrpo.grading import second_opinion
+
+    completions = hostile_completions(3, 200)
+    rng = random.Random(3)
+    for completion in completions:
+        pred, gold = equivalence.grading_answer(completion), equivalence.grading_answer(rng.choice(GOLDS))
+        start = time.monotonic()
+        assert isinstance(second_opinion.unsure(pred, gold), bool)
+        assert second_opinion.veto_reason(pred, gold) in (None, *second_opinion.VETO_REASONS)
+        assert time.monotonic() - start < 2.0, (pred[:200], gold)  # in-process: no budget, so no slow rule
 
 
 def test_hostile_golds_and_rewards_funcs_never_raise():

@@ -106,7 +106,7 @@ def test_a_server_whose_weights_drifted_is_caught(tmp_path):
     trainer.rollout.verify_weights()  # equal after the connect push
     name = next(iter(server.params))
     server.params[name].data.view(-1)[0] += 1e-3
-    with pytest.raises(GenerationServerError, match="weights differ"):
+    with pytest.raises(GenerationServerError, match="weights of the server at .* differ from the trainer"):
         trainer.rollout.verify_weights()
     trainer.rollout.close()
 
@@ -114,13 +114,13 @@ def test_a_server_whose_weights_drifted_is_caught(tmp_path):
 def test_server_killed_mid_generation_ends_the_run_with_one_error(tmp_path, monkeypatch):
     monkeypatch.setenv("SEEDGRPO_FAULT", "serve_generate@2")  # the auto-started server inherits it
     trainer = Trainer(server_run(tmp_path / "run", server_timeout=30), reward_fn=digit_reward)
-    child = trainer.rollout._child
+    child = trainer.rollout._links[0].child
     started = time.monotonic()
     with pytest.raises(GenerationServerError, match="server process exited|connection closed") as error:
         trainer.train()
     assert time.monotonic() - started < 10  # step 1, then a dead socket is noticed at once
     assert "\n" not in str(error.value) and "version 1" in str(error.value)
-    assert child.poll() is not None and trainer.rollout._child is None  # closed on the way out
+    assert child.poll() is not None and not trainer.rollout._links  # closed on the way out
 
 
 def test_the_cli_reports_a_dead_server_in_one_line(tmp_path):
@@ -279,3 +279,25 @@ def test_two_training_ranks_share_one_server(tmp_path):
                      extra=("--generation_mode", "server", "--server_threads", "1", "--async_generation",
                             "true", "--max_staleness", "1"))
     assert [r["staleness"] for r in async1] == [0, 1, 1]
+
+
+def test_two_auto_started_servers_split_each_request(tmp_path):
+    """num_servers: 2: each request's prompts are split between two servers (whole groups), the replies joined
+    in order; the rows are seeded, so the run samples what the one-server run samples."""
+    one, _ = train(server_run(tmp_path / "one", max_steps=2))
+    two, _ = train(server_run(tmp_path / "two", max_steps=2, num_servers=2, server_debug_checksum=True))
+    rows_one, rows_two = metric_rows(tmp_path / "one"), metric_rows(tmp_path / "two")
+    assert [(r["reward_mean"], r["completion_length"]) for r in rows_one] == \
+        [(r["reward_mean"], r["completion_length"]) for r in rows_two]
+    assert_bitwise(params(one), params(two))
+
+
+def test_server_host_lists_and_their_errors(tmp_path):
+    from seedgrpo.training.config import server_addresses
+
+    assert server_addresses("gen1", 8765) == [("gen1", 8765)]
+    assert server_addresses("gen1:9000, gen2", 8765) == [("gen1", 9000), ("gen2", 8765)]
+    with pytest.raises(ValueError, match="'gen1:x' is not host or host:port"):
+        server_run(tmp_path, server_host="gen1:x")
+    with pytest.raises(ValueError, match="list every server in server_host"):
+        server_run(tmp_path, server_host="gen1", num_servers=2)

@@ -6,10 +6,11 @@ modules). Inside, imports go one way, leaves first (no cycles; tests/test_gradin
     reference, units, shapes, sets, quick_values   pure Python leaves (no torch)
     rules        -> reference, units, shapes, sets  forms a grader also accepts (labels, chains, intervals)
     reading      -> reference, rules, units         the final answer a grader reads in an output
-    worker       -> reference, rules, shapes        sympy / math-verify comparison (a separate process)
+    second_opinion -> reference, rules, units       when math-verify is asked, when its "equal" is vetoed
+    worker       -> reference, rules, second_opinion, shapes   sympy, then math-verify (a separate process)
     canonical    -> reference (+ seedgrpo._C)       compiled extraction, canonical form, hash, clusters
     pool                                            the worker processes (`python -m seedgrpo.grading.worker`)
-    equivalence  -> canonical, pool, quick_values, reading, rules, reference, worker
+    equivalence  -> canonical, pool, quick_values, reading, rules, reference, second_opinion, worker
     answers      -> canonical, equivalence          the public facade
     rewards      -> canonical, equivalence          math_reward
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import importlib
 
 _SUBMODULES = ("answers", "canonical", "equivalence", "pool", "quick_values", "reading", "reference",
-               "rewards", "rules", "sets", "shapes", "units", "worker")
+               "rewards", "rules", "second_opinion", "sets", "shapes", "units", "worker")
 
 __all__ = list(_SUBMODULES)
 

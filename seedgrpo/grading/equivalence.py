@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Sequence
 
-from . import canonical, pool, quick_values, reading, rules
+from . import canonical, pool, quick_values, reading, rules, second_opinion
 from .reference import _split_top
 from .worker import grade_pair, symbolic_equal  # noqa: F401  (the worker's comparison, for in-process use)
 
 CACHE_SIZE = 200_000  # pairs; ~100 bytes each
-# One pair checked on its own gets math-verify's default budget; a reward batch (math_reward) keeps 1 s a pair.
+# One pair checked on its own gets math-verify's default budget; a reward batch (math_reward) keeps 1 s a
+# pair.
 IS_EQUIVALENT_TIMEOUT_S = 5.0
 _RATIONAL = re.compile(r"-?\d+(?:/\d+)?\Z")
 
 __all__ = ["is_equivalent", "check_answer_pairs", "check_final_answer_pairs", "check_canonical_pairs",
-           "grading_answer", "answer_to_canonical", "symbolic_equal", "grade_pair", "IS_EQUIVALENT_TIMEOUT_S"]
+           "grading_answer", "answer_to_canonical", "symbolic_equal", "grade_pair", "IS_EQUIVALENT_TIMEOUT_S",
+           "tier_counts", "record_tiers", "TIERS"]
 
 
 # ------------------------------------------------------------------------------------ caller side
@@ -100,31 +102,63 @@ def _grade(pairs: list[tuple[str, str]], timeout_s: float, *, canonical_forms: b
     todo: dict[tuple[int, int], list[int]] = {}
     if not canonical_forms:  # an option with its text against a letter or a value (`(B) 12` / `B`)
         pairs = [_choice_pair(a, b) for a, b in pairs]
+    tiers: list[str] = []
     for i, (a, b) in enumerate(pairs):
         if a == b:
             results[i] = True
+            tiers.append("exact")
             continue
         if canonical_forms and _RATIONAL.match(a) and _RATIONAL.match(b):
             results[i] = False  # canonical rationals are unique (a canonical form has lost its decimals)
+            tiers.append("exact")
             continue
         verdict = None if canonical_forms else _rules_verdict(a, b, canonical.canonicalize)
         if verdict is not None:
             results[i] = verdict
+            tiers.append("rules")
             continue
         key = (canonical_forms, *_pair_key(a, b))
         cached = _CACHE.get(key)
         if cached is not None:
             results[i] = cached
+            tiers.append("cache")
         else:
             todo.setdefault(key, []).append(i)
     if todo:
         keys = list(todo)
-        verdicts = pool.pool().check([pairs[todo[key][0]] for key in keys], timeout_s)
-        for key, verdict in zip(keys, verdicts):
+        verdicts = pool.pool().check_tiers([pairs[todo[key][0]] for key in keys], timeout_s)
+        for key, (verdict, tier) in zip(keys, verdicts):
             _CACHE.put(key, verdict)
             for i in todo[key]:
                 results[i] = verdict
+                tiers.append(tier)
+    record_tiers(tiers)
     return [bool(r) for r in results]
+
+
+_TIER_COUNTS: Counter = Counter()
+_TIER_LOCK = threading.Lock()
+TIERS = ("hash", "exact", "rules", "cache", "sympy", "math_verify", "veto", "timeout", "crash", "error")
+
+
+def record_tiers(tiers: Sequence[str]) -> None:
+    """Count verdicts by the tier that decided them (math_reward records its exact-hash fast path as
+    "hash")."""
+    with _TIER_LOCK:
+        _TIER_COUNTS.update(tiers)
+
+
+def tier_counts(reset: bool = True) -> dict[str, int]:
+    """Verdicts per deciding tier since the last reset, every tier named (0 where none): "hash" (math_reward's
+    equal canonical hashes), "exact" (equal texts), "rules" (the value rules in this process), "cache",
+    "sympy" (a worker's rules and sympy, certain), "math_verify" (we were unsure: math-verify decided),
+    "veto" (math-verify's "equal" overruled where it is known wrong), "timeout" (past the budget: False),
+    "crash" / "error" (a worker died or raised: False). The trainer logs them as `grader/tier_<name>`."""
+    with _TIER_LOCK:
+        counts = {tier: _TIER_COUNTS.get(tier, 0) for tier in TIERS}
+        if reset:
+            _TIER_COUNTS.clear()
+    return counts
 
 
 def _choice_pair(a: str, b: str) -> tuple[str, str]:
@@ -146,7 +180,8 @@ def _rules_verdict(a: str, b: str, canonicalize) -> bool | None:
             if form:
                 return True
             undecided |= form is None
-        return None if undecided else False
+        # "different" is ours to say only when we are certain; otherwise the worker asks math-verify
+        return None if undecided or second_opinion.unsure(a, b) else False
     except Exception:  # noqa: BLE001 - see above
         return None
 

@@ -96,6 +96,12 @@ class SympyPool:
         return bool(self._workers)
 
     def check(self, pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[bool]:
+        """The worker's verdict on each pair (False past `timeout_s` seconds)."""
+        return [verdict for verdict, _ in self.check_tiers(pairs, timeout_s)]
+
+    def check_tiers(self, pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[tuple[bool, str]]:
+        """(verdict, tier) of each pair: the tier the worker reports (worker.grade_pair_tier), "timeout" for
+        a pair killed at its deadline, "crash" for a worker that died on it."""
         with self._lock:
             if self._pid != os.getpid():  # forked child: the pipes belong to the parent's workers
                 self._workers, self._spares, self._pid = [], [], os.getpid()
@@ -112,8 +118,8 @@ class SympyPool:
         self._workers[self._workers.index(worker)] = self._spares.pop(0) if self._spares else _Worker()
         self._spares.append(_Worker())
 
-    def _run(self, pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[bool]:
-        results = [False] * len(pairs)
+    def _run(self, pairs: Sequence[tuple[str, str]], timeout_s: float) -> list[tuple[bool, str]]:
+        results = [(False, "timeout")] * len(pairs)
         pending = deque(range(len(pairs)))
         while pending or any(w.task is not None for w in self._workers):
             for worker in list(self._workers):
@@ -136,20 +142,21 @@ class SympyPool:
                                        f"{_PACKAGE_ROOT} to see why")
                 if lines is None:  # crashed (e.g. out of memory): its pair is not equivalent
                     if worker.task is not None:
-                        results[worker.task] = False
+                        results[worker.task] = (False, "crash")
                     self._replace(worker)
                     continue
                 for line in lines:
                     if line == b"ready":
                         worker.ready = True
                     elif line and worker.task is not None:
-                        task, verdict = json.loads(line)
+                        task, verdict, tier = json.loads(line)
                         if task == worker.task:
-                            results[task], worker.task = bool(verdict), None
+                            results[task], worker.task = (bool(verdict), str(tier)), None
             now = time.monotonic()
             for worker in list(self._workers):
                 if worker.task is not None and now >= worker.deadline:
-                    results[worker.task] = False  # out of budget: killed, replaced in the background
+                    # out of budget: killed, replaced in the background
+                    results[worker.task] = (False, "timeout")
                     self._replace(worker)
                 elif not worker.ready and now - worker.started > STARTUP_TIMEOUT_S:
                     self.close()

@@ -27,13 +27,13 @@ _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _CONNECTOR = re.compile(  # what may sit between boxes that together form one answer
     r"(?:\s|\$|\\[,;:! ]|\\quad|\\qquad|[,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or)\s*\}|"
     r"\\(?:text|mathrm)\{\s*,?\s*\}|(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=|"
-    r"(?:\\textbf\{|\*\*)?\s*(?:[Pp]art\s*)?\(?(?:[a-h]|[ivx]{1,4})\)\s*\}?(?:\*\*)?\s*:?)*")  # (a) \boxed{6} (b) \boxed{8}
+    r"(?:\\textbf\{|\*\*)?\s*(?:[Ff]or\s+)?(?:[Pp]art\s*)?\(?(?:[a-h]|[ivx]{1,4})\)\s*\}?(?:\*\*)?\s*:?)*")  # (a) \boxed{6} (b) \boxed{8}
 _DOUBLED = re.compile(r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|sqrt|pi|cdot|times|left|right|text|boxed|infty|le|ge|leq|geq|"
                       r"neq|in|cup|cap|sin|cos|tan|log|ln|exp|theta|alpha|beta|circ|mathrm|mathbf|begin|end|"
                       r"pm|mp|div|approx|\{|\}|\$|%)(?![a-z]))")
 _MISSING_BACKSLASH = re.compile(r"(?<![\\A-Za-z])(d?frac|sqrt)(?=\s*[{\[])")
 _PERCENT_WORDS = re.compile(r"\s*(?:\\text\{\s*)?(?:percent|per\s*cent|pct)\.?(?:\s*\})?(?![A-Za-z])", re.I)
-_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}(?![A-Za-z(])")
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}(?![A-Za-z(])(?!\s*=)")  # `AB = 4`: a name, not a word
 _TEXT_GROUP = re.compile(r"\\(?:text|mbox|mathrm|textbf|operatorname|begin|end)\s*\{[^{}]*\}")
 _CUE = re.compile(r"(?i)(?<![A-Za-z])(?:answers?\s*(?:is|are|:)|therefore|thus|hence|so|is|are|was|were|equals?|"
                   r"gives?|get|gets|obtain|becomes?|yields?|costs?|spends?|spent|pays?|paid|earns?|earned|"
@@ -153,6 +153,11 @@ def _all_labelled(spans) -> bool:
     return all(_LABEL.match(c) for _, _, c in spans)
 
 
+_LEFT_RIGHT = re.compile(r"\\(?:left|right)(?:\s*\.|(?=\s*(?:[()\[\]|/]|\\[{}|]|\\[lr]?vert|\\[lr]angle)))")
+_LT_GT = re.compile(r"\\([lg])t(?![A-Za-z])")
+_BOLD_ENDS = re.compile(r"\A(?:\*\*\s*)+|(?:\s*\*\*)+\Z")  # markdown bold around the answer: `**42**`
+
+
 def clean(answer: str) -> str:
     """Repairs that never change a well-formed answer: doubled backslashes before a macro (`\\\\frac` from a
     twice-escaped string), a missing backslash (`frac{3}{4}`), unbalanced braces, percent words."""
@@ -170,6 +175,8 @@ def clean(answer: str) -> str:
     s = _PERCENT_WORDS.sub(r"\\%", s)
     s = _EMPTY_SET.sub(r"\\{\\}", s)
     s = _REPEATING.sub(_repeating_fraction, s)
+    s = _LEFT_RIGHT.sub("", s)  # `\\left( 5 \\right)` is `( 5 )`; `\\right.` closes nothing
+    s = _LT_GT.sub(lambda m: "<" if m[1] == "l" else ">", s)
     depth = 0
     out = []
     k = 0
@@ -211,7 +218,8 @@ def clean(answer: str) -> str:
 def _whole_answer(answer: str) -> str:
     """Readings of an answer as a whole: `(7)` -> `7`, `2 1/2` -> `2\\frac{1}{2}`, `seven` -> `7`,
     `approximately 2.24` -> `2.24`, `\\mathbb{R}` / "all real numbers" -> `(-\\infty,\\infty)`, "infinity" -> `\\infty`."""
-    s = _FILLER.sub("", answer.strip()).strip()
+    s = _BOLD_ENDS.sub("", answer.strip())
+    s = _FILLER.sub("", s.strip()).strip()
     s = _INFINITY_WORD.sub(r"\\infty", s)
     if _REALS.fullmatch(s):
         return "(-\\infty,\\infty)"

@@ -45,6 +45,7 @@ def math_reward(completions: Sequence[str], golds: Sequence[object], *, timeout_
     rewards = [0.0] * len(completions)
     candidates: list[tuple[int, str, str]] = []  # (row, final answer, gold alternative) left for the grader
     gold_cache: dict[tuple[str, str], tuple[list[str], list[str]]] = {}  # G rows share a gold: read it once
+    fast = 0
     for row, (pred, gold) in enumerate(zip(predicted, golds)):
         key = (type(gold).__name__, repr(gold))
         if key not in gold_cache:
@@ -52,10 +53,12 @@ def math_reward(completions: Sequence[str], golds: Sequence[object], *, timeout_
         canonical_golds, gold_texts = gold_cache[key]
         if pred is not None and pred in canonical_golds:
             rewards[row] = 1.0  # the exact-hash fast path
+            fast += 1
             continue
         final = grader.grading_answer(completions[row], "completions[i]")  # boxes, answer phrase, prose
         if final:
             candidates.extend((row, final, g) for g in gold_texts)
+    grader.record_tiers(["hash"] * fast)
     if candidates:
         verdicts = grader.check_final_answer_pairs([(p, g) for _, p, g in candidates], timeout_s=timeout_s)
         for (row, _, _), ok in zip(candidates, verdicts):

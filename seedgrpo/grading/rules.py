@@ -37,9 +37,9 @@ _DECIMAL = re.compile(r"[-+]?\d*\.\d+\Z")
 # A name a value is given to: `x`, `a_5`, `\\theta`, `\\text{Area}`, a function at a letter or a constant (`f(x)`,
 # `f(2)`, `f^{-1}(x)`, `g'(0)`), an angle (`\\angle ABC`, `m\\angle A`).
 _NAME = (r"(?:[A-Za-z](?:\^\{-1\}|'{1,2})?\(\s*(?:[A-Za-z]|-?\d+(?:\.\d+)?)\s*\)"
-         r"|(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}"
-         r"|[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+|\\text\{[A-Za-z ]+\})")
-LABEL = re.compile(rf"\s*(?:{_NAME}|\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\))\s*=\s*")
+         r"|(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}|\|\s*[A-Z]{1,3}\s*\||\\overline\{[A-Z]{1,3}\}"
+         r"|[A-Z]{2,3}(?![A-Za-z])|[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+|\\text\{[A-Za-z ]+\})")
+LABEL = re.compile(rf"\s*(?:{_NAME}(?:\s*:\s*{_NAME})*|\(\s*{_NAME}(?:\s*,\s*{_NAME})+\s*\))\s*=\s*")
 _LIST_JOIN = re.compile(r"\s*(?:;|\\text\{\s*(?:and|or)\s*\}|\\(?:quad|qquad)\s*(?:\\text\{\s*(?:and|or)\s*\})?|"
                         r"(?<![A-Za-z\\])(?:and|or)(?![A-Za-z]))\s*")
 _INEQUALITY = re.compile(r"\\(?:leq?|geq?|leqslant|geqslant)(?![A-Za-z])|<=?|>=?|≤|≥")
@@ -55,13 +55,16 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     ways (shapes.py). Percent and decimals are compared by value later."""
     pred, gold = units.keep_glued_letters(pred, gold), units.keep_glued_letters(gold, pred)  # `2mg` / `2`
     forms = [(pred, gold)]
+    comma_read = (_decimal_comma(pred, gold), _decimal_comma(gold, pred))
+    if comma_read != forms[0]:
+        forms.append(comma_read)
     # `x \\ge 2 \\text{ and } x \\le 6` is one interval before "and" makes a list
     p, g = (_swap_reversed_label(_approximate(_as_list(sets.set_form(sets.conjunction(x))))) for x in (pred, gold))
     equations = []
     if "=" not in g:
-        p = _chain_end(_unlabelled(_named_tuple(p, g)))
+        p = _named_chain_end(p) or _chain_end(_unlabelled(_named_tuple(p, g)))
     elif "=" not in p:
-        g = _chain_end(_unlabelled(_named_tuple(g, p)))
+        g = _named_chain_end(g) or _chain_end(_unlabelled(_named_tuple(g, p)))
     else:
         p, g = _sorted_labels(_unpacked(p)), _sorted_labels(_unpacked(g))
         equations = _equation_forms(p, g)
@@ -87,6 +90,18 @@ def pair_forms(pred: str, gold: str) -> list[tuple[str, str]]:
     if (p, g) != (pred, gold):
         forms.append((p, g))
     return forms + [f for f in equations if f not in forms]
+
+
+# `1,22`: a decimal comma when the digits after it cannot be a thousands group (not three of them)
+_DECIMAL_COMMA = re.compile(r"\s*([-+]?\d+),(\d{1,2}|\d{4,})\s*\Z")
+_NON_INTEGER = re.compile(r"\s*[-+]?(?:\d*\.\d+|\d+/\d+|\\[dt]?frac\s*\{?\d+\}?\s*\{?\d+\}?)\s*\Z")
+
+
+def _decimal_comma(s: str, other: str) -> str:
+    """`1,22` as 1.22 when the other side is one number that is not an integer (`1.22`, `\\frac12`): a list
+    `1, 22` never equals one number, and against an integer (`122`) the comma may be a misplaced separator."""
+    m = _DECIMAL_COMMA.match(s)
+    return f"{m[1]}.{m[2]}" if m and _NON_INTEGER.match(other) else s
 
 
 APPROXIMATE_WORDS = r"approximately|approx\.?|about|around|roughly|nearly"  # also read by answer_reading
@@ -214,6 +229,17 @@ def _unlabelled(s: str) -> str:
     parts = reference._split_top(s, ",")
     stripped = [LABEL.sub("", x, count=1) if LABEL.match(x) else _QUANTITY.sub("", x, count=1) for x in parts]
     return ",".join(stripped)
+
+
+def _named_chain_end(s: str) -> str | None:
+    """The value ending a named chain of three members or more, `A = \\pi r^2 = 9\\pi` -> `9\\pi` (a name,
+    its formula, its value: letters in the middle are the formula's), or None."""
+    if "=" not in s or len(reference._split_top(s, ",")) > 1 or _INEQUALITY.search(s):
+        return None
+    parts = [x.strip() for x in re.split(r"(?<![<>!\\])=|\\approx", s)]
+    if len(parts) < 3 or not re.fullmatch(_NAME, parts[0]) or not parts[-1]:
+        return None
+    return None if _has_letters(_TRAILING_TEXT.sub("", parts[-1])) else parts[-1]
 
 
 def _chain_end(s: str) -> str:

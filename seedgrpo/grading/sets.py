@@ -73,8 +73,15 @@ def _number_text(v: Fraction) -> str:
     return f"{'-' if v < 0 else ''}\\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
 
 
+# What a two-sided chain may bound besides a letter: `f(x)` (its range), `|z|`, `a_n`.
+_BOUNDED = r"(?:[A-Za-z](?:_\{?\w+\}?)?(?:\(\s*[A-Za-z]\s*\))?|\|\s*[A-Za-z]\s*\|)"
+
+
 def _one_inequality(s: str) -> str | None:
     var = r"([A-Za-z])"
+    m = re.fullmatch(rf"\s*(.+?)\s*{_OP}\s*{_BOUNDED}\s*{_OP}\s*(.+?)\s*", _BAR.sub("|", s))
+    if m and not (_has_letters(m[1]) or _has_letters(m[4])) and "|" not in m[1] + m[4]:
+        return _chain_interval(*m.groups())  # `0 < f(x) < 1`, `1 \\le |z| \\le 3/2`: the range bounded
     if "|" in s or "vert" in s or "\\mid" in s:
         return _abs_interval(s)
     m = _NEQ.fullmatch(s)
@@ -84,12 +91,7 @@ def _one_inequality(s: str) -> str | None:
     m = re.fullmatch(rf"\s*(.+?)\s*{_OP}\s*{var}\s*{_OP}\s*(.+?)\s*", s)
     if m:
         lo, op1, _, op2, hi = m.groups()
-        a, b = _OPS[op1], _OPS[op2]
-        if a[0] == "<" and b[0] == "<":
-            return f"{'[' if a == '<=' else '('}{lo},{hi}{']' if b == '<=' else ')'}"
-        if a[0] == ">" and b[0] == ">":
-            return f"{'[' if b == '>=' else '('}{hi},{lo}{']' if a == '>=' else ')'}"
-        return None
+        return _chain_interval(lo, op1, op2, hi)
     m = re.fullmatch(rf"\s*{var}\s*{_OP}\s*(.+?)\s*", s)
     if m:
         _, op, bound = m.groups()
@@ -105,6 +107,16 @@ def _one_inequality(s: str) -> str | None:
     if op[0] == ">":
         return f"{'[' if op == '>=' else '('}{bound},\\infty)"
     return f"(-\\infty,{bound}{']' if op == '<=' else ')'}"
+
+
+def _chain_interval(lo: str, op1: str, op2: str, hi: str) -> str | None:
+    """`lo op1 v op2 hi` as an interval: `-1 < x \\le 4` -> `(-1,4]`, `4 \\ge x > -1` -> `(-1,4]`."""
+    a, b = _OPS[op1], _OPS[op2]
+    if a[0] == "<" and b[0] == "<":
+        return f"{'[' if a == '<=' else '('}{lo},{hi}{']' if b == '<=' else ')'}"
+    if a[0] == ">" and b[0] == ">":
+        return f"{'[' if b == '>=' else '('}{hi},{lo}{']' if a == '>=' else ')'}"
+    return None
 
 
 # ------------------------------------------------------------------------ intervals as numbers, merged

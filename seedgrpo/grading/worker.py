@@ -5,10 +5,11 @@
 `grade_pair(pred, gold)` is the whole comparison (docs/answers.md §4): the pair and its rewritten forms
 (seedgrpo.grading.rules.pair_forms) are compared by value rules (times, ratios, percent, decimals), then
 structurally with sympy (parsed by latex2sympy2_extended, checked by exact equality, equation
-proportionality, then 50-digit evaluation at fixed rational points), then by math-verify where its parser
-reads what ours does not. There is no time limit in here: the pool kills a worker that runs past its budget,
+proportionality, then 50-digit evaluation at fixed rational points); where that leaves us unsure (a side
+not parsed, labels, several parts, forms read by pattern: seedgrpo.grading.second_opinion), math-verify's
+parse + verify decides, and our certainty vetoes its "equal" where it is known to be wrong. There is no time limit in here: the pool kills a worker that runs past its budget,
 so it needs no signals. A worker imports only sympy, math-verify and the pure-Python grading modules
-(reference, rules, shapes, units, sets): no torch from seedgrpo.grading.
+(reference, rules, second_opinion, shapes, units, sets): no torch from seedgrpo.grading.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import signal
 import sys
 from fractions import Fraction
 
-from . import reference, rules, shapes
+from . import reference, rules, second_opinion, shapes
 
 _NUMERIC_DIGITS = 50  # evaluation precision
 _RELATIVE_TOLERANCE = 1e-25  # far below any decimal an answer would be written with
@@ -271,21 +272,32 @@ def _constant_ratio(dx, dy) -> bool:
 
 def grade_pair(pred: str, gold: str) -> bool:
     """The worker's verdict on a (pred, gold) pair of final answers (already extracted by the caller)."""
+    return grade_pair_tier(pred, gold)[0]
+
+
+def grade_pair_tier(pred: str, gold: str) -> tuple[bool, str]:
+    """The verdict on a pair of final answers and the tier that decided it: "sympy" (our value rules and
+    sympy: equal, or different and certain), "math_verify" (we were unsure: math-verify's parse + verify
+    decided), "veto" (math-verify said equal where it is known to be wrong: seedgrpo.grading.second_opinion)."""
     undecided = []
     for fp, fg in rules.pair_forms(pred, gold):
         verdict = rules.form_verdict(fp, fg, _canonical)
         if verdict:
-            return True
+            return True, "sympy"
         if verdict is None:
             undecided.append((fp, fg))
     _unparsed.clear()
     for fp, fg in undecided:
         for a, b in rules.value_pairs(fp, fg):
             if _values_equal(a, b):
-                return True
-    # math-verify only where our parser gave up on a side: where both sides parsed, ours has decided (its
-    # structural rules keep `1,2` from `(1,2)`, words from products, exact integers from near ones).
-    return bool(_unparsed) and _math_verify_equal(pred, gold)
+                return True, "sympy"
+    if not (_unparsed or second_opinion.unsure_form(pred, gold)):
+        return False, "sympy"  # both sides read whole, in forms we model: certain
+    if not second_opinion.math_verify_equal(pred, gold):
+        return False, "math_verify"
+    if second_opinion.veto_reason(pred, gold) is not None:
+        return False, "veto"
+    return True, "math_verify"
 
 
 _unparsed: list[str] = []  # answers our parsers could not read during the current grade_pair
@@ -383,20 +395,6 @@ def _rounds_to(decimal_text: str, other_canonical: str) -> bool:
     return rules.decimal_matches(parsed[0], parsed[1], Fraction(str(value)))
 
 
-def _math_verify_equal(pred: str, gold: str) -> bool:
-    """math-verify's verdict (its own timeouts off: the pool's budget holds), for what our parser misses."""
-    from math_verify import parse, verify
-
-    if ":" in pred + gold:
-        return False
-    parsed_gold = parse(_delimited(gold), parsing_timeout=None)
-    parsed_pred = parse(_delimited(pred), parsing_timeout=None)
-    return bool(parsed_gold and parsed_pred and verify(parsed_gold, parsed_pred, timeout_seconds=None))
-
-
-def _delimited(answer: str) -> str:
-    return answer if "$" in answer or "\\boxed" in answer or _is_plain_math(answer) else f"${answer}$"
-
 _WARM_UP = ("1", "\\frac{a+1}{2b}-\\sqrt[3]{x^{2}}", "\\sin^{2}\\theta+\\cos(\\omega t)e^{-t/\\tau}",
             "\\frac{d^{2}y}{dt^{2}}+\\frac{y}{LC}=f(t)", "\\{1,2\\}\\cup[3,\\infty)", "x\\leq 2",
             "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\lfloor\\log_{2}n\\rfloor+\\binom{n}{k}", "m_{p}c^{2}\\gamma")
@@ -415,15 +413,15 @@ def _worker_main() -> None:
     # the pair.
     for sample in _WARM_UP:
         _parse(sample)
-    _math_verify_equal("1", "1")
+    second_opinion.math_verify_equal("1", "1")
     reply.write("ready\n")
     for line in sys.stdin:
         task, a, b = json.loads(line)
         try:
-            verdict = grade_pair(a, b)
+            verdict, tier = grade_pair_tier(a, b)
         except Exception:  # noqa: BLE001 - RecursionError, sympy internals: not shown equal
-            verdict = False
-        reply.write(json.dumps([task, bool(verdict)]) + "\n")
+            verdict, tier = False, "error"
+        reply.write(json.dumps([task, bool(verdict), tier]) + "\n")
 
 
 if __name__ == "__main__":

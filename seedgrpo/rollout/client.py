@@ -20,9 +20,13 @@ pushed before it: the version each batch carries is decided by the trainer, not 
 `server_debug_checksum` has the server hash its weights after every push and compares them with the
 trainer's (bitwise).
 
-Several training ranks: rank 0 holds the one connection; the others hand it their prompts and seeds
+Several servers (`num_servers` auto-started, or `server_host: gen1:8765,gen2:8765`): each request's prompts
+are split between them in contiguous shares of whole groups and the replies joined in order (rows are
+seeded: the samples are those of one server); every weight push goes to each.
+
+Several training ranks: rank 0 holds the connections; the others hand it their prompts and seeds
 (`gather_object`) and receive their rows back (`scatter_object_list`); all ranks take part in the gathers of a
-weight push. (Written for multi-GPU layouts; on CPU only the one-rank path is tested.)
+weight push (tested with two CPU ranks; not on GPUs).
 
 Failures end the run with one line (GenerationServerError is a ConnectionError, which the command line reports
 without a traceback): a dead server within about a second (the socket closes; an auto-started server's exit
@@ -45,11 +49,10 @@ from multiprocessing.connection import Client
 import torch
 
 from .. import dist
-from ..modeling.model_access import gathered, unwrap
+from ..modeling.model_access import gathered, has_lora, lora_merged_weights, unwrap, weight_buckets
 from ..modeling.scoring import score_completions
-from .base import RolloutBatch, RolloutEngine, SamplingSettings, expand_rows
+from .base import RolloutBatch, RolloutEngine, SamplingSettings, expand_rows, pad_token_id
 from .server import AUTHKEY_ENV, PROTOCOL, READY, WeightsChecksum, authkey, recv, send
-from .vllm import has_lora, lora_merged_weights, weight_buckets
 
 _POLL_S = 0.5          # how often a waiting trainer checks that its auto-started server is still alive
 _CONNECT_WAIT_S = 60   # at most this long (or server_timeout, if shorter) for a refused address to open
@@ -66,19 +69,24 @@ class ServerRolloutEngine(RolloutEngine):
         self.model, self.tokenizer, self.sampling, self.config = model, tokenizer, sampling, config
         self.timeout = config.server_timeout
         self.version = 0                       # weight pushes so far, minus one: the policy version
-        self._stash: dict = {}                 # replies that arrived while another was awaited
         self._rows: dict = {}                  # request key -> each rank's row count (several ranks)
+        self._shares: dict = {}                # request key -> prompts sent to each server
         self._submitted: dict = {}             # request key -> the version current when it was sent
-        self._child = self._conn = self._config_path = None
+        self._links: list[_ServerLink] = []
+        self._config_path = None
         self._sync_key = 0
         try:
             if dist.is_main():
                 if config.server_host is None:
-                    address, key = self._start_local_server()
+                    self._start_local_servers(config.num_servers)
                 else:
-                    address, key = (config.server_host, config.server_port), authkey()
-                self._conn = self._connect(address, key)
-            self._push_weights(reply=True)     # version 0: the server samples from exactly our weights
+                    from ..training.config import server_addresses
+
+                    for host, port in server_addresses(config.server_host, config.server_port):
+                        self._links.append(_ServerLink(self, (host, port), authkey()))
+                for link in self._links:
+                    link.connect()
+            self._push_weights(reply=True)     # version 0: the servers sample from exactly our weights
         except BaseException:
             self.close()  # an auto-started server does not outlive a failed start
             raise
@@ -95,7 +103,9 @@ class ServerRolloutEngine(RolloutEngine):
         return batch
 
     def submit(self, key, prompts, num_generations: int, row_seeds: list[int]) -> None:
-        """Queue a request on the server (returns at once); `result(key)` waits for it."""
+        """Queue a request on the servers (returns at once); `result(key)` waits for it. With several
+        servers each takes a contiguous share of the prompts (whole groups: rows are seeded, so who samples
+        a row does not change it)."""
         expand_rows(prompts, num_generations, row_seeds)  # one seed per row, checked here
         self._submitted[key] = self.version
         parts = _gather_to_rank0((prompts, row_seeds))
@@ -104,23 +114,31 @@ class ServerRolloutEngine(RolloutEngine):
         self._rows[key] = [len(seeds) for _, seeds in parts]
         all_prompts = [p for prompts_, _ in parts for p in prompts_]
         all_seeds = [s for _, seeds in parts for s in seeds]
-        self._send(dict(kind="generate", id=key, prompts=all_prompts, num_generations=num_generations,
-                        row_seeds=all_seeds, sampling=asdict(self.sampling)))
+        shares = _even_shares(len(all_prompts), len(self._links))
+        self._shares[key] = shares
+        start = 0
+        for link, count in zip(self._links, shares):
+            if count:
+                rows = slice(start * num_generations, (start + count) * num_generations)
+                link.send(dict(kind="generate", id=key, prompts=all_prompts[start:start + count],
+                               num_generations=num_generations, row_seeds=all_seeds[rows],
+                               sampling=asdict(self.sampling)))
+            start += count
 
     def result(self, key, *, with_hidden: bool = False):
         """(RolloutBatch, the policy version that sampled it) of request `key`; waits for it."""
         submitted = self._submitted.pop(key)
         mine = None
         if dist.is_main():
-            reply = self._await(key)
-            if reply["version"] != submitted:
-                raise GenerationServerError(f"the server sampled request {key} with weights version "
-                                            f"{reply['version']}, expected {submitted}: out of order")
-            mine = _split_rows(reply, self._rows.pop(key))
+            replies = [link.wait(key) for link, count in zip(self._links, self._shares.pop(key)) if count]
+            for reply in replies:
+                if reply["version"] != submitted:
+                    raise GenerationServerError(f"a server sampled request {key} with weights version "
+                                                f"{reply['version']}, expected {submitted}: out of order")
+            mine = _split_rows(_join_replies(replies, pad_token_id(self.tokenizer)), self._rows.pop(key))
         batch = _to_batch(_scatter_from_rank0(mine))
         device = next(unwrap(self.model).parameters()).device
-        for name in ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "logprobs",
-                     "is_truncated"):
+        for name in _FIELDS:
             setattr(batch, name, getattr(batch, name).to(device))
         if with_hidden:  # hidden states of the training model (one forward), as the vLLM engine does
             logprobs, batch.hidden = score_completions(self.model, batch.prompt_ids, batch.prompt_mask,
@@ -137,41 +155,48 @@ class ServerRolloutEngine(RolloutEngine):
         self._push_weights(reply=self.config.server_debug_checksum)
 
     def _push_weights(self, *, reply: bool) -> None:
+        """Every bucket to every server (gathered once); with `reply`, each server's checksum is compared."""
         checksum = WeightsChecksum() if reply else None
         first = True
         for bucket in self._weight_buckets():
             if dist.is_main():
-                self._send(dict(kind="weights", version=self.version, tensors=bucket, first=first,
-                                last=False))
+                for link in self._links:
+                    link.send(dict(kind="weights", version=self.version, tensors=bucket, first=first,
+                                   last=False))
                 if checksum is not None:
                     for name, tensor in bucket:
                         checksum.update(name, tensor)
             first = False
         if not dist.is_main():
             return
-        self._send(dict(kind="weights", version=self.version, tensors=[], first=first, last=True, reply=reply,
-                        checksum=reply))
+        for link in self._links:
+            link.send(dict(kind="weights", version=self.version, tensors=[], first=first, last=True,
+                           reply=reply, checksum=reply))
         if reply:
-            answer = self._await(("weights", self.version))
-            if answer["checksum"] != checksum.hexdigest():
-                raise GenerationServerError(f"after weight push {self.version} the server's weights differ "
-                                            f"from the trainer's (sha256 {answer['checksum'][:12]} vs "
-                                            f"{checksum.hexdigest()[:12]})")
+            for link in self._links:
+                answer = link.wait(("weights", self.version))
+                if answer["checksum"] != checksum.hexdigest():
+                    raise GenerationServerError(f"after weight push {self.version} the weights of "
+                                                f"{link.where} differ from the trainer's (sha256 "
+                                                f"{answer['checksum'][:12]} vs {checksum.hexdigest()[:12]})")
 
     def verify_weights(self) -> None:
-        """Compare the server's weights of the last push with the trainer's current ones (bitwise)."""
+        """Compare each server's weights of the last push with the trainer's current ones (bitwise)."""
         ours = WeightsChecksum()
         for bucket in self._weight_buckets():
             for name, tensor in bucket:
                 ours.update(name, tensor)
-        if dist.is_main():
-            self._sync_key += 1
-            key = ("checksum", self._sync_key)
-            self._send(dict(kind="checksum", id=key))
-            theirs = self._await(key)["checksum"]
+        if not dist.is_main():
+            return
+        self._sync_key += 1
+        key = ("checksum", self._sync_key)
+        for link in self._links:
+            link.send(dict(kind="checksum", id=key))
+        for link in self._links:
+            theirs = link.wait(key)["checksum"]
             if theirs != ours.hexdigest():
-                raise GenerationServerError(f"the server's weights differ from the trainer's at version "
-                                            f"{self.version} (sha256 {theirs[:12]} vs "
+                raise GenerationServerError(f"the weights of {link.where} differ from the trainer's at "
+                                            f"version {self.version} (sha256 {theirs[:12]} vs "
                                             f"{ours.hexdigest()[:12]})")
 
     def _weight_buckets(self):
@@ -194,51 +219,72 @@ class ServerRolloutEngine(RolloutEngine):
         if bucket or size:
             yield bucket
 
-    # -------------------------------------------------------------------------------------- connection
-    def _send(self, message: dict) -> None:
-        try:
-            send(self._conn, message)
-        except OSError as error:
-            what = f"sending to it failed ({type(error).__name__})"
-            raise GenerationServerError(self._gone(what)) from None
+    # ------------------------------------------------------------------------------------ auto-started
+    def _start_local_servers(self, count: int) -> None:
+        """`count` x `seedgrpo serve` beside the trainer, each on a free local port, one random authkey."""
+        from ..training.config import save_config
 
-    def _await(self, key) -> dict:
-        """The reply with id `key` (others are stashed); an error reply, a closed socket, a dead auto-started
-        server or `server_timeout` seconds of silence raise GenerationServerError."""
-        deadline = time.monotonic() + self.timeout
-        while key not in self._stash:
-            if self._child is not None and self._child.poll() is not None:
-                what = f"the server process exited (code {self._child.returncode})"
-                raise GenerationServerError(self._gone(what))
-            try:
-                ready = self._conn.poll(_POLL_S)
-                reply = recv(self._conn) if ready else None
-            except (EOFError, OSError) as error:
-                what = f"the connection closed ({type(error).__name__})"
-                raise GenerationServerError(self._gone(what)) from None
-            if reply is None:
-                if time.monotonic() > deadline:
-                    what = f"no reply within server_timeout={self.timeout:g} s"
-                    raise GenerationServerError(self._gone(what))
-                continue
-            if reply["kind"] == "error":
-                raise GenerationServerError(f"generation server: {reply['message']}")
-            self._stash[reply["id"]] = reply
-        return self._stash.pop(key)
+        key = secrets.token_hex(16)
+        handle, self._config_path = tempfile.mkstemp(prefix="seedgrpo-serve-", suffix=".yaml")
+        os.close(handle)
+        save_config(self.config, self._config_path)
+        threads = self.config.server_threads or torch.get_num_threads()
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+        env[AUTHKEY_ENV] = key
+        command = [sys.executable, "-m", "seedgrpo.cli", "serve", "--config", self._config_path,
+                   "--host", "127.0.0.1", "--port", "0", "--num_threads", str(threads),
+                   "--parent_pid", str(os.getpid()), "--resume", "null"]
+        for _ in range(count):
+            child = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+            self._links.append(_ServerLink(self, None, key.encode(), child=child))
+        for link in self._links:
+            link.address = link.wait_until_listening()
 
-    def _gone(self, what: str) -> str:
-        where = "the auto-started server" if self._child is not None else \
-            f"the server at {self.config.server_host}:{self.config.server_port}"
-        return (f"generation server failed at policy version {self.version}: {what} ({where}); the run stops "
-                "here; resume with --resume auto once it is back")
+    def close(self) -> None:
+        for link in self._links:
+            link.close()
+        self._links = []
+        if self._config_path is not None:
+            os.unlink(self._config_path)
+            self._config_path = None
 
-    def _connect(self, address, key: bytes):
-        host, port = address
-        wait = min(self.timeout, _CONNECT_WAIT_S)
+
+class _ServerLink:
+    """One generation server: its connection (and process, when auto-started), replies stashed by id."""
+
+    def __init__(self, engine: ServerRolloutEngine, address, key: bytes, child=None):
+        self.engine, self.address, self.key, self.child = engine, address, key, child
+        self.conn = None
+        self.stash: dict = {}
+        self.lines: list[str] = []
+        if child is not None:  # drained to the end, so the child never blocks on a full pipe
+            threading.Thread(target=_read_lines, args=(child.stdout, self.lines), daemon=True).start()
+
+    @property
+    def where(self) -> str:
+        which = "the auto-started server" if self.child is not None else "the server"
+        return f"{which} at {self.address[0]}:{self.address[1]}" if self.address else which
+
+    def wait_until_listening(self):
+        deadline = time.monotonic() + self.engine.timeout
+        while not any(line.startswith(READY) for line in self.lines):
+            if self.child.poll() is not None:
+                raise GenerationServerError(f"the auto-started generation server exited with code "
+                                            f"{self.child.returncode} before listening (its error is above)")
+            if time.monotonic() > deadline:
+                raise GenerationServerError(f"the auto-started generation server did not listen within "
+                                            f"server_timeout={self.engine.timeout:g} s")
+            time.sleep(0.05)
+        _, host, port = next(line for line in self.lines if line.startswith(READY)).split()
+        return host, int(port)
+
+    def connect(self) -> None:
+        host, port = self.address
+        wait = min(self.engine.timeout, _CONNECT_WAIT_S)
         deadline, told = time.monotonic() + wait, False
         while True:
             try:
-                conn = _client_within((host, port), key, self.timeout)
+                self.conn = _client_within((host, port), self.key, self.engine.timeout)
                 break
             except socket.gaierror as error:
                 raise GenerationServerError(f"server_host={host!r}: not a reachable host ({error}); give the "
@@ -259,78 +305,64 @@ class ServerRolloutEngine(RolloutEngine):
                                                 f"the same {AUTHKEY_ENV} for the server and the trainer"
                                                 ) from None
                 raise
-        self._conn = conn
-        self._send(dict(kind="hello", protocol=PROTOCOL, run_id=os.path.abspath(self.config.output_dir)))
-        hello = self._await_hello()
+        run_id = os.path.abspath(self.engine.config.output_dir)
+        self.send(dict(kind="hello", protocol=PROTOCOL, run_id=run_id))
+        hello = self.wait("hello")
         dist.print0(f"generation server: pid {hello['pid']} at {host}:{port}, {hello['engine']} engine, "
                     f"{hello['threads']} threads")
-        return conn
 
-    def _await_hello(self) -> dict:
-        if not self._conn.poll(self.timeout):
-            raise GenerationServerError(self._gone(f"no answer to hello within {self.timeout:g} s"))
+    def send(self, message: dict) -> None:
         try:
-            reply = recv(self._conn)
-        except (EOFError, OSError):
-            raise GenerationServerError(self._gone("it closed the connection at hello")) from None
-        if reply["kind"] == "error":
-            raise GenerationServerError(f"generation server: {reply['message']}")
-        return reply
+            send(self.conn, message)
+        except OSError as error:
+            what = f"sending to it failed ({type(error).__name__})"
+            raise GenerationServerError(self.gone(what)) from None
 
-    def _start_local_server(self):
-        """Start `seedgrpo serve` beside the trainer on a free local port: ((host, port), its authkey)."""
-        from ..training.config import save_config
+    def wait(self, key) -> dict:
+        """The reply with id `key` (others are stashed); an error reply, a closed socket, a dead auto-started
+        server or `server_timeout` seconds of silence raise GenerationServerError."""
+        deadline = time.monotonic() + self.engine.timeout
+        while key not in self.stash:
+            if self.child is not None and self.child.poll() is not None:
+                what = f"the server process exited (code {self.child.returncode})"
+                raise GenerationServerError(self.gone(what))
+            try:
+                reply = recv(self.conn) if self.conn.poll(_POLL_S) else None
+            except (EOFError, OSError) as error:
+                what = f"the connection closed ({type(error).__name__})"
+                raise GenerationServerError(self.gone(what)) from None
+            if reply is None:
+                if time.monotonic() > deadline:
+                    what = f"no reply within server_timeout={self.engine.timeout:g} s"
+                    raise GenerationServerError(self.gone(what))
+                continue
+            if reply["kind"] == "error":
+                raise GenerationServerError(f"generation server: {reply['message']}")
+            self.stash["hello" if reply["kind"] == "hello_ok" else reply["id"]] = reply
+        return self.stash.pop(key)
 
-        key = secrets.token_hex(16)
-        handle, config_path = tempfile.mkstemp(prefix="seedgrpo-serve-", suffix=".yaml")
-        os.close(handle)
-        save_config(self.config, config_path)
-        self._config_path = config_path
-        threads = self.config.server_threads or torch.get_num_threads()
-        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
-        env[AUTHKEY_ENV] = key
-        command = [sys.executable, "-m", "seedgrpo.cli", "serve", "--config", config_path,
-                   "--host", "127.0.0.1", "--port", "0", "--num_threads", str(threads),
-                   "--parent_pid", str(os.getpid()),
-                   "--resume", "null"]
-        self._child = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
-        lines: list[str] = []
-        reader = threading.Thread(target=_read_lines, args=(self._child.stdout, lines), daemon=True)
-        reader.start()
-        deadline = time.monotonic() + self.timeout
-        while not any(line.startswith(READY) for line in lines):
-            if self._child.poll() is not None:
-                raise GenerationServerError(f"the auto-started generation server exited with code "
-                                            f"{self._child.returncode} before listening (its error is above)")
-            if time.monotonic() > deadline:
-                raise GenerationServerError(f"the auto-started generation server did not listen within "
-                                            f"server_timeout={self.timeout:g} s")
-            time.sleep(0.05)
-        _, host, port = next(line for line in lines if line.startswith(READY)).split()
-        return (host, int(port)), key.encode()
+    def gone(self, what: str) -> str:
+        return (f"generation server failed at policy version {self.engine.version}: {what} ({self.where}); "
+                "the run stops here; resume with --resume auto once it is back")
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self.conn is not None:
             try:
-                send(self._conn, dict(kind="bye"))
-                self._conn.close()
+                send(self.conn, dict(kind="bye"))
+                self.conn.close()
             except OSError:
                 pass
-            self._conn = None
-        if self._child is not None:
-            self._child.terminate()
+            self.conn = None
+        if self.child is not None:
+            self.child.terminate()
             try:
-                self._child.wait(timeout=10)
+                self.child.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._child.kill()
-                self._child.wait()
-            self._child = None
-        if self._config_path is not None:
-            os.unlink(self._config_path)
-            self._config_path = None
+                self.child.kill()
+                self.child.wait()
+            self.child = None
 
 
-# ------------------------------------------------------------------------------------------- helpers
 def _read_lines(stream, lines: list) -> None:
     for line in stream:  # drained to the end, so the child never blocks on a full pipe
         lines.append(line.strip())
@@ -399,6 +431,34 @@ def _split_rows(reply: dict, rows: list[int]) -> list[dict]:
         parts.append(part)
         start += count
     return parts
+
+
+def _even_shares(total: int, parts: int) -> list[int]:
+    """`total` split in `parts` contiguous counts differing by at most one (the first ones larger)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def _join_replies(replies: list[dict], pad_id: int) -> dict:
+    """Several servers' replies as one: rows in order, prompts left-padded and completions right-padded to
+    the widest (as one engine pads a batch)."""
+    if len(replies) == 1:
+        return replies[0]
+    prompt_width = max(r["prompt_ids"].shape[1] for r in replies)
+    completion_width = max(r["completion_ids"].shape[1] for r in replies)
+
+    def pad(tensor, width, value, left):
+        extra = width - tensor.shape[1]
+        return torch.nn.functional.pad(tensor, (extra, 0) if left else (0, extra), value=value)
+
+    joined = {"texts": [t for r in replies for t in r["texts"]],
+              "is_truncated": torch.cat([r["is_truncated"] for r in replies])}
+    for name, width, value, left in (("prompt_ids", prompt_width, pad_id, True),
+                                     ("prompt_mask", prompt_width, 0, True),
+                                     ("completion_ids", completion_width, pad_id, False),
+                                     ("completion_mask", completion_width, 0, False),
+                                     ("logprobs", completion_width, 0.0, False)):
+        joined[name] = torch.cat([pad(r[name], width, value, left) for r in replies])
+    return joined
 
 
 def _to_batch(fields: dict) -> RolloutBatch:

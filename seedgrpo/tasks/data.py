@@ -217,7 +217,7 @@ def _named_field(record: dict, option: str, field, where: str):
     try:
         return _get(record, field)
     except (KeyError, IndexError):
-        raise ValueError(f"{option}={field!r} not found in {where} (keys: {sorted(record)})")
+        raise ValueError(f"{option}={field!r} not found in {where} (keys: {sorted(record)})") from None
 
 
 def _to_problem(record: dict, row: int, path: Path, problem_field, answer_field) -> Problem:

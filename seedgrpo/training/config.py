@@ -165,10 +165,13 @@ class TrainConfig:
     # where generation runs (docs/generation.md; seedgrpo/rollout/server.py and client.py; TRL's words)
     generation_mode: str = knob("colocate", "colocate (sample in the training process) or server (a `seedgrpo "
                                 "serve` process; docs/generation.md)", choices=("colocate", "server"))
-    server_host: Optional[str] = knob(None, "server mode: null = start a `seedgrpo serve` beside the trainer "
-                                      "(and stop it at the end); a host = connect to the server there",
-                                      free_text=True)
+    server_host: Optional[str] = knob(None, "server mode: null = start `seedgrpo serve` beside the trainer "
+                                      "(and stop it at the end); host, host:port, or several "
+                                      "comma-separated: connect to the servers there", free_text=True)
     server_port: int = knob(8765, "the generation server's port (with server_host)", within(1, 65535))
+    num_servers: int = knob(1, "servers to auto-start when server_host is null (each request's prompts are "
+                            "split across them); with server_host, list several: 'gen1:8765,gen2:8765'",
+                            at_least(1))
     server_timeout: float = knob(600.0, "seconds without a reply from the server (connect, one generation) "
                                  "before the run stops with an error", above(0))
     server_threads: Optional[int] = knob(None, "torch threads of the auto-started server; null = the "
@@ -575,6 +578,12 @@ def validate(config: TrainConfig) -> None:
     if config.system_prompt is not None and config.prompt_template != "chat":
         raise ValueError(f"system_prompt is set but prompt_template={config.prompt_template!r}; the system "
                          "prompt goes through the tokenizer's chat template: set prompt_template: chat")
+    if config.server_host is not None and config.num_servers > 1:
+        raise ValueError(f"num_servers={config.num_servers} counts auto-started servers, but server_host="
+                         f"{config.server_host!r} is set; list every server in server_host "
+                         "('gen1:8765,gen2:8765') and leave num_servers at 1")
+    if config.server_host is not None:
+        server_addresses(config.server_host, config.server_port)  # a bad entry: the error, before any work
     if config.async_generation and config.generation_mode != "server":
         raise ValueError("async_generation=true needs generation_mode: server (colocated generation shares "
                          "the training process and cannot run beside the update); set generation_mode: "
@@ -585,6 +594,20 @@ def validate(config: TrainConfig) -> None:
                          "max_staleness: 0")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
+
+
+def server_addresses(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    """`server_host` as (host, port) pairs: "gen1" or "gen1:8765,gen2:8766" (a missing port: server_port)."""
+    addresses = []
+    for entry in (part.strip() for part in hosts.split(",")):
+        host, colon, port = entry.rpartition(":") if entry.count(":") == 1 else ("", "", "")
+        if not colon:
+            host, port = entry, str(default_port)
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"server_host={hosts!r}: {entry!r} is not host or host:port; give e.g. "
+                             "'gen1' or 'gen1:8765,gen2:8765'")
+        addresses.append((host, int(port)))
+    return addresses
 
 
 def to_dict(config: TrainConfig) -> dict:

@@ -36,6 +36,7 @@ from .dynamic_sampling import groups_with_signal, resample_for_signal
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
 from .host_memory import keep_freed_host_memory
+from ..grading.equivalence import tier_counts
 from ..loss import LossOptions, normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
 from ..registry import (EMBEDDING_UNCERTAINTIES, get_advantage, get_uncertainty, group_context, list_advantages,
@@ -186,7 +187,7 @@ class Trainer:
         for step in range(self._requested_through + 1, min(self.step + ahead, c.max_steps) + 1):
             self._sampler_before[step] = self.sampler.state_dict()  # a checkpoint at step-1 resumes here
             problems, positions = self._next_problems()
-            prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+            prompts = [format_prompt(p, c.prompt_template, self.tokenizer, c.system_prompt) for p in problems]
             self.rollout.submit(step, prompts, c.num_generations,
                                 row_seeds(c.seed, step, positions, c.num_generations))
             self._ahead[step], self._requested_through = (problems, positions), step
@@ -501,6 +502,8 @@ class Trainer:
             **(dict(dynamic_sampling_rounds=self.sampling_rounds) if c.dynamic_sampling else {}),
         )
         metrics.update(self.rewards.metrics(scores["rewards_per_function"]))  # rewards/<name>/mean|std (TRL)
+        # which tier of the grader decided this step's verdicts (this rank's; README "Answers")
+        metrics.update({f"grader/tier_{tier}": n for tier, n in tier_counts().items()})
         metrics.update(self._generation_stats)  # the wait for generation; server mode: staleness, drops
         for callback in self.callbacks:
             metrics.update(callback(self, self.step, metrics) or {})
