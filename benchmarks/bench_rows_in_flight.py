@@ -1,5 +1,5 @@
 """Does the loss kernel's second sweep over a row come from L2? The rows-in-flight sweep of the persistent
-grid (seedgrpo/kernels/grpo_loss_persistent.py) against the default one-program-per-row launch.
+grid (seedgrpo/kernels/persistent.py) against the default one-program-per-row launch.
 
 The from-logits kernel reads every row twice (statistics, then the gradient) and writes it once: 3 x the
 logits' bytes from HBM, unless the second read hits L2, which needs the rows in flight (rows_in_flight x V x
@@ -79,11 +79,13 @@ def loss_inputs(x, settings):
 def launcher(logits, tokens, config, rows_in_flight, block):
     """One in-place launch (the trainer's inplace=True): the default autotuned kernel, or the persistent grid
     at ``block`` = (BLOCK_V, num_warps)."""
-    from seedgrpo.kernels.grpo_loss import launch_grpo_loss
-    from seedgrpo.kernels.grpo_loss_persistent import PersistentGrid
+    from seedgrpo.kernels.one_pass import launch_one_pass
+    from seedgrpo.kernels.persistent import PersistentGrid, launch_persistent
 
-    grid = None if rows_in_flight is None else PersistentGrid(rows_in_flight, *block)
-    return lambda: launch_grpo_loss(logits, tokens, config, grad=logits, rows_in_flight=grid)
+    if rows_in_flight is None:
+        return lambda: launch_one_pass(logits, tokens, config, grad=logits)
+    grid = PersistentGrid(rows_in_flight, *block)
+    return lambda: launch_persistent(logits, tokens, config, grad=logits, rows_in_flight=grid)
 
 
 def time_ms(fn, on_gpu):
@@ -110,7 +112,7 @@ def main(args):
         return 0
     import triton
 
-    from seedgrpo.kernels.grpo_loss_persistent import gpu_block_configs
+    from seedgrpo.kernels.persistent import gpu_block_configs
 
     device = "cuda" if on_gpu else "cpu"
     dtype = DTYPES[args.dtype]

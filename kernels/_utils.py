@@ -1,7 +1,8 @@
 """Pieces shared by the fused GRPO kernels: the streaming softmax statistics of one logit row (a
-``@triton.jit`` helper), the gradient sweeps, where a kernel may run, chunk sizing and structural checks.
+``@triton.jit`` helper), the one gradient sweep, where a kernel may run, chunk sizing and structural checks.
 
-Nothing here is public; ``grpo_loss.py``, ``fused_linear_grpo.py`` and ``selective_logprob.py`` import it.
+Nothing here is public; the kernel modules (``one_pass.py``, ``two_sweep.py``, ``persistent.py``,
+``fused_linear_grpo.py``, ``selective_logprob.py``) import it.
 """
 from __future__ import annotations
 
@@ -54,10 +55,11 @@ def softmax_row_stats(row_ptr, V, inv_temperature, BLOCK_V: tl.constexpr):
     max(m, z) is one of m and z, one exp per element: exp(-|z - m|) is either the rescale or the new term.
     Then lse = M + log L and entropy = -sum p log p = log L - S / L; keeping s relative to m avoids the
     cancellation of lse - E[z] when the logits are large. Masked lanes and -inf logits read z = -inf: their
-    term is 0 and their lane keeps m_j = NEG_BIG, l_j = 0, which the combination weighs by 0.
+    term is 0 and their lane keeps m_j = NEG_BIG, l_j = 0, which the combination weighs by 0. (l_j is ``lsum``
+    below.)
     """
     m = tl.full([BLOCK_V], NEG_BIG, tl.float32)
-    l = tl.zeros([BLOCK_V], tl.float32)
+    lsum = tl.zeros([BLOCK_V], tl.float32)
     s = tl.zeros([BLOCK_V], tl.float32)
     for start in tl.range(0, V, BLOCK_V):
         cols = start + tl.arange(0, BLOCK_V)
@@ -70,13 +72,13 @@ def softmax_row_stats(row_ptr, V, inv_temperature, BLOCK_V: tl.constexpr):
         rise = tl.where(grows, diff, 0.0)  # m_new - m, finite
         # z - m_new: 0 when z is the new max; 0 for a zero term too (its diff is -inf, and 0 * -inf is NaN).
         d = tl.where(grows | (t == 0.0), 0.0, diff)
-        s = alpha * (s - l * rise) + e * d
-        l = l * alpha + e
+        s = alpha * (s - lsum * rise) + e * d
+        lsum = lsum * alpha + e
         m = tl.maximum(m, z)
     m_row = tl.max(m, axis=0)
     weight = tl.exp(m - m_row)  # 0 for lanes that saw only -inf (m_j = NEG_BIG), unless every lane did
-    l_row = tl.sum(l * weight, axis=0)
-    s_row = tl.sum(weight * (s + l * (m - m_row)), axis=0)
+    l_row = tl.sum(lsum * weight, axis=0)
+    s_row = tl.sum(weight * (s + lsum * (m - m_row)), axis=0)
     log_l = tl.log(l_row)
     return m_row + log_l, log_l - s_row / l_row
 
@@ -101,21 +103,27 @@ def round_to_bf16_nearest(x):
 
 
 @triton.jit
-def write_logit_grad(row_ptr, grad_ptr, V, target, lse, inv_temperature, scale, BLOCK_V: tl.constexpr,
-                     ROUND_BF16: tl.constexpr):
-    """Second pass over the row: grad[v] = scale * (onehot(target)[v] - softmax(z)[v]) / T.
+def write_logit_grad(row_ptr, grad_ptr, V, target, lse, inv_temperature, coef, ent_coef, entropy,
+                     HAS_ENTROPY_GRAD: tl.constexpr, ROUND_BF16: tl.constexpr, BLOCK_V: tl.constexpr):
+    """The gradient sweep of every from-logits loss, over one row:
 
-    ``scale`` is d(loss)/d(logp) of this token (already weighted). ``grad_ptr`` may equal ``row_ptr``: each
-    block is read before it is overwritten, and the target logit was read in the first pass. ``ROUND_BF16``:
-    see round_to_bf16_nearest (interpreter only).
+        grad[v] = coef * (onehot(target)[v] - p_v) - ent_coef * p_v * (log p_v + H)
+
+    with p = softmax(z), z = x / T, and the coefficients already divided by T: ``coef`` = d loss / d logp / T
+    (weighted), ``ent_coef`` = d loss / d H / T (read only with HAS_ENTROPY_GRAD; dH/dz_v = -p_v (log p_v + H),
+    log p_v = z_v - lse). The one-pass kernel has no entropy term; the two-sweep kernel may.
+    ``grad_ptr`` may equal ``row_ptr``: each block is read before it is overwritten, and the target logit was
+    read before the sweep. ``ROUND_BF16``: see round_to_bf16_nearest (interpreter only).
     """
-    coef = scale * inv_temperature
     for start in tl.range(0, V, BLOCK_V):
         cols = start + tl.arange(0, BLOCK_V)
         valid = cols < V
         z = tl.load(row_ptr + cols, mask=valid, other=float("-inf")).to(tl.float32) * inv_temperature
         p = tl.exp(z - lse)
         g = coef * (tl.where(cols == target, 1.0, 0.0) - p)
+        if HAS_ENTROPY_GRAD:
+            # p == 0 for -inf logits, whose log p is -inf: 0 * -inf would be NaN
+            g -= ent_coef * p * tl.where(p > 0.0, z - lse + entropy, 0.0)
         if ROUND_BF16:
             g = round_to_bf16_nearest(g)
         tl.store(grad_ptr + cols, g.to(grad_ptr.dtype.element_ty), mask=valid)
@@ -127,20 +135,6 @@ def write_zero_row(grad_ptr, V, BLOCK_V: tl.constexpr):
     for start in tl.range(0, V, BLOCK_V):
         cols = start + tl.arange(0, BLOCK_V)
         tl.store(grad_ptr + cols, tl.zeros([BLOCK_V], dtype=grad_ptr.dtype.element_ty), mask=cols < V)
-
-
-def fp16_grad_buffer(logits: torch.Tensor) -> Optional[torch.Tensor]:
-    """A float32 buffer for d(loss)/d(logits) when the logits are fp16, else None (the gradient may then share
-    the logits' dtype, or their storage).
-
-    Why: the fused paths compute the logit gradient before grad_output (the loss scale) is known. In fp16 the
-    unscaled entries, about w * p with w = 1/normalizer, fall below fp16's smallest normal (6.1e-5) and
-    flush to 0, and DeepSpeed's initial scale 65536 is itself above fp16's largest value (65504), so
-    scaling an fp16 buffer gives inf and NaN. bf16 has float32's range, so only fp16 needs this (at 2x the
-    logits' bytes for the buffer)."""
-    if logits.dtype != torch.float16:
-        return None
-    return torch.empty(logits.shape, device=logits.device, dtype=torch.float32)
 
 
 def check_triton_device(tensor: torch.Tensor, name: str, fallback: str) -> None:
@@ -157,6 +151,15 @@ def check_triton_device(tensor: torch.Tensor, name: str, fallback: str) -> None:
                          f"interpreter, for tests); on the CPU use {fallback}")
 
 
+def row_layout(x: torch.Tensor) -> tuple:
+    """(stride_b, stride_t, logits_rows) of a [rows, V] or [B, T, V] tensor whose last dim is contiguous: the
+    kernels read row i at ``(i // logits_rows) * stride_b + (i % logits_rows) * stride_t``, so a strided
+    [B, T, V] view (e.g. the trainer's logits[:, :-1]) needs no copy."""
+    if x.dim() == 2:
+        return 0, x.stride(0), x.shape[0]
+    return x.stride(0), x.stride(1), x.shape[1]
+
+
 def block_v_for(V: int) -> int:
     """Vocabulary block of the interpreter launch (the GPU launch autotunes it)."""
     return min(triton.next_power_of_2(V), INTERPRETER_BLOCK_V)
@@ -164,7 +167,7 @@ def block_v_for(V: int) -> int:
 
 def chunk_logit_bytes(dtype: torch.dtype, with_grad: bool) -> int:
     """Bytes per logit a Triton-path chunk holds: the logits in their own dtype (the gradient overwrites them),
-    plus the float32 gradient buffer of fp16 logits (fp16_grad_buffer). The torch paths work on float32
+    plus the float32 gradient buffer of fp16 logits (backward.logit_grad_buffer). The torch paths work on float32
     copies: they size by 4 bytes, chunk_rows' default."""
     return dtype.itemsize + (4 if with_grad and dtype == torch.float16 else 0)
 

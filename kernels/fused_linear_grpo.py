@@ -4,7 +4,7 @@
 The unmasked tokens are packed (padding costs no matmul) and taken ``chunk`` at a time:
 
     logits = hidden_chunk @ weight.T (+ bias)                    # [chunk, V], the only vocab-sized buffer
-    grpo loss kernel, in place: logits <- w * dloss/dlogits      # kernels/grpo_loss.py
+    one-pass loss kernel, in place: logits <- w * dloss/dlogits  # kernels/one_pass.py
     grad_hidden[chunk] = dlogits @ weight
     grad_weight += dlogits.T @ hidden_chunk                      # accumulated in float32
     grad_bias   += dlogits.sum(0)
@@ -35,12 +35,13 @@ import torch
 import torch.nn.functional as F
 
 from ._inputs import STAT_NAMES, TokenInputs, masked_metrics
-from ._utils import check_linear, check_triton_device, chunk_logit_bytes, chunk_rows, fp16_grad_buffer
-from .grpo_loss import launch_grpo_loss
-from .logit_grad import launch_logit_grad, token_coefficients, torch_logit_grad
+from ._utils import check_linear, check_triton_device, chunk_logit_bytes, chunk_rows
+from .backward import logit_grad_buffer
+from .one_pass import OUTPUT_NAMES, launch_one_pass, takes_one_pass
 from .reference import PolicyOptions, policy_loss
 from .selective_logprob import _launch as launch_selective_logprob
 from .selective_logprob import _torch_rows
+from .two_sweep import launch_logit_grad, token_coefficients, torch_logit_grad
 
 __all__ = ["fused_linear_grpo_loss", "FusedLinearGRPOLoss"]
 
@@ -143,7 +144,7 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
     Token-local losses take one pass over the chunks (the loss kernel writes each chunk's logit gradient in
     place). The others take two: pass 1 computes each chunk's log-probs and entropies, the per-token math
     between the passes gives d loss / d logp and d loss / d H, and pass 2 recomputes each chunk's matmul (the
-    price of never holding all the logits) and writes its logit gradient (logit_grad.py)."""
+    price of never holding all the logits) and writes its logit gradient (two_sweep.py)."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, tokens: TokenInputs, config: PolicyOptions, rows_per_chunk: int,
@@ -153,15 +154,15 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
         n, H = tokens.B * tokens.T, hidden.shape[-1]
         x = hidden.reshape(n, H)
         device = hidden.device
-        # fp16: the chunk gradients stay float32 until backward applies grad_output (_utils.fp16_grad_buffer).
+        # fp16: the chunk gradients stay float32 until backward applies grad_output (backward.logit_grad_buffer).
         fp16 = weight.dtype == torch.float16
         grad_hidden = (torch.zeros(x.shape, device=device, dtype=torch.float32) if fp16 else torch.zeros_like(x)) \
             if need_hidden else None
         grad_weight = torch.zeros(weight.shape, device=device, dtype=torch.float32) if need_weight else None
         grad_bias = torch.zeros(weight.shape[0], device=device, dtype=torch.float32) if need_bias else None
         # Only unmasked tokens cost a matmul; masked ones keep zero outputs and zero gradients.
-        active = tokens.weights.view(-1).nonzero().view(-1) if config.one_pass and \
-            tokens.importance_sampling_ratio is None else tokens.valid.view(-1).nonzero().view(-1)
+        one_pass = takes_one_pass(config, tokens)
+        active = (tokens.weights if one_pass else tokens.valid).view(-1).nonzero().view(-1)
 
         def accumulate(index, x_chunk, grad_logits):
             if need_hidden:
@@ -172,16 +173,16 @@ class FusedLinearGRPOLoss(torch.autograd.Function):
             if need_bias:
                 grad_bias.add_(grad_logits.sum(0, dtype=torch.float32))
 
-        if config.one_pass and tokens.importance_sampling_ratio is None:
-            outputs = {k: torch.zeros(n, device=device, dtype=torch.float32)
-                       for k in ("loss", "kl", "entropy", "clip_low", "clip_high")}
+        if one_pass:
+            outputs = {k: torch.zeros(n, device=device, dtype=torch.float32) for k in OUTPUT_NAMES}
             row_advantages = tokens.row_advantages() if backend == "torch" else None
             for start, index in _chunks(active, rows_per_chunk):
                 x_chunk = x.index_select(0, index)
                 logits = F.linear(x_chunk, weight, bias)
                 if backend == "triton":
-                    grad_logits = (fp16_grad_buffer(logits) if fp16 else logits) if want_grad else None
-                    launch_grpo_loss(logits, tokens, config, grad=grad_logits,
+                    # the chunk is ours: its gradient overwrites it (fp16: a float32 buffer)
+                    grad_logits = logit_grad_buffer(logits, inplace=True) if want_grad else None
+                    launch_one_pass(logits, tokens, config, grad=grad_logits,
                                      token_offset=start, token_index=active, outputs=outputs)
                 else:
                     grad_logits = _torch_chunk(logits, index, tokens, config, row_advantages, outputs, want_grad)
@@ -256,7 +257,7 @@ def _two_pass(x, weight, bias, tokens: TokenInputs, config: PolicyOptions, rows_
                 logits = F.linear(x_chunk, weight, bias)  # recomputed: the logits are never held whole
                 end = start + index.numel()
                 if backend == "triton":
-                    grad_logits = fp16_grad_buffer(logits) if logits.dtype == torch.float16 else logits
+                    grad_logits = logit_grad_buffer(logits, inplace=True)
                     launch_logit_grad(logits, grad_logits, ids, logp, entropy, c_logp, c_ent, config.temperature,
                                       token_offset=start)
                 else:
@@ -281,7 +282,7 @@ def fused_linear_grpo_loss(hidden: torch.Tensor, weight: torch.Tensor, completio
     """Policy loss of ``hidden`` [B, T, H] through ``weight`` [V, H] (+ ``bias`` [V]) without the full logits:
     ``(hidden @ weight.T)[b, t]`` scores ``completion_ids[b, t]``.
 
-    Same keywords as :func:`seedgrpo.kernels.grpo_loss.grpo_loss_from_logits` (``weights``, ``advantages``,
+    Same keywords as :func:`seedgrpo.kernels.dispatch.grpo_loss_from_logits` (``weights``, ``advantages``,
     ``group_factor``, the per-token inputs and the PolicyOptions fields). ``chunk_size`` tokens are processed
     at a time (default: as many as fit ``max_chunk_bytes`` of float32 logits: 256 MiB on CUDA, 32 MiB on the
     CPU). ``backend``: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1) or "torch" (any device).

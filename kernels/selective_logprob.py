@@ -20,15 +20,14 @@ import torch
 import triton
 import triton.language as tl
 
-from ._utils import (INTERPRET, block_v_for, check_linear, check_triton_device, chunk_logit_bytes, chunk_rows,
-                     softmax_row_stats, target_logit)
+from ._utils import (GPU_CONFIGS, INTERPRET, block_v_for, check_linear, check_triton_device, chunk_logit_bytes,
+                     chunk_rows, row_layout, softmax_row_stats, target_logit)
 
 __all__ = ["selective_logprob"]
 
 BACKENDS = ("triton", "torch")
 # A bandwidth-bound row stream, like the loss kernel's first pass; no in-place writes, so plain autotuning
-# over the list every row-streaming kernel shares.
-from ._utils import GPU_CONFIGS as _GPU_CONFIGS  # noqa: E402
+# over the list every row-streaming kernel shares (_utils.GPU_CONFIGS).
 
 
 @triton.jit
@@ -46,7 +45,7 @@ def _selective_logprob_kernel(LOGITS, stride_b, stride_t, IDS, LOGP, ENTROPY, to
 
 
 _selective_logprob_kernel_tuned = None if INTERPRET else triton.autotune(
-    configs=_GPU_CONFIGS, key=["V"])(_selective_logprob_kernel)
+    configs=GPU_CONFIGS, key=["V"])(_selective_logprob_kernel)
 
 
 def _launch(logits: torch.Tensor, ids: torch.Tensor, logp: torch.Tensor, entropy: Optional[torch.Tensor],
@@ -58,10 +57,7 @@ def _launch(logits: torch.Tensor, ids: torch.Tensor, logp: torch.Tensor, entropy
     rows = logits.numel() // V
     if rows == 0:
         return
-    if logits.dim() == 2:
-        sb, st, logits_rows = 0, logits.stride(0), rows
-    else:
-        sb, st, logits_rows = logits.stride(0), logits.stride(1), logits.shape[1]
+    sb, st, logits_rows = row_layout(logits)
     args = (logits, sb, st, ids, logp, entropy, token_offset, logits_rows, V, 1.0 / temperature)
     if INTERPRET:
         _selective_logprob_kernel[(rows,)](*args, BLOCK_V=block_v_for(V), num_warps=4)

@@ -19,10 +19,11 @@ mkdir -p "$DEST"
 version() { "$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1"; }
 pin() { local name; for name in "$@"; do echo "$name==$(version "$name")"; done; }
 
-# Pure-Python (or py3-none) wheels: deepspeed's and liger-kernel's dependencies, the grader's LaTeX parser,
-# pybind11 for the C++ extension (gpu-check installs without it when CMake is missing).
+# Pure-Python (or py3-none) wheels: deepspeed's and liger-kernel's dependencies, the grader's second opinion
+# (math-verify, a core dependency, with its LaTeX parser latex2sympy2_extended and antlr4-python3-runtime; sympy
+# comes with torch), pybind11 for the C++ extension (gpu-check installs without it when CMake is missing).
 PURE=(liger-kernel pybind11 hjson py-cpuinfo einops ninja pydantic annotated-types typing-inspection
-      typing-extensions latex2sympy2_extended antlr4-python3-runtime)
+      typing-extensions math-verify latex2sympy2_extended antlr4-python3-runtime)
 # shellcheck disable=SC2046
 "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$DEST" $(pin "${PURE[@]}")
 

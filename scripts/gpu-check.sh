@@ -11,13 +11,18 @@
 # (benchmark CSVs are written row by row):
 #   setup          install the carried wheels (deepspeed, liger-kernel, ...) and this checkout (pip -e, without the
 #                  C++ extension unless GPU_CHECK_BUILD_EXTENSION=1: answers then use the Python reference)
-#   tests          the gpu-marked tests: compiled kernels vs the float64 reference (bf16/fp32), lean decode on CUDA
+#   kernel-tests   the kernel and loss test files, unfiltered (tests/test_kernels_*.py, test_policy_family.py,
+#                  test_reference_loss.py): every Triton test on CUDA tensors with the compiled kernels
+#                  (tests/kernel_device.py), the gpu-marked ones among them (Qwen's vocabulary, fp16 under loss scale)
+#   tests          the other gpu-marked tests (lean decode on CUDA, the GPU engine, ...)
 #   bench-logits   bench_loss from logits, B*T 8,192 and 32,768 x V 151,936, full fwd+bwd: ours vs Liger's
 #                  triton_grpo_loss vs torch; p50 and peak memory
 #   bench-linear   fused-linear 8,192 x 151,936 x 3,584: ours vs Liger's chunked loss vs the bare matmuls
 #   rows-in-flight benchmarks/bench_rows_in_flight.py when present (the persistent-grid sweep), else a note
 #   train-zero3    3 training steps, ZeRO-3 bf16, random model of Qwen2.5-1.5B's shape, hf engine + lean decode
 #                  (plain torch bf16 when DeepSpeed does not install there)
+#   train-server   generation_mode: server on one GPU: the toy model, trainer + `seedgrpo serve` (two processes),
+#                  4 async steps (k = 1) with the weight checksum compared after every push
 #   train-vllm     the same with vLLM, when it is importable there (it is not carried: its wheel is 336 MB)
 # Without CUDA (or with --dry-run) every stage is skipped with its reason and the exit status is 0.
 # $OUT defaults to benchmarks/out/gpu; summary.txt there lists each stage's status and wall time.
@@ -38,7 +43,8 @@ for arg in "$@"; do
 done
 
 # name:seconds, in order of importance. The sum stays under BUDGET_S.
-STAGES=(setup:60 tests:90 bench-logits:80 bench-linear:60 rows-in-flight:40 train-zero3:105 train-vllm:30)
+STAGES=(setup:60 kernel-tests:150 tests:40 bench-logits:50 bench-linear:40 rows-in-flight:20 train-zero3:60
+        train-server:40 train-vllm:10)
 STAGE_NAMES=" ${STAGES[*]%%:*} "
 for name in "${SELECTED[@]}"; do
     [[ "$STAGE_NAMES" == *" $name "* ]] || { echo "gpu-check: unknown stage '$name' (stages:$STAGE_NAMES)" >&2; exit 2; }
@@ -156,11 +162,21 @@ sys.exit(0 if importlib.import_module("seedgrpo.kernels") else 1)
 CHECK
 }
 
+kernel_test_files() { ls tests/test_kernels_*.py tests/test_policy_family.py tests/test_reference_loss.py; }
+
+stage_kernel_tests() {
+    # Unfiltered: with CUDA, conftest.py leaves the interpreter off and the tests put their tensors on the GPU.
+    # shellcheck disable=SC2046
+    "$PY" -m pytest -q -p no:cacheprovider -rfEs $(kernel_test_files)
+}
+
 stage_tests() {
-    local files=(tests/test_kernels_gpu.py) extra
-    for extra in $(grep -l "mark.gpu" tests/test_*.py); do
-        [ "$extra" != tests/test_kernels_gpu.py ] && files+=("$extra")
+    local files=() file kernel_files
+    kernel_files=" $(kernel_test_files | tr '\n' ' ') "
+    for file in $(grep -l "mark.gpu" tests/test_*.py); do
+        [[ "$kernel_files" == *" $file "* ]] || files+=("$file")  # kernel-tests ran those already
     done
+    [ ${#files[@]} -eq 0 ] && { echo "note: no other gpu-marked test files"; return 0; }
     "$PY" -m pytest -q -m gpu -p no:cacheprovider "${files[@]}"
 }
 
@@ -197,6 +213,13 @@ stage_train_zero3() {
     fi
 }
 
+stage_train_server() {  # the toy model: checks the server path on CUDA, measures nothing
+    "$PY" -m seedgrpo.train --config configs/tiny-cpu.yaml --deepspeed_config null --generation_mode server \
+        --async_generation true --max_staleness 1 --vllm_importance_sampling_correction true \
+        --server_debug_checksum true --max_steps 4 --progress false --tensorboard false --save_final_model false \
+        --output_dir "$OUT/train-server" && tail -n 4 "$OUT/train-server/metrics.jsonl"
+}
+
 stage_train_vllm() {
     if ! has vllm; then
         echo "note: vllm is not importable here (not carried: no wheel for this torch fits the carry limit)"
@@ -208,8 +231,8 @@ stage_train_vllm() {
 }
 
 export PY OUT WHEELS
-export -f has stage_setup stage_tests stage_bench_logits stage_bench_linear stage_rows_in_flight stage_train_zero3 \
-    stage_train_vllm
+export -f has kernel_test_files stage_setup stage_kernel_tests stage_tests stage_bench_logits stage_bench_linear \
+    stage_rows_in_flight stage_train_zero3 stage_train_server stage_train_vllm
 for stage in "${STAGES[@]}"; do
     name=${stage%%:*}
     selected "$name" || continue

@@ -1,8 +1,10 @@
-"""The `seedgrpo` command: `seedgrpo train|eval|demo [args]`.
+"""The `seedgrpo` command: `seedgrpo train|serve|eval|demo [args]`.
 
     seedgrpo train --config configs/tiny-cpu.yaml --max_steps 5
+    seedgrpo serve --config configs/tiny-cpu.yaml --port 8765     # a generation server (docs/generation.md)
     seedgrpo eval --help
     seedgrpo demo
+    seedgrpo demo-real
 
 Each subcommand's module is imported only when it runs, so `seedgrpo eval` does not pay for DeepSpeed.
 A mistake in the input (a bad key or value, a missing file, a bad JSON line, a model that cannot be found, a
@@ -17,8 +19,10 @@ import sys
 
 COMMANDS = {
     "train": ("seedgrpo.train", "train a policy with SEED-GRPO (python -m seedgrpo.train)"),
+    "serve": ("seedgrpo.rollout.server", "a generation server for generation_mode: server"),
     "eval": ("seedgrpo.evaluate", "evaluate a model on the math benchmarks"),
     "demo": ("seedgrpo.demo", "warm start + SEED-GRPO on the toy arithmetic task, on CPU"),
+    "demo-real": ("seedgrpo.demo:real", "SEED-GRPO on SmolLM2-135M-Instruct (a GGUF from PyPI), on CPU"),
 }
 # What a user's input can raise (json.JSONDecodeError is a ValueError, FileNotFoundError an OSError);
 # anything else is a bug and keeps its traceback.
@@ -26,8 +30,8 @@ INPUT_ERRORS = (ValueError, ImportError, OSError)
 
 
 def usage() -> str:
-    lines = ["usage: seedgrpo {train,eval,demo} [args...] [--debug]", ""]
-    lines += [f"  {name:<6} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines = ["usage: seedgrpo {train,serve,eval,demo,demo-real} [args...] [--debug]", ""]
+    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -58,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"seedgrpo: error: unknown command {command!r}\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command][0])
-    if command == "train":  # reports its own errors (it is also `python -m seedgrpo.train`)
+    path, _, attribute = COMMANDS[command][0].partition(":")  # "module:name": a namespace inside a module
+    module = importlib.import_module(path)
+    module = getattr(module, attribute) if attribute else module
+    if command in ("train", "serve"):  # report their own errors (train is also `python -m seedgrpo.train`)
         result = module.main(rest)
     else:
         parser_usage = module.build_parser().format_usage().strip()

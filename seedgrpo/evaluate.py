@@ -1,11 +1,13 @@
 """Evaluate a model on the five math benchmarks: greedy accuracy or avg@n / pass@k, one table.
 
-    seedgrpo eval --model runs/my-run/final --data-dir ../shared/data \\
-        --benchmarks aime24,amc23,math500,minerva_math,olympiadbench --output-dir runs/my-run/eval
-    seedgrpo eval --model DIR --data-dir PATH --n 16 --temperature 0.6 --top-p 0.95   # avg@16, pass@k
+    seedgrpo eval --model runs/my-run/final --output-dir runs/my-run/eval     # the five, from the Hub
+    seedgrpo eval --model runs/my-run/final --data-dir data/benchmarks        # or <dir>/<name>/test.jsonl
+    seedgrpo eval --model DIR --n 16 --temperature 0.6 --top-p 0.95            # avg@16, pass@k
 
-Problems come from `data.load_problems` (which knows each file's layout: AMC's float answers, Minerva's
-answer inside the solution's last \\boxed{}, OlympiadBench's `question` and `final_answer` list), prompts
+Without `--data-dir` each benchmark is read from its public Hugging Face dataset (`HUB_BENCHMARKS`: id,
+config, split and fields; docs/evaluate.md) through `datasets`. Problems come from `data.load_problems`
+(which knows each file's layout: AMC's float answers, Minerva's answer inside the solution's last
+\\boxed{}, OlympiadBench's `question` and `final_answer` list), prompts
 from `data.format_prompt`, grades from `rewards.math_reward`. The output directory gets `results.json`,
 `results.md` (one row per benchmark plus their unweighted average, as papers report it) and
 `<benchmark>.jsonl` with every completion, its extracted answer and its score.
@@ -33,18 +35,38 @@ BENCHMARKS = {
     "minerva_math": "minerva_math/test.jsonl",
     "olympiadbench": "olympiadbench/test.jsonl",
 }
+# The same benchmarks on the Hugging Face Hub: (dataset id, config name, split, problem field, answer field).
+# The fields are named explicitly (the detection would find them too) so a changed upstream layout is an
+# error naming the field rather than a silent switch to another column. docs/evaluate.md lists the sources.
+HUB_BENCHMARKS = {
+    "aime24": ("HuggingFaceH4/aime_2024", None, "train", "problem", "answer"),          # 30
+    "amc23": ("math-ai/amc23", None, "test", "question", "answer"),                     # 40, float answers
+    "math500": ("HuggingFaceH4/MATH-500", None, "test", "problem", "answer"),           # 500
+    "minerva_math": ("math-ai/minervamath", None, "test", "question", "answer"),        # 272
+    "olympiadbench": ("Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train", "question",
+                      "final_answer"),                                                  # 675, answer lists
+}
 DATA_DIR_ENV = "SEEDGRPO_DATA_DIR"
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def load_benchmark(name: str, data_dir: str | Path, *, limit: int | None = None) -> list[Problem]:
-    """The problems of one benchmark, read from `data_dir/<name>/test.jsonl`."""
+def load_benchmark(name: str, data_dir: str | Path | None = None, *,
+                   limit: int | None = None) -> list[Problem]:
+    """The problems of one benchmark: `data_dir/<name>/test.jsonl`, or its Hub dataset without `data_dir`."""
     if name not in BENCHMARKS:
         raise ValueError(f"benchmark={name!r} is unknown; choose from {', '.join(BENCHMARKS)}")
+    if data_dir is None:
+        dataset_id, config_name, split, problem_field, answer_field = HUB_BENCHMARKS[name]
+        problems = load_problems(dataset_id, split=split, name=config_name, problem_field=problem_field,
+                                 answer_field=answer_field, limit=limit)
+        for problem in problems:
+            problem.meta["source"] = name
+        return problems
     path = Path(data_dir) / BENCHMARKS[name]
     if not path.is_file():
         raise ValueError(f"data_dir={str(data_dir)!r} has no {BENCHMARKS[name]}; pass the folder that holds "
-                         f"{', '.join(BENCHMARKS)} (e.g. --data-dir ../shared/data)")
+                         f"<benchmark>/test.jsonl for {', '.join(BENCHMARKS)}, or leave --data-dir out to "
+                         "read them from the Hugging Face Hub")
     return load_problems(path, limit=limit)
 
 
@@ -140,8 +162,8 @@ def generate_completions(model, tokenizer, prompts: list[str], *, n: int = 1, te
             torch.manual_seed(seed)
             starts = range(0, len(prompts), batch_size)
             if progress:
-                from tqdm.auto import tqdm
-                starts = tqdm(starts, desc="generate", unit="batch", leave=False)
+                from seedgrpo.training.console import progress_bar
+                starts = progress_bar(starts, desc="generate", unit="batch", leave=False)
             for start in starts:
                 chunk = prompts[start:start + batch_size]
                 # A chat template already holds the BOS token where the model wants one; don't add another.
@@ -159,12 +181,16 @@ def generate_completions(model, tokenizer, prompts: list[str], *, n: int = 1, te
 
 
 def accuracy(model, tokenizer, problems: list[Problem], *, template: str = "none", max_new_tokens: int = 16,
-             batch_size: int = 256) -> float:
-    """Greedy accuracy (a fraction in [0, 1]) of an in-memory model on `problems` (the demo's check)."""
-    prompts = [format_prompt(p, template, tokenizer) for p in problems]
+             batch_size: int = 256, system_prompt: str | None = None,
+             graded_out: list | None = None) -> float:
+    """Greedy accuracy (a fraction in [0, 1]) of an in-memory model on `problems` (the demos' check);
+    `graded_out`, when given, receives the graded records (completions, answers, scores)."""
+    prompts = [format_prompt(p, template, tokenizer, system_prompt) for p in problems]
     completions = generate_completions(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
                                        batch_size=batch_size)
     graded = grade_completions(problems, completions)
+    if graded_out is not None:
+        graded_out.extend(graded)
     return sum(g["num_correct"] for g in graded) / max(1, len(graded))
 
 
@@ -192,12 +218,16 @@ class _VLLMGenerator:
 
 
 # ------------------------------------------------------------------------------------------------ runner
-def evaluate(model_dir: str | Path, benchmarks: list[str], data_dir: str | Path, *, output_dir=None,
-             template: str = "qwen_math", n: int = 1, temperature: float = 0.0, top_p: float = 1.0,
-             max_new_tokens: int = 3000, batch_size: int = 32, limit: int | None = None, engine: str = "hf",
-             dtype: str = "auto", seed: int = 0, ks: list[int] | None = None) -> dict:
-    """Generate, grade and summarize each benchmark; write the output files when `output_dir` is given."""
-    from transformers import AutoTokenizer
+def evaluate(model_dir: str | Path, benchmarks: list[str], data_dir: str | Path | None = None, *,
+             output_dir=None, template: str = "qwen_math", n: int = 1, temperature: float = 0.0,
+             top_p: float = 1.0, max_new_tokens: int = 3000, batch_size: int = 32, limit: int | None = None,
+             engine: str = "hf", dtype: str = "auto", seed: int = 0, ks: list[int] | None = None,
+             system_prompt: str | None = None, gguf_file: str | None = None) -> dict:
+    """Generate, grade and summarize each benchmark; write the output files when `output_dir` is given.
+
+    `data_dir=None` reads the benchmarks from the Hugging Face Hub (HUB_BENCHMARKS). `model_dir` is a
+    directory, a hub id or a .gguf file (or a directory + `gguf_file`), loaded as the trainer loads it."""
+    from seedgrpo.modeling import loading
 
     if engine not in ("hf", "vllm"):
         raise ValueError(f"engine={engine!r} must be 'hf' or 'vllm'")
@@ -209,8 +239,12 @@ def evaluate(model_dir: str | Path, benchmarks: list[str], data_dir: str | Path,
         raise ValueError(f"benchmarks={benchmarks} holds unknown names {unknown}; choose from "
                          f"{', '.join(BENCHMARKS)}")
     problem_sets = {name: load_benchmark(name, data_dir, limit=limit) for name in benchmarks}
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = _load_model(model_dir, dtype) if engine == "hf" else None
+    source = loading.model_source(str(model_dir), gguf_file)
+    if engine == "vllm" and source.gguf_file is not None:
+        raise ValueError(f"engine='vllm' with model={str(model_dir)!r}: give vLLM a HF directory (a run's "
+                         "final/ is one), or use --engine hf for a .gguf file")
+    tokenizer = loading.load_tokenizer(source)
+    model = _load_model(source, dtype) if engine == "hf" else None
     vllm_generate = _VLLMGenerator(str(model_dir), seed) if engine == "vllm" else None
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
@@ -219,7 +253,7 @@ def evaluate(model_dir: str | Path, benchmarks: list[str], data_dir: str | Path,
     results = {}
     for name, problems in problem_sets.items():
         started = time.perf_counter()
-        prompts = [format_prompt(p, template, tokenizer) for p in problems]
+        prompts = [format_prompt(p, template, tokenizer, system_prompt) for p in problems]
         gen = dict(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
         if engine == "hf":
             completions = generate_completions(model, tokenizer, prompts, batch_size=batch_size,
@@ -236,7 +270,8 @@ def evaluate(model_dir: str | Path, benchmarks: list[str], data_dir: str | Path,
                     f.write(json.dumps({"prompt": prompt, **record}, ensure_ascii=False) + "\n")
 
     report = {
-        "model": str(model_dir), "template": template, "n": n, "temperature": temperature, "top_p": top_p,
+        "model": str(model_dir), "data": str(data_dir) if data_dir else "hub", "template": template,
+        "system_prompt": system_prompt, "n": n, "temperature": temperature, "top_p": top_p,
         "max_new_tokens": max_new_tokens, "limit": limit, "engine": engine, "seed": seed,
         "benchmarks": results, "average": _average(results),
     }
@@ -246,13 +281,15 @@ def evaluate(model_dir: str | Path, benchmarks: list[str], data_dir: str | Path,
     return report
 
 
-def _load_model(model_dir, dtype: str):
-    from transformers import AutoModelForCausalLM
+def _load_model(source, dtype: str):
+    from seedgrpo.modeling.loading import load_causal_lm
 
     dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in dtypes:
         raise ValueError(f"dtype={dtype!r} must be one of {', '.join(dtypes)}")
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtypes[dtype])
+    if source.gguf_file is not None and dtype == "auto":
+        dtype = "float32"  # the file's tensors are dequantised to float32
+    model = load_causal_lm(source, dtype=dtypes[dtype])
     return model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
@@ -279,13 +316,21 @@ def render_table(report: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seedgrpo eval", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, help="a model directory (save_pretrained layout)")
+    p.add_argument("--model", required=True, help="a model directory (save_pretrained layout), a hub id or a "
+                   ".gguf file")
+    p.add_argument("--gguf-file", "--gguf_file", dest="gguf_file", default=None,
+                   help="a .gguf file inside --model (a directory or hub id)")
     p.add_argument("--benchmarks", default=",".join(BENCHMARKS), help="comma-separated benchmark names")
     p.add_argument("--data-dir", "--data_dir", dest="data_dir", default=os.environ.get(DATA_DIR_ENV),
-                   help=f"folder holding <benchmark>/test.jsonl (default: ${DATA_DIR_ENV})")
+                   help=f"folder holding <benchmark>/test.jsonl (default: ${DATA_DIR_ENV}; unset: each "
+                        "benchmark's public Hugging Face dataset, read with `datasets`)")
     p.add_argument("--output-dir", "--output_dir", dest="output_dir", default=None,
                    help="where results.json, results.md and <benchmark>.jsonl go (default: <model>/eval)")
-    p.add_argument("--template", default="qwen_math", help="qwen_math, r1, none, or a string with {problem}")
+    p.add_argument("--template", default="qwen_math",
+                   help="qwen_math, r1, chat (the tokenizer's chat template), none, or a string with "
+                        "{problem}")
+    p.add_argument("--system-prompt", "--system_prompt", dest="system_prompt", default=None,
+                   help="with --template chat: a system turn before each problem")
     p.add_argument("--n", type=int, default=1, help="samples per problem (avg@n, pass@k)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (needs n = 1)")
     p.add_argument("--top-p", "--top_p", dest="top_p", type=float, default=1.0)
@@ -302,13 +347,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    if not args.data_dir:
-        raise SystemExit(f"seedgrpo eval: pass --data-dir (the folder holding {', '.join(BENCHMARKS)}) "
-                         f"or set ${DATA_DIR_ENV}")
+    if args.system_prompt is not None and args.template != "chat":
+        raise ValueError(f"--system-prompt needs --template chat (got --template {args.template!r})")
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     ks = [int(k) for k in args.k.split(",")] if args.k else None
-    output_dir = args.output_dir or str(Path(args.model) / "eval")
-    report = evaluate(args.model, benchmarks, args.data_dir, output_dir=output_dir, template=args.template,
+    model_path = Path(args.model)
+    if model_path.is_file():  # a .gguf file: <dir>/<name>-eval beside it
+        default_out = model_path.parent / f"{model_path.stem}-eval"
+    else:  # a directory: <dir>/eval; a hub id: runs/eval/<org>__<name>
+        default_out = model_path / "eval" if model_path.is_dir() else \
+            Path("runs") / "eval" / args.model.replace("/", "__")
+    output_dir = args.output_dir or str(default_out)
+    report = evaluate(args.model, benchmarks, args.data_dir or None, output_dir=output_dir,
+                      template=args.template, system_prompt=args.system_prompt, gguf_file=args.gguf_file,
                       n=args.n, temperature=args.temperature, top_p=args.top_p,
                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
                       engine=args.engine, dtype=args.dtype, seed=args.seed, ks=ks)

@@ -347,8 +347,9 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
     threshold`` drops rows with Â < 0 whose mean ``sampling_logprobs - logp`` (default ``old_logprobs``)
     exceeds it; ``importance_sampling_ratio`` [B, T] or [B] multiplies the per-token loss (rollout
     correction). ``entropy_threshold`` gives the entropy mask's cut-off precomputed (e.g. over a whole batch
-    with ``seedgrpo.kernels.reference.entropy_threshold``) instead. ``entropy_coef`` subtracts ``coef × Σ H / entropy_normalizer`` over the trained tokens
-    (default: their count in this call, TRL's per-call mean). ``normalizer`` is the global denominator of
+    with ``seedgrpo.kernels.reference.entropy_threshold``) instead. ``entropy_coef`` subtracts
+    ``coef × Σ H / entropy_normalizer`` over the trained tokens (default: their count in this call, TRL's
+    per-call mean). ``normalizer`` is the global denominator of
     ``loss_type`` (see the module docstring).
 
     ``impl``: ``"torch"`` (reference; chunked for hidden/weight), ``"triton"`` (fused kernels), ``"auto"``
@@ -433,7 +434,7 @@ def seed_grpo_loss(logits: Optional[torch.Tensor] = None, *, hidden: Optional[to
         kernel_args = dict(weights=weights, advantages=advantages, **factor_args, **per_token,
                            entropy_cutoff=cutoff, **_fields(opts))
         if logits is not None:
-            from .kernels.grpo_loss import grpo_loss_from_logits
+            from .kernels.dispatch import grpo_loss_from_logits
             loss, metrics = grpo_loss_from_logits(logits, completion_ids, completion_mask, inplace=inplace,
                                                   **kernel_args)
         else:

@@ -72,7 +72,7 @@ def test_presets_load_and_lay_out_their_batches(preset, monkeypatch):
         assert (c.beta, c.epsilon, c.prompts_per_step, c.loss_type) == (0, 0.2, 128, "dr_grpo")
         assert (config.uncertainty, config.scale_fn, config.alpha) == ("se_rao", "reciprocal", 0.0417)
         assert config.rollout_engine == "vllm" and config.deepspeed_config.endswith("ds_zero3.json")
-        assert config.data.path.endswith("math_lvl3to5_train/train.parquet")
+        assert (config.data.path, config.data.split) == ("DigitalLearningGmbH/MATH-lighteval", "train")  # Hub
         assert 128 * 8 // (config.per_device_train_batch_size * gas * 8) == 8  # 128 samples per update
 
 

@@ -118,3 +118,44 @@ def test_debug_shows_the_traceback_and_the_real_command_exits_2(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and "usage: seedgrpo eval" in result.stderr
     assert result.stderr.startswith("seedgrpo eval: error: ")
+
+
+def test_off_a_terminal_bars_write_whole_lines_not_carriage_returns(monkeypatch):
+    from seedgrpo.training import console
+
+    out = io.StringIO()  # not a terminal, like a log file
+    monkeypatch.setattr(console, "LINE_INTERVAL_S", 0.0)  # every update shown
+    bar = console.progress_bar(total=4, desc="warm start", file=out)
+    for step in range(4):
+        bar.set_postfix(loss=f"{1 / (step + 1):.3f}", refresh=False)
+        bar.update(1)
+    bar.close()
+    text = out.getvalue()
+    assert "\r" not in text and "" not in text.splitlines()
+    lines = text.splitlines()
+    percents = [" ".join(line.split("|")[0].split()) for line in lines]
+    assert percents == [f"warm start: {p}%" for p in (0, 25, 50, 75, 100)]
+    assert lines[-1].endswith("loss=0.250]") and "4/4" in lines[-1]
+
+    monkeypatch.undo()
+    out = io.StringIO()  # the default interval: the first and the last state only, for a quick loop
+    bar = console.progress_bar(range(1000), desc="generate", leave=False, file=out)
+    assert sum(1 for _ in bar) == 1000
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "0/1000" in lines[0] and "1000/1000" in lines[1]
+
+
+def test_on_a_terminal_the_bar_is_plain_tqdm():
+    from tqdm.auto import tqdm
+
+    from seedgrpo.training import console
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    bar = console.progress_bar(total=2, desc="x", file=out)
+    bar.update(2)
+    bar.close()
+    assert type(bar) is tqdm and "\r" in out.getvalue()

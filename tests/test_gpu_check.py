@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ["setup", "tests", "bench-logits", "bench-linear", "rows-in-flight", "train-zero3", "train-vllm"]
+STAGES = ["setup", "kernel-tests", "tests", "bench-logits", "bench-linear", "rows-in-flight", "train-zero3",
+          "train-server",
+          "train-vllm"]
 
 
 def _gpu_check(tmp_path, *args, python=sys.executable):

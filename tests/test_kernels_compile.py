@@ -10,7 +10,7 @@ constants, and the constexprs are each config of the autotune list (``_utils.GPU
 autotuner picks is among them). Layouts: the trainer's [B, T+1, V] logits sliced to [:, :-1] (8 x 1,024
 tokens), the fused-linear path's packed [1,024, V] chunks (chunk_rows at H = 3,584 in bf16), fp16 logits
 with their float32 gradient buffer, the persistent-grid variant, the selective log-prob kernel (the first of
-the two sweeps) and the two-sweep gradient kernel (``logit_grad._logit_grad_kernel``, with and without the
+the two sweeps) and the two-sweep gradient kernel (``two_sweep._logit_grad_kernel``, with and without the
 entropy term, at its fixed launch block).
 
 The compile runs in a fresh process without TRITON_INTERPRET (the interpreter would otherwise be in force);
@@ -39,7 +39,7 @@ try:
 except (ImportError, AssertionError):
     print("this Triton's launch binder differs from 3.9's", triton.__version__)
     sys.exit(3)
-from seedgrpo.kernels import _utils, grpo_loss, grpo_loss_persistent, logit_grad, selective_logprob
+from seedgrpo.kernels import _utils, one_pass, persistent, selective_logprob, two_sweep
 
 TARGET = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(TARGET)
@@ -116,7 +116,8 @@ def facts(name, kernel, args, num_warps, block_v, num_stages=1, strides=()):
         text = "\n".join(lp)
         body.append({"loads": re.findall(r"ld\.global(?:\.\w+)*", text),
                      "stores": re.findall(r"st\.global(?:\.\w+)*", text), "barriers": text.count("bar.sync")})
-    return {"name": name, "kernel": kernel.__name__, "V": args["V"], "BLOCK_V": block_v, "num_warps": num_warps, "num_stages": num_stages,
+    return {"name": name, "kernel": kernel.__name__, "V": args["V"], "BLOCK_V": block_v, "num_warps": num_warps,
+            "num_stages": num_stages,
             "size_types": {n: signature[n] for n in ("V", "T", "logits_rows", "G", "token_offset") if n in signature},
             "V_divisible_by_16": ["tt.divisibility", 16] in attrs.get((index["V"],), []),
             "usage": resource_usage(compiled.asm["cubin"]), "ptx_local": len(re.findall(r"\.local\b", ptx)),
@@ -128,7 +129,7 @@ def t(dtype=torch.float32):
 
 
 def loss_args(V, dtype, *, layout, grad_dtype=None):
-    """_grpo_loss_kernel's arguments as launch_grpo_loss builds them for ``layout``."""
+    """_grpo_loss_kernel's arguments as one_pass.one_pass_args builds them for ``layout``."""
     logits = t(dtype)
     if layout == "logits":  # [B, T+1, V][:, :-1], in place, advantages alone, off-policy with a KL term
         sb, st, rows = (T + 1) * V, V, T
@@ -149,7 +150,7 @@ def loss_args(V, dtype, *, layout, grad_dtype=None):
 
 
 def logit_grad_args(V, dtype, *, layout, entropy=True, grad_dtype=None):
-    """logit_grad._logit_grad_kernel's arguments (the second of the two sweeps) as launch_logit_grad builds
+    """two_sweep._logit_grad_kernel's arguments (the second of the two sweeps) as launch_logit_grad builds
     them: the [B, T+1, V][:, :-1] logits in place (or into a float32 buffer for fp16), or a fused-linear chunk
     [rows, V] of packed tokens at a token offset; ``entropy``: the loss has an entropy term (C_ENT given)."""
     logits = t(dtype)
@@ -172,18 +173,18 @@ configs = [(c.kwargs["BLOCK_V"], c.num_warps) for c in _utils.GPU_CONFIGS]
 jobs = []
 for V in VOCABS:
     for bv, nw in configs:
-        jobs.append(("loss/logits/bf16", grpo_loss._grpo_loss_kernel, loss_args(V, torch.bfloat16, layout="logits"),
+        jobs.append(("loss/logits/bf16", one_pass._grpo_loss_kernel, loss_args(V, torch.bfloat16, layout="logits"),
                      nw, bv, 1, STRIDES))
-    jobs.append(("loss/fused_chunk/bf16", grpo_loss._grpo_loss_kernel,
+    jobs.append(("loss/fused_chunk/bf16", one_pass._grpo_loss_kernel,
                  loss_args(V, torch.bfloat16, layout="chunk"), 8, 4096, 1, STRIDES))
-    jobs.append(("loss_persistent/logits/bf16", grpo_loss_persistent._grpo_loss_kernel_persistent,
+    jobs.append(("loss_persistent/logits/bf16", persistent._grpo_loss_kernel_persistent,
                  dict(loss_args(V, torch.bfloat16, layout="logits"), n_rows=B * T, rows_in_flight=264),
-                 grpo_loss_persistent.DEFAULT_NUM_WARPS, grpo_loss_persistent.DEFAULT_BLOCK_V, 1, STRIDES))
+                 persistent.DEFAULT_NUM_WARPS, persistent.DEFAULT_BLOCK_V, 1, STRIDES))
     # The two-sweep gradient kernel runs at one fixed block (no autotuning: it may write over the logits).
-    lg_block = (min(logit_grad._GPU_BLOCK_V, triton.next_power_of_2(V)), logit_grad._GPU_NUM_WARPS)
-    jobs.append(("logit_grad/logits/bf16", logit_grad._logit_grad_kernel,
+    lg_block = (min(two_sweep._GPU_BLOCK_V, triton.next_power_of_2(V)), two_sweep._GPU_NUM_WARPS)
+    jobs.append(("logit_grad/logits/bf16", two_sweep._logit_grad_kernel,
                  logit_grad_args(V, torch.bfloat16, layout="logits"), lg_block[1], lg_block[0], 1, STRIDES))
-    jobs.append(("logit_grad/fused_chunk/bf16/no_entropy", logit_grad._logit_grad_kernel,
+    jobs.append(("logit_grad/fused_chunk/bf16/no_entropy", two_sweep._logit_grad_kernel,
                  logit_grad_args(V, torch.bfloat16, layout="chunk", entropy=False), lg_block[1], lg_block[0], 1,
                  STRIDES))
     for bv, nw in configs[1:4]:
@@ -192,14 +193,14 @@ for V in VOCABS:
                           ENTROPY=t(), token_offset=0, logits_rows=T, V=V, inv_temperature=1.0), nw, bv, 1,
                      ("stride_b", "stride_t")))
 V = VOCABS[0]
-jobs.append(("loss/logits/fp16+fp32grad", grpo_loss._grpo_loss_kernel,
+jobs.append(("loss/logits/fp16+fp32grad", one_pass._grpo_loss_kernel,
              loss_args(V, torch.float16, layout="logits", grad_dtype=torch.float32), 8, 4096, 1, STRIDES))
-jobs.append(("logit_grad/fused_chunk/fp16+fp32grad", logit_grad._logit_grad_kernel,
-             logit_grad_args(V, torch.float16, layout="chunk", grad_dtype=torch.float32), logit_grad._GPU_NUM_WARPS,
-             logit_grad._GPU_BLOCK_V, 1, STRIDES))
+jobs.append(("logit_grad/fused_chunk/fp16+fp32grad", two_sweep._logit_grad_kernel,
+             logit_grad_args(V, torch.float16, layout="chunk", grad_dtype=torch.float32), two_sweep._GPU_NUM_WARPS,
+             two_sweep._GPU_BLOCK_V, 1, STRIDES))
 # The variants the trainer also launches: the loss forward alone (no_grad evaluation; fp32 logits of the torch
 # policy tests) and the log-probs without entropies (selective_logprob(..., with_entropy=False)).
-jobs.append(("forward/loss/fused_chunk/fp32", grpo_loss._grpo_loss_kernel,
+jobs.append(("forward/loss/fused_chunk/fp32", one_pass._grpo_loss_kernel,
              dict(loss_args(V, torch.float32, layout="chunk"), WRITE_GRAD=False), 8, 4096, 1,
              ("stride_logits_b", "stride_logits_t")))  # no gradient: its strides are dead code
 jobs.append(("selective/logits/bf16/no_entropy", selective_logprob._selective_logprob_kernel,
@@ -207,15 +208,15 @@ jobs.append(("selective/logits/bf16/no_entropy", selective_logprob._selective_lo
                   ENTROPY=None, token_offset=0, logits_rows=T, V=V, inv_temperature=1.0), 8, 4096, 1,
              ("stride_b", "stride_t")))
 for ns in (2, 3):
-    jobs.append(("loss/logits/bf16", grpo_loss._grpo_loss_kernel, loss_args(V, torch.bfloat16, layout="logits"),
+    jobs.append(("loss/logits/bf16", one_pass._grpo_loss_kernel, loss_args(V, torch.bfloat16, layout="logits"),
                  8, 4096, ns, STRIDES))
 # A control: a vocabulary that is not a multiple of 16 cannot be proven 16-byte aligned per row.
-jobs.append(("control/loss/logits/bf16/V+1", grpo_loss._grpo_loss_kernel,
+jobs.append(("control/loss/logits/bf16/V+1", one_pass._grpo_loss_kernel,
              loss_args(V + 1, torch.bfloat16, layout="logits"), 8, 4096, 1, STRIDES))
 # Every launchable kernel of the package (the @triton.jit functions named *_kernel*; the others are helpers
 # they call), so that a kernel added without a compile job here fails the coverage test.
 from seedgrpo.kernels import fused_linear_grpo
-launchable = sorted({obj.__name__ for mod in (_utils, grpo_loss, grpo_loss_persistent, logit_grad,
+launchable = sorted({obj.__name__ for mod in (_utils, one_pass, persistent, two_sweep,
                                                selective_logprob, fused_linear_grpo)
                      for obj in vars(mod).values()
                      if isinstance(obj, JITFunction) and "_kernel" in obj.__name__})

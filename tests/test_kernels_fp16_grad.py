@@ -6,7 +6,7 @@ Against float64 with the same scale, by flash-attention's rule: the error is at 
 PyTorch path in fp16 (which upcasts the logits, so it keeps its gradient in float32 until the end too). The
 normalizer is a training-sized one (16,384 tokens), which puts most unscaled gradient entries below fp16's
 smallest normal number: the regime where an fp16 gradient buffer loses them. Both kernel paths are covered:
-the one-pass kernel (importance_sampling_level="token") and the two sweeps of kernels/logit_grad.py
+the one-pass kernel (importance_sampling_level="token") and the two sweeps of kernels/two_sweep.py
 ("sequence", GSPO), from logits and through the fused linear layer (whose two-sweep path has its own chunk
 loop).
 """
@@ -15,7 +15,7 @@ import torch
 
 import seedgrpo
 from seedgrpo.kernels.fused_linear_grpo import fused_linear_grpo_loss
-from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits
+from seedgrpo.kernels.dispatch import grpo_loss_from_logits
 from seedgrpo.kernels.reference import PolicyOptions
 from seedgrpo.loss import token_weights
 from test_kernels_fused_linear import make_linear_batch

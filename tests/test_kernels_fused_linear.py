@@ -1,9 +1,10 @@
-"""Fused-linear GRPO loss (hidden + lm_head weight, chunked, logits never whole) against the float64 reference.
+"""Fused-linear GRPO loss (hidden + lm_head weight, chunked, logits never whole) against the float64
+reference.
 
 The torch backend is cheap, so it runs the full cross product loss_type x clip x beta x temperature x dtype;
-the Triton backend (CPU interpreter here) runs a covering subset. Loss, metrics and the gradients of hidden,
-weight and bias are compared with ``seed_grpo_loss(impl="torch")`` on float64 logits ``h @ W.T + b``:
-float32 within 1e-5 relative, bf16 within twice the error of the PyTorch bf16 reference.
+the Triton backend (compiled on a GPU, else the CPU interpreter) runs a covering subset. Loss, metrics and the
+gradients of hidden, weight and bias are compared with ``seed_grpo_loss(impl="torch")`` on float64 logits
+``h @ W.T + b``: float32 within 1e-5 relative, bf16 within twice the error of the PyTorch bf16 reference.
 """
 import itertools
 
@@ -13,13 +14,15 @@ import torch
 import seedgrpo
 from seedgrpo.kernels.fused_linear_grpo import fused_linear_grpo_loss
 from seedgrpo.loss import default_normalizer, token_logprobs_and_entropy
+from kernel_device import DEVICE, on_device
 from test_kernels_grpo_loss import _BOUNDS, CLIPS, LOSS_TYPES, METRICS, assert_close, kernel_options, loss_magnitude
 
 
 def make_linear_batch(B=6, T=7, V=131, H=24, *, temperature=1.0, dtype=torch.float32, seed=0, bias=True,
-                      on_policy=False, beta=0.04):
+                      on_policy=False, beta=0.04, device=DEVICE):
     """hidden, weight (+ bias) in ``dtype``; ids; a mask with a partial and a fully masked row; advantages;
-    old/ref log-probs whose ratios spread over both clip sides without touching a bound."""
+    old/ref log-probs whose ratios spread over both clip sides without touching a bound; drawn on the CPU,
+    returned on ``device``."""
     g = torch.Generator().manual_seed(seed)
     hidden = torch.randn(B, T, H, generator=g).to(dtype)
     weight = (torch.randn(V, H, generator=g) * 0.5).to(dtype)
@@ -36,10 +39,11 @@ def make_linear_batch(B=6, T=7, V=131, H=24, *, temperature=1.0, dtype=torch.flo
     ratio = torch.empty(B, T, dtype=torch.float64).uniform_(0.55, 1.6, generator=g)
     for bound in _BOUNDS:
         ratio = torch.where((ratio - bound).abs() < 0.02, ratio + 0.05, ratio)
-    return dict(hidden=hidden, weight=weight, bias=b, ids=ids, mask=mask, logits=logits64,
-                advantages=torch.randn(B, generator=g),
-                old=None if on_policy else (logp64 - ratio.log()).float(),
-                ref=(logp64 + 0.3 * torch.randn(B, T, generator=g, dtype=torch.float64)).float() if beta else None)
+    return on_device(dict(hidden=hidden, weight=weight, bias=b, ids=ids, mask=mask, logits=logits64,
+                          advantages=torch.randn(B, generator=g),
+                          old=None if on_policy else (logp64 - ratio.log()).float(),
+                          ref=(logp64 + 0.3 * torch.randn(B, T, generator=g, dtype=torch.float64)).float()
+                          if beta else None), device)
 
 
 def reference_linear(batch, dtype, *, loss_type, normalizer, epsilon_low, epsilon_high, delta, beta, temperature):
@@ -117,7 +121,7 @@ def test_triton_backend_matches_reference(loss_type, clip, beta, temperature, dt
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 def test_group_factor_matches_given_advantages(backend):
     batch = make_linear_batch(T=5, V=131, beta=0.0, seed=3)
-    factor = torch.tensor([0.7, 1.3])
+    factor = on_device(torch.tensor([0.7, 1.3]))
     cfg = _cfg(batch, "grpo", "epsilon_high", 0.0, 1.0)
     given = dict(batch, advantages=batch["advantages"] * factor.repeat_interleave(3))
     want = run_fused(given, backend, cfg, chunk_size=8)
@@ -149,7 +153,7 @@ def test_weight_is_an_ordinary_autograd_leaf():
     all of them (what an optimizer and ZeRO-3's gradient hooks see)."""
     batch = make_linear_batch(T=5, V=131, seed=6)
     cfg = _cfg(batch, "bnpo", "symmetric", 0.04, 1.0)
-    lm_head = torch.nn.Linear(24, 131, bias=True)
+    lm_head = torch.nn.Linear(24, 131, bias=True, device=DEVICE)
     with torch.no_grad():
         lm_head.weight.copy_(batch["weight"])
         lm_head.bias.copy_(batch["bias"])
@@ -182,7 +186,7 @@ def test_no_grad_gives_loss_and_metrics_only():
 
 
 def test_seed_grpo_loss_hidden_weight_dispatch():
-    """seed_grpo_loss(hidden=, weight=) with impl torch (chunked torch) and triton (interpreter) agree with
+    """seed_grpo_loss(hidden=, weight=) with impl torch (chunked torch) and triton agree with
     the reference on the materialised logits."""
     batch = make_linear_batch(T=5, V=131, bias=False, beta=0.0, seed=9)
     kw = dict(completion_ids=batch["ids"], completion_mask=batch["mask"], advantages=batch["advantages"],

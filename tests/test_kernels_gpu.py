@@ -10,7 +10,7 @@ import torch
 
 from seedgrpo.kernels import _utils
 from seedgrpo.kernels.fused_linear_grpo import fused_linear_grpo_loss
-from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits
+from seedgrpo.kernels.dispatch import grpo_loss_from_logits
 from seedgrpo.kernels.selective_logprob import selective_logprob
 from seedgrpo.loss import default_normalizer, token_logprobs_and_entropy  # noqa: F401
 from test_kernels_fused_linear import check_linear, make_linear_batch, run_fused

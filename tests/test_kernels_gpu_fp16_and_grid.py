@@ -7,8 +7,8 @@ import torch
 
 from seedgrpo.kernels._inputs import TokenInputs, masked_metrics
 from seedgrpo.kernels.fused_linear_grpo import fused_linear_grpo_loss
-from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits, launch_grpo_loss
-from seedgrpo.kernels.grpo_loss_persistent import PersistentGrid
+from seedgrpo.kernels.dispatch import grpo_loss_from_logits
+from seedgrpo.kernels.persistent import PersistentGrid, launch_persistent
 from seedgrpo.kernels.reference import PolicyOptions
 from seedgrpo.loss import default_normalizer, token_weights
 from test_kernels_fp16_grad import LEVELS, LOSS_SCALE, _kernel_kwargs, _reference_logits_grad, _reference_loss
@@ -72,8 +72,8 @@ def test_persistent_grid_matches_reference_and_does_not_depend_on_rows_in_flight
     for rows_in_flight in (132, 1000):
         full = batch["full"].clone()
         logits = full[:, :-1]
-        out = launch_grpo_loss(logits, tokens, config, grad=logits, rows_in_flight=PersistentGrid(rows_in_flight,
-                                                                                                 *block))
+        out = launch_persistent(logits, tokens, config, grad=logits,
+                                rows_in_flight=PersistentGrid(rows_in_flight, *block))
         results.append((out, logits.clone()))
     (a, grad_a), (b, grad_b) = results
     assert all(torch.equal(a[k], b[k]) for k in a) and torch.equal(grad_a, grad_b)

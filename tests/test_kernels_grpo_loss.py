@@ -1,10 +1,12 @@
-"""The from-logits GRPO kernel (Triton, run by the CPU interpreter here) against the float64 reference.
+"""The from-logits GRPO kernel (Triton: compiled on a GPU, else run by the CPU interpreter) against the float64
+reference.
 
 Loss, metrics and d(loss)/d(logits) are compared with ``seedgrpo.seed_grpo_loss(impl="torch")`` on float64
 logits: float32 within 1e-5 relative, bf16/fp16 within twice the error of the PyTorch reference run in the
 same dtype (flash-attention's rule). The interpreter is slow, so the cases are a covering set: every
 (loss_type, clip) pair once, with beta, temperature, dtype, vocabulary, on/off-policy, in-place and a strided
-logits layout rotating through them. The helpers here are shared with the other kernel test files.
+logits layout rotating through them. The helpers here are shared with the other kernel test files; the
+tensors live on kernel_device.DEVICE (CUDA when present) and are compared on the CPU.
 """
 import math
 
@@ -13,9 +15,10 @@ import torch
 
 import seedgrpo
 from seedgrpo.kernels import _utils
-from seedgrpo.kernels.grpo_loss import grpo_loss_from_logits
+from seedgrpo.kernels.dispatch import grpo_loss_from_logits
 from seedgrpo.kernels.reference import PolicyOptions, policy_loss
 from seedgrpo.loss import default_normalizer, token_logprobs_and_entropy, token_weights
+from kernel_device import DEVICE, on_device
 
 LOSS_TYPES = ["grpo", "bnpo", "dr_grpo", "dapo"]
 CLIPS = {
@@ -29,13 +32,13 @@ METRICS = ("clip_ratio_low", "clip_ratio_high", "kl", "entropy")
 
 
 def make_batch(B=6, T=7, V=1001, *, temperature=1.0, dtype=torch.float32, seed=0, on_policy=False,
-               strided=False, beta=0.04):
+               strided=False, beta=0.04, device=DEVICE):
     """Random logits in ``dtype`` (a [:, :-1] slice of [B, T+1, V] when ``strided``), ids, a mask with a
     partial row and a fully masked row, advantages, and old/ref log-probs whose ratios to the current policy
-    spread over both clip sides without touching a bound."""
+    spread over both clip sides without touching a bound; drawn on the CPU, returned on ``device``."""
     g = torch.Generator().manual_seed(seed)
     full = (torch.randn(B, T + 1, V, generator=g) * 3).to(dtype)
-    logits = full[:, :-1] if strided else full[:, :-1].contiguous()
+    logits = full[:, :-1]
     ids = torch.randint(0, V, (B, T), generator=g)
     lengths = torch.randint(1, T + 1, (B,), generator=g)
     mask = (torch.arange(T) < lengths[:, None]).float()
@@ -48,7 +51,10 @@ def make_batch(B=6, T=7, V=1001, *, temperature=1.0, dtype=torch.float32, seed=0
         ratio = torch.where((ratio - bound).abs() < 0.02, ratio + 0.05, ratio)
     old = None if on_policy else (logp64 - ratio.log()).float()
     ref = (logp64 + 0.3 * torch.randn(B, T, generator=g, dtype=torch.float64)).float() if beta else None
-    return dict(full=full, logits=logits, ids=ids, mask=mask, advantages=advantages, old=old, ref=ref)
+    full = full.to(device)  # the logits are a view of it (strided) or a copy of that view
+    logits = full[:, :-1] if strided else full[:, :-1].contiguous()
+    return on_device(dict(full=full, logits=logits, ids=ids, mask=mask, advantages=advantages, old=old, ref=ref),
+                     device)
 
 
 def reference(logits, batch, dtype, *, loss_type, normalizer, epsilon_low, epsilon_high, delta, beta,
@@ -87,7 +93,7 @@ def loss_magnitude(logits, batch, *, loss_type, normalizer, epsilon_low, epsilon
 
 
 def _diffs(got, want):
-    d = (got.double() - want.double()).abs()
+    d = (got.detach().cpu().double() - want.detach().cpu().double()).abs()  # on the CPU: any device, float64
     return d.max().item(), d.mean().item()
 
 
@@ -178,7 +184,7 @@ def test_group_factor_applied_in_kernel(group_size):
     and gradient as passing the scaled advantages."""
     batch = make_batch(T=6, V=131, seed=group_size, beta=0.0)
     g = torch.Generator().manual_seed(7)
-    factor = torch.rand(6 // group_size, generator=g) + 0.5
+    factor = on_device(torch.rand(6 // group_size, generator=g) + 0.5)
     scaled = batch["advantages"] * factor.repeat_interleave(group_size)
     cfg = dict(loss_type="dr_grpo", normalizer=60.0, beta=0.0, temperature=1.0, **CLIPS["epsilon_high"])
     logits = batch["logits"].clone().requires_grad_()
@@ -212,9 +218,10 @@ def test_grad_output_scales_the_gradient_and_no_grad_skips_it():
 def test_all_tokens_masked_gives_zero_loss_gradient_and_metrics():
     batch = make_batch(B=3, T=4, V=131, seed=5)
     logits = batch["logits"].clone().requires_grad_()
-    loss, metrics = grpo_loss_from_logits(logits, batch["ids"], torch.zeros(3, 4), advantages=batch["advantages"],
+    zeros = on_device(torch.zeros(3, 4))
+    loss, metrics = grpo_loss_from_logits(logits, batch["ids"], zeros, advantages=batch["advantages"],
                                           old_logprobs=batch["old"], ref_logprobs=batch["ref"], beta=0.04,
-                                          weights=torch.zeros(3, 4))
+                                          weights=zeros)
     loss.backward()
     assert loss.item() == 0.0 and torch.all(logits.grad == 0)
     assert all(metrics[k].item() == 0.0 for k in METRICS)
@@ -255,7 +262,7 @@ def test_bad_arguments_raise_value_errors_naming_them(bad, match):
 
 def test_triton_without_cuda_or_interpreter_says_so(monkeypatch):
     monkeypatch.setattr(_utils, "INTERPRET", False)
-    batch = make_batch(T=3, V=131)
+    batch = make_batch(T=3, V=131, device="cpu")  # CPU tensors without the interpreter, on any machine
     with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
         grpo_loss_from_logits(batch["logits"], batch["ids"], batch["mask"], advantages=batch["advantages"],
                               weights=batch["mask"])
@@ -265,8 +272,8 @@ def test_seed_grpo_loss_dispatches_to_the_kernel():
     """The public API with impl="triton" (rewards + cluster ids: SEED-GRPO's factor formed in the kernel)
     agrees with impl="torch"."""
     batch = make_batch(T=5, V=131, seed=11, beta=0.0)
-    rewards = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
-    clusters = torch.tensor([0, 1, 0, 0, 1, 2])
+    rewards = on_device(torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0, 1.0]))
+    clusters = on_device(torch.tensor([0, 1, 0, 0, 1, 2]))
     kw = dict(completion_ids=batch["ids"], completion_mask=batch["mask"], rewards=rewards, group_size=3,
               cluster_ids=clusters, old_logprobs=batch["old"], scale_rewards="group", alpha=0.5,
               loss_type="grpo")

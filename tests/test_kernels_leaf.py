@@ -5,9 +5,9 @@ the rest of seedgrpo, and the training forward hands the kernel logits it may ov
   package (`from .. import x`);
 - NaN/inf old/ref log-probs at masked positions (vLLM and TRL mark unscorable tokens NaN) take no part, on
   every implementation;
-- the from-logits Triton path (interpreter) with the trainer's forward (exactly T rows, sliced before the
-  lm_head) and inplace=True: after backward the gradient lives in the logits' own storage and backward
-  allocates no [N, V] buffer.
+- the from-logits Triton path (compiled on a GPU, else the interpreter) with the trainer's forward (exactly T
+  rows, sliced before the lm_head) and inplace=True: after backward the gradient lives in the logits' own
+  storage and backward allocates no [N, V] buffer.
 """
 import ast
 from pathlib import Path
@@ -19,6 +19,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import seedgrpo
 from seedgrpo.tasks import toy
 from seedgrpo.modeling.training_forward import completion_forward
+from kernel_device import DEVICE, on_device
 
 KERNELS = Path(__file__).resolve().parent.parent / "kernels"
 
@@ -34,7 +35,7 @@ def _imports(path: Path):
 
 def test_kernels_import_nothing_from_seedgrpo():
     files = sorted(KERNELS.glob("*.py"))
-    assert len(files) >= 6  # __init__, _utils, _inputs, reference, the three kernels, logit_grad
+    assert len(files) >= 10  # __init__, _utils, _inputs, reference, backward, dispatch, the five kernel files
     offending = [(f.name, module, level) for f in files for module, level in _imports(f)
                  if level > 1 or module == "seedgrpo" or module.startswith("seedgrpo.")]
     assert not offending, f"kernels/ must be a leaf (tensors and plain options in): {offending}"
@@ -55,7 +56,7 @@ def _batch(seed=0, B=4, T=6, V=97):
     mask[2] = 0
     old = -torch.rand(B, T, generator=g) * 3 - 2
     ref = old + 0.1 * torch.randn(B, T, generator=g)
-    return logits, ids, mask, old, ref, torch.randn(B, generator=g)
+    return on_device((logits, ids, mask, old, ref, torch.randn(B, generator=g)))
 
 
 @pytest.mark.parametrize("form,impl", [("logits", "torch"), ("logits", "triton"), ("hidden", "torch"),
@@ -63,11 +64,11 @@ def _batch(seed=0, B=4, T=6, V=97):
 @pytest.mark.parametrize("loss_type,level", [("dapo", "token"), ("grpo", "sequence"), ("vespo", "token")])
 def test_non_finite_inputs_at_masked_positions_take_no_part(form, impl, loss_type, level):
     logits, ids, mask, old, ref, adv = _batch()
-    hidden = torch.randn(4, 6, 16, generator=torch.Generator().manual_seed(3))
-    weight = torch.randn(97, 16, generator=torch.Generator().manual_seed(4)) * 0.3
+    hidden = on_device(torch.randn(4, 6, 16, generator=torch.Generator().manual_seed(3)))
+    weight = on_device(torch.randn(97, 16, generator=torch.Generator().manual_seed(4)) * 0.3)
     kw = dict(completion_ids=ids, completion_mask=mask, advantages=adv, beta=0.05, loss_type=loss_type,
               importance_sampling_level=level, off_policy_mask_threshold=0.5,
-              importance_sampling_ratio=torch.full((4, 6), 0.9), impl=impl)
+              importance_sampling_ratio=on_device(torch.full((4, 6), 0.9)), impl=impl)
 
     def run(old_lp, ref_lp, isr):
         if form == "logits":
@@ -112,7 +113,7 @@ class _BigAllocations(TorchDispatchMode):
 @pytest.mark.parametrize("share_prefix", [False, True])
 def test_trainer_forward_and_inplace_kernel_keep_the_gradient_in_the_logits(share_prefix):
     tokenizer = toy.make_tokenizer()
-    model = toy.make_model(tokenizer, layers=1, hidden=32, seed=0)
+    model = toy.make_model(tokenizer, layers=1, hidden=32, seed=0).to(DEVICE)
     V = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
     B, P, T = 4, 5, 9  # B * T = 36 > H = 32: the [H, V] weight gradient is smaller than [N, V]
@@ -121,6 +122,7 @@ def test_trainer_forward_and_inplace_kernel_keep_the_gradient_in_the_logits(shar
     ids = torch.randint(3, V, (B, T), generator=g)
     mask = torch.ones(B, T)
     mask[0, 6:] = 0
+    prompt_ids, prompt_mask, ids, mask = on_device((prompt_ids, prompt_mask, ids, mask))
     logits = completion_forward(model, prompt_ids, prompt_mask, ids, mask.long(), output="logits",
                                 share_prefix=share_prefix)
     assert logits.shape == (B, T, V) and logits.is_contiguous()
@@ -134,8 +136,8 @@ def test_trainer_forward_and_inplace_kernel_keep_the_gradient_in_the_logits(shar
     seen_grad = []
     logits.register_hook(lambda grad: seen_grad.append(grad.untyped_storage().data_ptr()))
     loss, _ = seedgrpo.seed_grpo_loss(logits, completion_ids=ids, completion_mask=mask,
-                                      advantages=torch.randn(B, generator=g), impl="triton", inplace=True,
-                                      loss_type="dapo")
+                                      advantages=on_device(torch.randn(B, generator=g)), impl="triton",
+                                      inplace=True, loss_type="dapo")
     with _BigAllocations(B * T * V, V, storage) as big:
         loss.backward()
     assert seen_grad == [storage], "the logits' gradient is not the logits' own buffer"

@@ -1,16 +1,18 @@
 """The streaming softmax statistics of one logit row (``_utils.softmax_row_stats``: per-lane running max, sum
 and weighted sum, combined once after the loop) against float64, on the rows that stress a per-lane scheme.
 
-Run through ``selective_logprob(backend="triton")`` (CPU interpreter here), whose kernel is that helper plus
-the target's logit. The interpreter's vocabulary block is 512 lanes (``_utils.INTERPRETER_BLOCK_V``), so the
-vocabularies below put the row's end at every kind of block boundary, and the -inf patterns leave some lanes
-with nothing but -inf (their running max never leaves the finite stand-in for -inf).
+Run through ``selective_logprob(backend="triton")`` (the CPU interpreter; compiled on a GPU when one is
+present), whose kernel is that helper plus the target's logit. The interpreter's vocabulary block is 512 lanes
+(``_utils.INTERPRETER_BLOCK_V``), so the vocabularies below put the row's end at every kind of block boundary,
+and the -inf patterns leave some lanes with nothing but -inf (their running max never leaves the finite
+stand-in for -inf); on a GPU the autotuned block differs, and the rows are checked all the same.
 """
 import pytest
 import torch
 
 from seedgrpo.kernels import _utils
 from seedgrpo.kernels.selective_logprob import selective_logprob
+from kernel_device import on_device
 from test_kernels_grpo_loss import assert_close
 
 LANES = _utils.INTERPRETER_BLOCK_V
@@ -44,7 +46,7 @@ def _rows(V, pattern, seed, dtype):
     x = x.to(dtype)
     finite = torch.isfinite(x)
     ids = torch.multinomial(finite.view(-1, V).float(), 1, generator=g).view(2, 5)  # a target with a finite logit
-    return x, ids
+    return on_device(x), on_device(ids)
 
 
 @pytest.mark.parametrize("V,pattern,temperature,dtype", [
@@ -74,5 +76,5 @@ def test_a_row_with_one_finite_logit_has_logp_zero_and_entropy_zero():
     x = torch.full((1, 3, 2 * LANES + 5), float("-inf"))
     ids = torch.tensor([[0, LANES + 7, 2 * LANES + 4]])
     x[0, torch.arange(3), ids[0]] = torch.tensor([5.0, -3.0, 1.0e4])
-    logp, entropy = selective_logprob(x, ids, with_entropy=True, backend="triton")
-    assert torch.equal(logp, torch.zeros(1, 3)) and torch.equal(entropy, torch.zeros(1, 3))
+    logp, entropy = selective_logprob(on_device(x), on_device(ids), with_entropy=True, backend="triton")
+    assert torch.equal(logp.cpu(), torch.zeros(1, 3)) and torch.equal(entropy.cpu(), torch.zeros(1, 3))

@@ -1,6 +1,7 @@
 """Selective log-probs (old-policy / reference passes, no gradient) against the float64 reference.
 
-``selective_logprob`` from logits or from hidden + weight, Triton (CPU interpreter here) and torch backends,
+``selective_logprob`` from logits or from hidden + weight, Triton (compiled on a GPU, else the CPU
+interpreter) and torch backends,
 vs ``seedgrpo.loss.token_logprobs_and_entropy`` on float64: float32 within 1e-5 relative, bf16 within twice
 the error of the reference run on the bf16 input.
 """
@@ -11,13 +12,14 @@ import torch
 
 from seedgrpo.kernels.selective_logprob import selective_logprob
 from seedgrpo.loss import token_logprobs_and_entropy
+from kernel_device import on_device
 from test_kernels_grpo_loss import assert_close
 
 
 def _logits(B, T, V, dtype, strided, seed=0):
     g = torch.Generator().manual_seed(seed)
-    full = (torch.randn(B, T + 1, V, generator=g) * 3).to(dtype)
-    ids = torch.randint(0, V, (B, T), generator=g)
+    full = on_device((torch.randn(B, T + 1, V, generator=g) * 3).to(dtype))
+    ids = on_device(torch.randint(0, V, (B, T), generator=g))
     return (full[:, :-1] if strided else full[:, :-1].contiguous()), ids
 
 
@@ -58,6 +60,7 @@ def test_from_hidden_and_weight(backend, dtype, bias, chunk_size):
     weight = (torch.randn(1001, 24, generator=g) * 0.5).to(dtype)
     b = (torch.randn(1001, generator=g) * 0.2).to(dtype) if bias else None
     ids = torch.randint(0, 1001, (3, 7), generator=g)
+    hidden, weight, b, ids = on_device((hidden, weight, b, ids))
     logp, entropy = selective_logprob(None, ids, hidden=hidden, weight=weight, bias=b, temperature=0.7,
                                       with_entropy=True, backend=backend, chunk_size=chunk_size)
     # The reference sees the logits a `dtype` linear layer produces: the rounding of the matmul is not ours.

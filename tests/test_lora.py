@@ -15,7 +15,7 @@ from seedgrpo.training.config import load_config  # noqa: E402
 from seedgrpo.training.engine import apply_peft  # noqa: E402
 from seedgrpo.training.trainer import Trainer  # noqa: E402
 from tests.test_trainer import digit_reward, max_diff, params, tiny  # noqa: E402
-from tests.test_rollout import fake_vllm  # noqa: E402,F401  (the faked vllm module, a fixture)
+from tests.test_rollout import fake_vllm  # noqa: E402,F401,F811  (the faked vllm module, a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/torch_extensions"))
@@ -94,7 +94,7 @@ def test_resume_is_exact_with_an_adapter(tmp_path):
     assert max_diff(params(straight), params(first)) > 0  # the straight run moved on after step 1
 
 
-def test_vllm_push_sends_the_merged_weights_under_the_base_names(tmp_path, fake_vllm):
+def test_vllm_push_sends_the_merged_weights_under_the_base_names(tmp_path, fake_vllm):  # noqa: F811
     """merge → gather → load → unmerge, through the faked vLLM engine of tests/test_rollout.py (its worker API,
     collective_rpc("reload_weights")): vLLM gets every parameter of the plain model, with W + ΔW for the adapted
     layers; the training weights are untouched."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = ("import importlib.util, seedgrpo, seedgrpo.kernels.grpo_loss as g, seedgrpo.kernels.reference;"
+PROBE = ("import importlib.util, seedgrpo, seedgrpo.kernels.dispatch as g, seedgrpo.kernels.reference;"
          "print(seedgrpo.__file__); print(g.__file__); print(importlib.util.find_spec('kernels'))")
 
 
@@ -28,7 +28,7 @@ def _probe(python: str, cwd: Path) -> list[str]:
 
 def test_editable_install_imports_kernels_from_anywhere(tmp_path):
     package_file, kernel_file, top_level = _probe(sys.executable, tmp_path)[:3]
-    assert Path(kernel_file) == ROOT / "kernels" / "grpo_loss.py"
+    assert Path(kernel_file) == ROOT / "kernels" / "dispatch.py"
     assert Path(package_file) == ROOT / "seedgrpo" / "__init__.py"
     assert top_level == "None", f"a top-level `kernels` module is importable: {top_level}"
 
@@ -41,7 +41,7 @@ def test_wheel_installs_kernels_as_seedgrpo_kernels(tmp_path):
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = wheels.glob("seedgrpo-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "seedgrpo/kernels/grpo_loss.py" in names and "seedgrpo/kernels/reference.py" in names
+    assert "seedgrpo/kernels/dispatch.py" in names and "seedgrpo/kernels/reference.py" in names
     assert not [n for n in names if n.startswith("kernels/")], "the wheel ships a top-level kernels/"
     assert "seedgrpo/grading/worker.py" in names and "seedgrpo/grading/answers.py" in names  # the grader
 
@@ -58,6 +58,6 @@ def test_wheel_installs_kernels_as_seedgrpo_kernels(tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     package_file, kernel_file, top_level = _probe(python, outside)[:3]
-    assert Path(kernel_file) == Path(fresh_site) / "seedgrpo" / "kernels" / "grpo_loss.py"
+    assert Path(kernel_file) == Path(fresh_site) / "seedgrpo" / "kernels" / "dispatch.py"
     assert Path(package_file).is_relative_to(fresh_site)
     assert top_level == "None", f"a top-level `kernels` module is importable: {top_level}"

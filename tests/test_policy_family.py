@@ -3,9 +3,10 @@
 The loops below are written from TRL's `_compute_loss` / `get_gamma_weights` / `get_off_policy_mask` /
 `get_high_entropy_mask` token by token, without seedgrpo's reference module, and differentiated by autograd
 (sg(.) parts detached). Each case runs the PyTorch reference (float64 logits), the Triton kernel from logits
-(interpreter, float32), and the fused-linear path with the torch and Triton backends (float32); loss, entropy
-metric and every gradient must agree with the loops. Shapes are small and odd (the interpreter is slow); each
-batch has a partial row and a fully masked row.
+(float32; compiled on a GPU, else the interpreter: on kernel_device.DEVICE), and the fused-linear path with
+the torch and Triton backends (float32); loss, entropy metric and every gradient must agree with the loops
+(compared on the CPU). Shapes are small and odd (the interpreter is slow); each batch has a partial row and a
+fully masked row.
 """
 import math
 
@@ -14,6 +15,7 @@ import torch
 
 import seedgrpo
 from seedgrpo.loss import default_normalizer
+from kernel_device import on_device
 
 B, T, V, H = 6, 5, 67, 16
 IMPLS = [("logits", "torch"), ("logits", "triton"), ("hidden", "torch"), ("hidden", "triton")]
@@ -170,17 +172,22 @@ def _kwargs(d, loss_type, case):
 
 
 def _run(d, form, impl, loss_type, cfg, normalizer):
+    """One implementation's loss, metrics and gradients, back on the CPU (Triton runs on DEVICE)."""
+    if impl == "triton":
+        d, cfg = on_device(d), on_device(cfg)
     kw = dict(completion_ids=d["ids"], completion_mask=d["mask"], advantages=d["advantages"].float(),
               loss_type=loss_type, normalizer=normalizer, impl=impl, **cfg)
     if form == "logits":
         x = (d["logits"] if impl == "torch" else d["logits"].float()).clone().requires_grad_()
         loss, metrics = seedgrpo.seed_grpo_loss(x, **kw)
         loss.backward()
-        return loss, metrics, [x.grad]
-    h, w = d["hidden"].float().clone().requires_grad_(), d["weight"].float().clone().requires_grad_()
-    loss, metrics = seedgrpo.seed_grpo_loss(hidden=h, weight=w, **kw)
-    loss.backward()
-    return loss, metrics, [h.grad, w.grad]
+        grads = [x.grad]
+    else:
+        h, w = d["hidden"].float().clone().requires_grad_(), d["weight"].float().clone().requires_grad_()
+        loss, metrics = seedgrpo.seed_grpo_loss(hidden=h, weight=w, **kw)
+        loss.backward()
+        grads = [h.grad, w.grad]
+    return loss.cpu(), on_device(metrics, "cpu"), on_device(grads, "cpu")
 
 
 def _close(name, got, want, rtol):

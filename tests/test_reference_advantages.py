@@ -181,7 +181,7 @@ def test_permutation_invariance_within_groups():
     torch.testing.assert_close(adv_p, adv[perm], rtol=1e-12, atol=1e-14)
     # relabelling the clusters changes nothing either
     relabelled = torch.where(ids >= 0, ids * 17 + 123456789, ids)
-    torch.testing.assert_close(seedgrpo.compute_advantages(r, G, relabelled, logps, alpha=0.9), 
+    torch.testing.assert_close(seedgrpo.compute_advantages(r, G, relabelled, logps, alpha=0.9),
                                seedgrpo.compute_advantages(r, G, ids, logps, alpha=0.9))
 
 

@@ -42,11 +42,11 @@ def loop_loss(logits, ids, mask, old, ref, adv, *, loss_type, eps_lo, eps_hi, de
             a = adv[b].item()
             c1 = min(rho, delta) if delta is not None else rho
             c2 = min(max(rho, 1 - eps_lo), 1 + eps_hi)
-            l = -min(c1 * a, c2 * a)
+            token_loss = -min(c1 * a, c2 * a)
             if beta:
                 d = ref[b, t].item() - logp
-                l += beta * (math.exp(d) - d - 1)
-            row_sum += l
+                token_loss += beta * (math.exp(d) - d - 1)
+            row_sum += token_loss
             row_tok += 1
         rows_terms.append(row_sum / max(row_tok, 1))
         total += row_sum
@@ -132,11 +132,11 @@ def test_micro_batches_with_global_normalizer_give_whole_batch_gradient(loss_typ
     parts = logits.clone().requires_grad_(True)
     total = 0.0
     for sl in (slice(0, 3), slice(3, 4), slice(4, 8)):
-        l, _ = seedgrpo.seed_grpo_loss(parts[sl], completion_ids=ids[sl], completion_mask=mask[sl],
-                                       advantages=adv[sl], old_logprobs=old[sl], ref_logprobs=ref[sl],
-                                       normalizer=norm, **common)
-        l.backward()
-        total += l.item()
+        part_loss, _ = seedgrpo.seed_grpo_loss(parts[sl], completion_ids=ids[sl], completion_mask=mask[sl],
+                                               advantages=adv[sl], old_logprobs=old[sl], ref_logprobs=ref[sl],
+                                               normalizer=norm, **common)
+        part_loss.backward()
+        total += part_loss.item()
     assert total == pytest.approx(loss.item(), rel=1e-12)
     torch.testing.assert_close(parts.grad, whole.grad, rtol=1e-12, atol=1e-15)
 

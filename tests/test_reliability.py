@@ -65,8 +65,7 @@ def test_every_key_has_a_rule_or_is_declared_free():
     (or is declared free text / a registry name in seedgrpo/training/config.py)."""
     unruled = [k for k in ALL_KEYS if k not in CHOICES and k not in RANGES and k not in CHECKS
                and k not in FREE_TEXT and k not in REGISTRY_CHECKED and key_type(k) is not bool]
-    assert not unruled, f"give these keys a rule in seedgrpo/training/config.py (CHOICES, RANGES, CHECKS, FREE_TEXT): " \
-                        f"{unruled}"
+    assert not unruled, f"give these keys a rule (knob(...)) in seedgrpo/training/config.py: {unruled}"
     stale = [k for k in (*CHOICES, *RANGES, *CHECKS, *FREE_TEXT, *REGISTRY_CHECKED) if k not in ALL_KEYS]
     assert not stale, f"rules for keys that do not exist: {stale}"
     assert len(ALL_KEYS) >= 77 and "data.path" in ALL_KEYS and "save_total_limit" in ALL_KEYS

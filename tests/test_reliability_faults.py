@@ -20,7 +20,6 @@ import pytest
 import torch
 
 from seedgrpo.training.checkpoint import LATEST, checkpoint_problem, find_checkpoint
-from seedgrpo.training.config import load_config
 from seedgrpo.training.faults import ENV, fault_point, parse
 
 REPO = Path(__file__).resolve().parents[1]

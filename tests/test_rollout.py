@@ -271,7 +271,7 @@ def test_vllm_logprobs_follow_the_hf_engines_definition():
 
 def test_vllm_buckets_are_sized_by_the_full_parameter_not_the_local_shard():
     """Under ZeRO-3 numel() is 0 outside a gather; sizing by it would make one giant bucket."""
-    from seedgrpo.rollout.vllm import weight_buckets
+    from seedgrpo.modeling.model_access import weight_buckets
 
     params = []
     for i in range(4):

@@ -131,5 +131,5 @@ def test_the_real_trackers_log_a_training_run(tmp_path):
              "print(json.dumps(S.get_logs('seedgrpo-test', 'tracked')))")
     logs = json.loads(subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True,
                                      timeout=60, check=True).stdout)
-    assert [(l["step"], l["reward_mean"]) for l in logs] == [(r["step"], pytest.approx(r["reward_mean"]))
+    assert [(log["step"], log["reward_mean"]) for log in logs] == [(r["step"], pytest.approx(r["reward_mean"]))
                                                              for r in rows]

@@ -52,6 +52,8 @@ def test_a_step_writes_the_run_directory(tmp_path):
                 "completion_length", "tokens_per_s", "step_time", "zero_variance_group_frac",
                 "no_answer_rate"}
     assert expected <= rows[0].keys()
+    from seedgrpo.grading.equivalence import TIERS  # which tier of the grader decided the step's verdicts
+    assert {f"grader/tier_{tier}" for tier in TIERS} <= rows[0].keys()
     assert 0 < rows[0]["reward_mean"] < 1 and 0 < rows[0]["completion_length"] <= 10
     assert 0 <= rows[0]["semantic_entropy_mean"] <= rows[0]["semantic_entropy_max"] <= 1
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]

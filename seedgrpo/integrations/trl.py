@@ -345,8 +345,10 @@ class SeedGRPOTrainer(GRPOTrainer):
             # holds a few of them resolved); TRL's entropy bonus is the call's mean, scaled for accumulation only
             options=LossOptions.from_object(
                 args, loss_type=self.loss_type, epsilon=self.epsilon_low, epsilon_high=self.epsilon_high,
-                beta=self.beta, temperature=self.temperature, importance_sampling_level=self.importance_sampling_level,
-                top_entropy_quantile=self.top_entropy_quantile, off_policy_mask_threshold=self.off_policy_mask_threshold,
+                beta=self.beta, temperature=self.temperature,
+                importance_sampling_level=self.importance_sampling_level,
+                top_entropy_quantile=self.top_entropy_quantile,
+                off_policy_mask_threshold=self.off_policy_mask_threshold,
                 entropy_coef=self.entropy_coef / accumulation),
             normalizer=self._loss_normalizer(inputs, mask, mode))
         self._log_loss_metrics(metrics, mask, mode)

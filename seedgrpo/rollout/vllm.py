@@ -41,7 +41,8 @@ import torch
 from .. import dist
 from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mask_after_eos,
                    decode_completions, eos_token_ids, expand_rows, pad_token_id, tokenize_prompts)
-from ..modeling.scoring import full_numel, gathered, score_completions, unwrap
+from ..modeling.model_access import gathered, has_lora, lora_merged_weights, unwrap, weight_buckets
+from ..modeling.scoring import score_completions
 
 
 def _import_vllm():
@@ -188,22 +189,6 @@ class VLLMRolloutEngine(RolloutEngine):
             self._tmpdir.cleanup()
 
 
-def weight_buckets(named_params, bucket_bytes: float) -> list[list]:
-    """Consecutive (name, param) groups of about `bucket_bytes` each (0 = one parameter per bucket), sized
-    by the FULL parameter: under ZeRO-3 `numel()` is 0 outside a gather, and sizing by it would make the
-    whole model one bucket."""
-    buckets, bucket, size = [], [], 0
-    for name, param in named_params:
-        bucket.append((name, param))
-        size += full_numel(param) * param.element_size()
-        if size >= bucket_bytes:
-            buckets.append(bucket)
-            bucket, size = [], 0
-    if bucket:
-        buckets.append(bucket)
-    return buckets
-
-
 def logprobs_mode_for(sampling: SamplingSettings) -> str:
     """vLLM's `logprobs_mode` whose values equal the HF engine's log softmax(logits / T) before filtering (see
     the module docstring); warns when no mode does (T != 1 with top-k/top-p)."""
@@ -223,45 +208,6 @@ def _retie_output_embeddings_in_worker(worker) -> None:
 
     with set_current_vllm_config(worker.vllm_config):
         _retie_output_embeddings(worker.get_model())
-
-
-def has_lora(module) -> bool:
-    return any(".lora_" in name for name, _ in module.named_parameters())
-
-
-def lora_merged_weights(module, bucket_bytes: float = 0):
-    """(name, tensor) pairs of a peft-LoRA model as the plain model vLLM serves: each adapted layer's base
-    weight with its active adapters merged in (W + Σ scale·B·A, from peft's `get_delta_weight`), under the
-    base model's parameter names; the adapter tensors themselves are not sent. The merge is computed out of
-    place from gathered shards, one bucket at a time: the same weights as peft's merge → push → unmerge, but
-    the training weights are never written, so no unmerge rounding drifts them (W + ΔW − ΔW ≠ W in bf16)."""
-    from peft.tuners.lora import LoraLayer
-
-    layers = {name: m for name, m in module.named_modules() if isinstance(m, LoraLayer)}
-    entries = []  # (vLLM name, base parameter, LoRA layer whose delta it takes, or None)
-    for name, param in module.named_parameters():
-        if ".lora_" in name:
-            continue
-        owner, base, attr = name.rpartition(".base_layer.")
-        layer = layers.get(owner) if base and attr == "weight" else None
-        entries.append((owner + "." + attr if base else name, param, layer))
-    by_name = {vllm_name: (param, layer) for vllm_name, param, layer in entries}
-    for bucket in weight_buckets([(vllm_name, param) for vllm_name, param, _ in entries], bucket_bytes):
-        adapters = [(layer, a) for n, _ in bucket if (layer := by_name[n][1]) is not None
-                    for a in layer.active_adapters if a in layer.lora_A]
-        adapter_params = [p for layer, a in adapters
-                          for p in (layer.lora_A[a].weight, layer.lora_B[a].weight)]
-        with gathered([p for _, p in bucket] + adapter_params):
-            for vllm_name, param in bucket:
-                layer = by_name[vllm_name][1]
-                if layer is None:
-                    yield vllm_name, param.data
-                    continue
-                merged = param.data.clone()
-                for adapter in layer.active_adapters:
-                    if adapter in layer.lora_A:
-                        merged += layer.get_delta_weight(adapter).to(merged.dtype)
-                yield vllm_name, merged
 
 
 def _retie_output_embeddings(vllm_model) -> None:

@@ -1,19 +1,23 @@
-"""Math problems: loading (jsonl / json / parquet) and prompt formatting.
+"""Math problems: loading (jsonl / json / parquet files, or a Hugging Face dataset id) and prompt formatting.
 
     from seedgrpo.tasks.data import load_problems, format_prompt
-    problems = load_problems("../shared/data/math500/test.jsonl")          # fields detected
+    problems = load_problems("data/math500/test.jsonl")                     # fields detected
     problems = load_problems("my.jsonl", problem_field="q", answer_field="meta.gold", limit=100)
-    text = format_prompt(problems[0], "qwen_math", tokenizer)
+    problems = load_problems("HuggingFaceH4/MATH-500", split="test")        # through `datasets`
+    text = format_prompt(problems[0], "chat", tokenizer, system_prompt="Answer briefly.")
 
-Field detection knows the layouts of the five evaluation benchmarks and the two training parquets in
-`../shared/data` (see its README): plain `problem`/`answer` records (math500, aime24, amc23), OlympiadBench
-(`question`, `final_answer` list), Minerva (no answer field: the last `\\boxed{}` of `solution`) and
-verl-style parquets (`prompt[0].content`, `reward_model.ground_truth[.target]`). Explicit fields take dotted
-paths into nested records (`reward_model.ground_truth`, `prompt.0.content`).
+Field detection knows the layouts of the five evaluation benchmarks and the usual training parquets:
+plain `problem`/`answer` records (MATH-500, AIME24, AMC23), OlympiadBench (`question`, `final_answer`
+list), Minerva (no answer field: the last `\\boxed{}` of `solution`) and verl-style parquets
+(`prompt[0].content`, `reward_model.ground_truth[.target]`). Explicit fields take dotted paths into nested
+records (`reward_model.ground_truth`, `prompt.0.content`). A path that is not a file but reads as a dataset
+id ("org/name") is loaded with `datasets.load_dataset(path, name, split=split)` (the `datasets` package:
+pinned in requirements.txt); its rows go through the same field detection.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,17 @@ _TEMPLATES = {
     ),
     "none": "{problem}",
 }
-TEMPLATES = tuple(_TEMPLATES)
+# "chat": the tokenizer's own chat template renders [system (optional), user] turns.
+TEMPLATES = tuple(_TEMPLATES) + ("chat",)
+# A Hugging Face dataset id: "name" or "org/name" (what `datasets.load_dataset` resolves on the Hub).
+_DATASET_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*|[A-Za-z0-9][\w-]*")
+_FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def is_dataset_id(path: str) -> bool:
+    """Whether `path` reads as a Hub dataset id rather than a file: no file suffix, at most one slash."""
+    return isinstance(path, str) and not path.lower().endswith(_FILE_SUFFIXES) and path != "toy" \
+        and bool(_DATASET_ID.fullmatch(path))
 
 
 @dataclass
@@ -62,14 +76,20 @@ class Problem:
 
 # ----------------------------------------------------------------------------------------------- loading
 def load_problems(path, *, problem_field: str | None = None, answer_field: str | None = None,
-                  limit: int | None = None) -> list[Problem]:
-    """Read problems from a .jsonl, .json (a list, or {"data": [...]}) or .parquet file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"path={str(path)!r} is not a file; give a .jsonl, .json or .parquet file")
+                  limit: int | None = None, split: str = "train", name: str | None = None) -> list[Problem]:
+    """Read problems from a .jsonl, .json (a list, or {"data": [...]}) or .parquet file, or from the
+    `split` of a Hugging Face dataset id (config `name`)."""
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit={limit!r} must be a non-negative int or None")
-    records = _read_records(path, limit)
+    if not Path(path).is_file() and is_dataset_id(str(path)):
+        records = load_dataset_records(str(path), split=split, name=name, limit=limit)
+        path = Path(str(path).replace("/", "__")) / split  # names the source in errors and meta
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"path={str(path)!r} is not a file; give a .jsonl, .json or .parquet file or a "
+                             "Hugging Face dataset id ('org/name')")
+        records = _read_records(path, limit)
     problems = []
     for row, record in enumerate(records):
         if not isinstance(record, dict):
@@ -117,6 +137,33 @@ def _read_records(path: Path, limit: int | None) -> list[dict]:
             table = table.slice(0, limit)
         return _non_empty(table.to_pylist(), path, limit)
     raise ValueError(f"path={str(path)!r} has suffix {suffix!r}; expected .jsonl, .json or .parquet")
+
+
+def load_dataset_records(dataset_id: str, *, split: str = "train", name: str | None = None,
+                         limit: int | None = None, data_files=None) -> list[dict]:
+    """The rows of `datasets.load_dataset(dataset_id, name, split=split)` as dicts (first `limit` rows).
+
+    `data_files` passes through (a loader name such as "json" with local files: how the tests run this
+    path without the Hub). Errors (no such dataset, split or config; no network) are one line."""
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError(f"data.path={dataset_id!r} is a Hugging Face dataset id, read with the datasets "
+                          "package: pip install datasets (pinned in requirements.txt)") from None
+    where = f"dataset {dataset_id!r}" + (f" (config {name!r})" if name else "") + f" split {split!r}"
+    try:
+        dataset = datasets.load_dataset(dataset_id, name, split=split, data_files=data_files)
+    except Exception as error:  # datasets raises many types (DatasetNotFoundError, ValueError, OSError, ...)
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(f"{where} could not be loaded ({type(error).__name__}: {first[:300]}); check the "
+                         "id, data.name (config) and data.split, and that the Hub is reachable (offline: "
+                         "in the datasets cache)") from None
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    records = dataset.to_list()
+    if not records and limit != 0:
+        raise ValueError(f"{where} holds no rows")
+    return records
 
 
 def _json_error(error: Exception) -> str:
@@ -170,7 +217,7 @@ def _named_field(record: dict, option: str, field, where: str):
     try:
         return _get(record, field)
     except (KeyError, IndexError):
-        raise ValueError(f"{option}={field!r} not found in {where} (keys: {sorted(record)})")
+        raise ValueError(f"{option}={field!r} not found in {where} (keys: {sorted(record)})") from None
 
 
 def _to_problem(record: dict, row: int, path: Path, problem_field, answer_field) -> Problem:
@@ -262,16 +309,26 @@ def last_boxed(text: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------- prompting
-def format_prompt(problem: Problem | str, template: str = "qwen_math", tokenizer=None) -> str:
+def format_prompt(problem: Problem | str, template: str = "qwen_math", tokenizer=None,
+                  system_prompt: str | None = None) -> str:
     """The prompt text for one problem.
 
     `template` is "qwen_math" (Qwen2.5-Math's system + user turn), "r1" (R1-Zero's plain-text prompt),
-    "none" (the bare problem) or any string containing "{problem}". With "qwen_math" and a tokenizer that
-    has a chat template, the tokenizer's own template renders the same two messages.
+    "chat" (the tokenizer's own chat template on a user turn, after a `system_prompt` turn when given;
+    without one the template's default system turn, if it has one, applies), "none" (the bare problem) or
+    any string containing "{problem}". With "qwen_math" and a tokenizer that has a chat template, the
+    tokenizer's own template renders the same two messages.
     """
     text = problem.problem if isinstance(problem, Problem) else problem
     if not isinstance(text, str):
         raise ValueError(f"problem={problem!r} must be a Problem or a str")
+    if template == "chat":
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("prompt_template='chat' needs a tokenizer with a chat template, and this one "
+                             "has none; use qwen_math, r1, none or a string holding '{problem}'")
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+        messages.append({"role": "user", "content": text})
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if template == "qwen_math" and getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": QWEN_MATH_SYSTEM}, {"role": "user", "content": text}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -63,7 +63,8 @@ def make_model(tokenizer, *, layers: int = 3, hidden: int = 128, seed: int = 0,
     """A tiny `Qwen2ForCausalLM` (tied embeddings, SwiGLU width 4·hidden, 32-dim heads), init std 0.02.
 
     3 layers × 128 gives ~0.8M parameters: a 512 × 12-token `generate` takes ~0.3 s and a fwd+bwd step on
-    512 × 20 tokens ~0.5 s on 2 CPU threads (../shared/ENVIRONMENT.md), fast enough for RL on a laptop.
+    512 × 20 tokens ~0.5 s on 2 CPU threads (measured on the 2-core development machine), fast enough for RL
+    on a laptop.
     """
     from transformers import Qwen2Config, Qwen2ForCausalLM
 

@@ -38,6 +38,12 @@ def _is_reward_fn(value: str) -> bool:
     return value == "math" or bool(colon and module and function and ":" not in function)
 
 
+def _is_dataset_id(value: str) -> bool:
+    from ..tasks.data import is_dataset_id
+
+    return is_dataset_id(value)
+
+
 def _is_prompt_template(value: str) -> bool:
     from ..tasks.data import TEMPLATES
 
@@ -46,10 +52,15 @@ def _is_prompt_template(value: str) -> bool:
 
 @dataclass
 class DataConfig:
-    path: str = knob("toy", "a .jsonl / .json / .parquet file, or `toy` (synthetic arithmetic, seedgrpo/tasks/toy.py); "
-                     "the problem and answer fields of common math datasets are detected",
-                     rule=Rule(lambda v: v == "toy" or Path(v).is_file(), " is not a file",
-                               "'toy' or a .jsonl/.json/.parquet file"))
+    path: str = knob("toy", "a .jsonl / .json / .parquet file, a Hugging Face dataset id (read through `datasets`), "
+                     "or `toy` (synthetic arithmetic, seedgrpo/tasks/toy.py); the problem and answer fields of "
+                     "common math datasets are detected",
+                     rule=Rule(lambda v: v == "toy" or Path(v).is_file() or _is_dataset_id(v),
+                               " is not a file (nor a Hugging Face dataset id)",
+                               "'toy', a .jsonl/.json/.parquet file, or a dataset id 'org/name' (with data.split, "
+                               "data.name)"))
+    split: str = knob("train", "a dataset id only: the split to read", free_text=True)
+    name: Optional[str] = knob(None, "a dataset id only: its config (subset) name", free_text=True)
     problem_field: Optional[str] = knob(None, "dotted path of the problem text in each record "
                                         "(`prompt.0.content`); null = detect", free_text=True)
     answer_field: Optional[str] = knob(None, "dotted path of the reference answer "
@@ -104,8 +115,10 @@ class PeftConfig:
 @dataclass
 class TrainConfig:
     # model
-    model: str = knob("toy", "a local HF directory or hub id, or `toy` (a tiny Qwen2 built locally)",
-                      free_text=True)
+    model: str = knob("toy", "a local HF directory, a hub id, a .gguf file (rebuilt as a plain float model), or "
+                      "`toy` (a tiny Qwen2 built locally)", free_text=True)
+    gguf_file: Optional[str] = knob(None, "a .gguf file inside `model` (a directory or hub id); rebuilt as a plain "
+                                    "float model", free_text=True)
     tokenizer: Optional[str] = knob(None, "tokenizer path or id when it differs from `model`", free_text=True)
     dtype: str = knob(AUTO, "auto (bfloat16 on CUDA, float32 on CPU), float32, bfloat16, float16", choices=DTYPES)
     attn_implementation: str = knob(AUTO, "auto = flash_attention_2 when flash-attn imports on CUDA, else sdpa",
@@ -116,9 +129,12 @@ class TrainConfig:
     # data
     data: DataConfig = field(default_factory=DataConfig)
     prompt_template: str = knob("qwen_math", "qwen_math (Qwen2.5-Math system + user turn; the tokenizer's chat "
-                                "template when it has one), r1 (R1-Zero plain text), none, or a string holding "
+                                "template when it has one), r1 (R1-Zero plain text), chat (the problem as a user "
+                                "turn through the tokenizer's own chat template), none, or a string holding "
                                 "{problem}", rule=Rule(_is_prompt_template, " is not a template",
-                                                       "qwen_math, r1, none, or a string holding '{problem}'"))
+                                                       "qwen_math, r1, chat, none, or a string holding '{problem}'"))
+    system_prompt: Optional[str] = knob(None, "with prompt_template: chat, a system turn before the problem; null = "
+                                        "the chat template's own", free_text=True)
     # rollout
     rollout_engine: str = knob("hf", "hf (the policy's own HF module; CPU or GPU) or vllm (colocated, GPU)",
                                choices=("hf", "vllm"))
@@ -146,6 +162,29 @@ class TrainConfig:
                                   "until the batch has groups with unequal rewards")
     max_dynamic_sampling_rounds: int = knob(4, "rollouts per step at most with dynamic_sampling, the first "
                                             "included; at the cap the batch is filled", at_least(1))
+    # where generation runs (docs/generation.md; seedgrpo/rollout/server.py and client.py; TRL's words)
+    generation_mode: str = knob("colocate", "colocate (sample in the training process) or server (a `seedgrpo "
+                                "serve` process; docs/generation.md)", choices=("colocate", "server"))
+    server_host: Optional[str] = knob(None, "server mode: null = start `seedgrpo serve` beside the trainer "
+                                      "(and stop it at the end); host, host:port, or several "
+                                      "comma-separated: connect to the servers there", free_text=True)
+    server_port: int = knob(8765, "the generation server's port (with server_host)", within(1, 65535))
+    num_servers: int = knob(1, "servers to auto-start when server_host is null (each request's prompts are "
+                            "split across them); with server_host, list several: 'gen1:8765,gen2:8765'",
+                            at_least(1))
+    server_timeout: float = knob(600.0, "seconds without a reply from the server (connect, one generation) "
+                                 "before the run stops with an error", above(0))
+    server_threads: Optional[int] = knob(None, "torch threads of the auto-started server; null = the "
+                                         "trainer's", at_least(1))
+    server_bucket_mb: float = knob(64.0, "weight push: gather (ZeRO-3), copy to the CPU and send this much at a "
+                                   "time; 0 = one tensor at a time", at_least(0))
+    server_debug_checksum: bool = knob(False, "after every weight push, compare the server's weights with the "
+                                       "trainer's (SHA-256, bitwise); every push then waits for the server")
+    async_generation: bool = knob(False, "server mode: sample the next batches while the policy updates "
+                                  "(max_staleness steps ahead)")
+    max_staleness: int = knob(1, "async: requests go out k steps ahead, so batches are sampled k policy "
+                              "versions back; an older batch is dropped, counted and sampled again; 0 = sync",
+                              at_least(0))
     # scoring and advantages
     reward_fn: str = knob("math", "the older single reward: math, or package.module:function taking "
                           "(completions, problems); not together with reward_funcs",
@@ -340,7 +379,7 @@ def resolve_config_path(path: str | Path) -> Path:
     candidate = Path(path)
     if candidate.is_file():
         return candidate
-    presets = Path(__file__).resolve().parents[1] / "configs"
+    presets = Path(__file__).resolve().parents[2] / "configs"  # seedgrpo/training/ -> the repository
     for name in (f"{path}", f"{path}.yaml"):
         if (presets / name).is_file():
             return presets / name
@@ -528,11 +567,47 @@ def validate(config: TrainConfig) -> None:
                          "(e.g. 16) to train an adapter")
     for key in ("model", "tokenizer"):
         name = getattr(config, key)
-        if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name):
+        if name not in (None, "toy") and not Path(name).is_dir() and not HUB_MODEL_ID.fullmatch(name) \
+                and not (name.lower().endswith(".gguf") and Path(name).is_file()):
             raise ValueError(f"{key}={name!r} is neither a local directory nor a Hugging Face model id "
-                             "('org/name'); give a directory holding config.json, a model id, or 'toy'")
+                             "('org/name') nor a .gguf file; give a directory holding config.json, a model "
+                             "id, a .gguf file, or 'toy'")
+    if config.gguf_file is not None and (config.model == "toy" or config.model.lower().endswith(".gguf")):
+        raise ValueError(f"gguf_file={config.gguf_file!r} names a file inside `model`, but model="
+                         f"{config.model!r}; set model to the directory (or hub id) holding it, or drop gguf_file")
+    if config.system_prompt is not None and config.prompt_template != "chat":
+        raise ValueError(f"system_prompt is set but prompt_template={config.prompt_template!r}; the system "
+                         "prompt goes through the tokenizer's chat template: set prompt_template: chat")
+    if config.server_host is not None and config.num_servers > 1:
+        raise ValueError(f"num_servers={config.num_servers} counts auto-started servers, but server_host="
+                         f"{config.server_host!r} is set; list every server in server_host "
+                         "('gen1:8765,gen2:8765') and leave num_servers at 1")
+    if config.server_host is not None:
+        server_addresses(config.server_host, config.server_port)  # a bad entry: the error, before any work
+    if config.async_generation and config.generation_mode != "server":
+        raise ValueError("async_generation=true needs generation_mode: server (colocated generation shares "
+                         "the training process and cannot run beside the update); set generation_mode: "
+                         "server")
+    if config.async_generation and config.max_staleness > 0 and config.dynamic_sampling:
+        raise ValueError("async_generation with max_staleness > 0 draws prompts ahead, which "
+                         "dynamic_sampling's extra draws would reorder; set dynamic_sampling: false or "
+                         "max_staleness: 0")
     if config.toy.hidden % 32:
         raise ValueError(f"toy.hidden={config.toy.hidden} must be a multiple of 32 (the head size)")
+
+
+def server_addresses(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    """`server_host` as (host, port) pairs: "gen1" or "gen1:8765,gen2:8766" (a missing port: server_port)."""
+    addresses = []
+    for entry in (part.strip() for part in hosts.split(",")):
+        host, colon, port = entry.rpartition(":") if entry.count(":") == 1 else ("", "", "")
+        if not colon:
+            host, port = entry, str(default_port)
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"server_host={hosts!r}: {entry!r} is not host or host:port; give e.g. "
+                             "'gen1' or 'gen1:8765,gen2:8765'")
+        addresses.append((host, int(port)))
+    return addresses
 
 
 def to_dict(config: TrainConfig) -> dict:

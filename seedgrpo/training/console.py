@@ -8,6 +8,10 @@ short summary at the end.
 `progress: true` (the default) shows one bar over `max_steps` with the live reward, accuracy, semantic
 entropy (SE), advantage scale, tokens/s and tqdm's ETA; `progress: detailed` adds each step's rollout and
 update bars (the trainer's `_progress`); `progress: false` prints a line every `logging_steps` instead.
+
+Every bar of the package comes from `progress_bar`: tqdm on a terminal; when the output is not a terminal
+(a log file, a pipe, a CI job) the same bar text is written as whole lines, at most one every
+`LINE_INTERVAL_S` seconds plus the last, instead of thousands of carriage-return redraws in one line.
 """
 from __future__ import annotations
 
@@ -21,6 +25,58 @@ from .. import dist
 LIVE = {"reward_mean": ("reward", "{:.3f}"), "accuracy": ("acc", "{:.1%}"),
         "semantic_entropy_mean": ("SE", "{:.3f}"), "advantage_scale_mean": ("scale", "{:.3f}"),
         "tokens_per_s": ("tok/s", "{:.0f}")}
+
+
+LINE_INTERVAL_S = 10.0  # off a terminal: fewest seconds between two progress lines (the last always prints)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real stream
+        return False
+
+
+def progress_bar(iterable=None, *, file=None, **kwargs):
+    """A tqdm bar on a terminal, a `LineProgress` (one whole line per shown update) anywhere else."""
+    from tqdm.auto import tqdm
+
+    if _is_terminal(file or sys.stderr):
+        return tqdm(iterable, file=file, **kwargs)
+    kwargs.pop("dynamic_ncols", None)
+    kwargs.setdefault("mininterval", LINE_INTERVAL_S)
+    return _line_progress_class()(iterable, file=file, **kwargs)
+
+
+_LINE_PROGRESS = None
+
+
+def _line_progress_class():
+    """tqdm with `display` writing "<bar text>\n" (tqdm itself writes "\r<bar text>" over the last one)."""
+    global _LINE_PROGRESS
+    if _LINE_PROGRESS is None:
+        from tqdm import tqdm
+
+        class LineProgress(tqdm):
+            def display(self, msg=None, pos=None):
+                line = self.__str__() if msg is None else msg
+                # tqdm clears a leave=False bar with an empty message; a line log has nothing to clear
+                if line and line != getattr(self, "_last_line", None):
+                    self.fp.write(line + "\n")
+                    self.fp.flush()
+                    self._last_line = line
+                return True
+
+            def close(self):
+                """The last state as a line, always (tqdm's close adds "\n" or "\r" to the redrawn line)."""
+                if getattr(self, "disable", True):
+                    return
+                self.display()
+                self.disable = True
+                self._decr_instances(self)
+
+        _LINE_PROGRESS = LineProgress
+    return _LINE_PROGRESS
 
 
 def _format(value, spec: str) -> str:
@@ -39,9 +95,7 @@ class RunConsole:
         self.tokens_per_s: list[float] = []
         self.bar = None
         if self.enabled and config.progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=config.max_steps, initial=start_step, desc="train", unit="step",
+            self.bar = progress_bar(total=config.max_steps, initial=start_step, desc="train", unit="step",
                             dynamic_ncols=True, file=file, smoothing=0.1)
 
     def step(self, step: int, metrics: dict) -> None:

@@ -11,7 +11,7 @@ Both policies expose the same small surface (`model`, `backward`, `step`, `save`
 accumulation steps is turned off and its data-parallel averaging is undone, so the accumulated gradient is
 the gradient of the global loss whatever the number of ranks and micro-batches.
 
-DeepSpeed pitfalls handled here (../shared/ENVIRONMENT.md): "auto" fields are filled from the trainer
+DeepSpeed pitfalls handled here: "auto" fields are filled from the trainer
 config; a real model is built under `HfDeepSpeedConfig` (so `from_pretrained` partitions it while loading,
 with the right init), and that object is dropped right after, because a later `from_pretrained` with it
 alive hangs on rank 0.
@@ -32,18 +32,28 @@ from .config import TrainConfig
 
 
 # ----------------------------------------------------------------------------------------------- models
+def model_source(config: TrainConfig, key: str = "model"):
+    """Where `config.model` (or `config.tokenizer`) loads from: a directory, a hub id or a GGUF file."""
+    from ..modeling.loading import model_source as source
+
+    if key == "tokenizer" and config.tokenizer:
+        return source(config.tokenizer, key="tokenizer")
+    return source(config.model, config.gguf_file)
+
+
 def load_tokenizer(config: TrainConfig):
     if config.model == "toy" and config.tokenizer is None:
         from ..tasks import toy
 
-        return toy.make_tokenizer()
-    from transformers import AutoTokenizer
+        tokenizer = toy.make_tokenizer()
+    else:
+        from ..modeling.loading import load_tokenizer as load
 
-    key = "tokenizer" if config.tokenizer else "model"
-    tokenizer = _from_pretrained(key, config.tokenizer or config.model, AutoTokenizer.from_pretrained)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+        tokenizer = load(model_source(config, "tokenizer"))
+    if config.prompt_template == "chat" and not getattr(tokenizer, "chat_template", None):
+        which = config.tokenizer or config.model
+        raise ValueError(f"prompt_template='chat' renders prompts with the tokenizer's chat template, but "
+                         f"{which!r} has none; use qwen_math, r1, none or a string holding '{{problem}}'")
     return tokenizer
 
 
@@ -75,16 +85,21 @@ def load_model(config: TrainConfig, tokenizer, ds_config: dict | None = None):
         model = toy.make_model(tokenizer, layers=config.toy.layers, hidden=config.toy.hidden,
                                seed=config.seed)
         return model.to(model_dtype(config))
-    from transformers import AutoModelForCausalLM
+    from ..modeling.loading import load_causal_lm
 
+    source = model_source(config)
+    load = dict(dtype=model_dtype(config), attn_implementation=attn_implementation(config))
+    if source.gguf_file is not None:
+        # Rebuilt whole on every rank from the dequantised file (like the toy model); under ZeRO-3,
+        # deepspeed.initialize partitions it afterwards.
+        return load_causal_lm(source, **load)
     hf_ds_config = None
     if ds_config is not None and ds_config.get("zero_optimization", {}).get("stage") == 3:
         from transformers.integrations import HfDeepSpeedConfig
 
         hf_ds_config = HfDeepSpeedConfig(ds_config)  # noqa: F841  (its existence switches on zero.Init)
     try:
-        model = _from_pretrained("model", config.model, AutoModelForCausalLM.from_pretrained,
-                                 dtype=model_dtype(config), attn_implementation=attn_implementation(config))
+        model = load_causal_lm(source, **load)
     finally:
         del hf_ds_config
         if ds_config is not None:
@@ -92,22 +107,6 @@ def load_model(config: TrainConfig, tokenizer, ds_config: dict | None = None):
 
             unset_hf_deepspeed_config()
     return model
-
-
-def _from_pretrained(key: str, name: str, load, **kwargs):
-    """`load(name)`, with transformers' long OSError (no such directory or model id, no network, no config.json)
-    turned into a one-line ValueError naming the config key."""
-    if key == "model" and Path(name).is_dir() and not (Path(name) / "config.json").is_file():
-        raise ValueError(f"model={name!r} is a directory without config.json; give a directory saved with "
-                         "save_pretrained (a LoRA run's final/ holds an adapter: load it with peft)")
-    try:
-        return load(name, **kwargs)
-    except OSError as error:
-        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        where = "a directory, but" if Path(name).is_dir() else "not a local directory, and as a model id it"
-        raise ValueError(f"{key}={name!r} is {where} could not be loaded ({first}); give a directory saved "
-                         "with save_pretrained or a Hub model id reachable from here (offline: in the cache)"
-                         ) from None
 
 
 def apply_peft(model, config: TrainConfig):
@@ -414,9 +413,9 @@ def build_reference(config: TrainConfig, tokenizer, policy):
 def _hidden_size(config: TrainConfig) -> int:
     if config.model == "toy":
         return config.toy.hidden
-    from transformers import AutoConfig
+    from ..modeling.loading import load_config
 
-    model_config = AutoConfig.from_pretrained(config.model)
+    model_config = load_config(model_source(config))
     return getattr(model_config, "hidden_size", 4096)
 
 

@@ -21,6 +21,7 @@ POINTS = (
     "update",              # inside the update, after the first micro-batch's backward
     "checkpoint_shards",   # a checkpoint: model/optimizer shards and RNG written, trainer state not yet
     "checkpoint_latest",   # a checkpoint complete, `latest`'s temporary file written, not yet renamed
+    "serve_generate",      # `seedgrpo serve`, as it starts its N-th request (@N; the server process dies)
 )
 
 

@@ -59,7 +59,7 @@ def callable_name(fn: Callable) -> str:
 def is_async(fn: Callable) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    return inspect.iscoroutinefunction(fn) or (callable(fn) and inspect.iscoroutinefunction(fn.__call__))
 
 
 def import_dotted(path: str, key: str = "reward_funcs") -> Callable:

@@ -36,6 +36,7 @@ from .dynamic_sampling import groups_with_signal, resample_for_signal
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
 from .host_memory import keep_freed_host_memory
+from ..grading.equivalence import tier_counts
 from ..loss import LossOptions, normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
 from ..registry import (EMBEDDING_UNCERTAINTIES, get_advantage, get_uncertainty, group_context, list_advantages,
@@ -84,7 +85,7 @@ class Trainer:
         self.policy = build_policy(config, self.tokenizer, world_size=self.world_size,
                                    total_optimizer_steps=config.max_steps * self.optimizer_steps_per_step)
         self.reference = build_reference(config, self.tokenizer, self.policy) if config.beta > 0 else None
-        self.rollout = make_rollout_engine(config.rollout_engine, **self._rollout_kwargs())
+        self.rollout = self._make_rollout_engine()
         self.embedding_source = _embedding_source(config)
         not_exact = skipping_is_exact(config)
         self.skip_rows = config.skip_zero_advantage and not_exact is None
@@ -103,6 +104,9 @@ class Trainer:
         self.console = RunConsole(config, start_step=self.step)  # rank 0: the run's bar, or a line per step
         self._stop_requested = False
         self.sampling_rounds = 1  # rollouts of the current step (dynamic_sampling)
+        # async generation (server mode): requests sent ahead, and the sampler's state before each one's draw
+        self._requested_through, self._ahead, self._sampler_before = self.step, {}, {}
+        self.dropped_batches, self._generation_stats = 0, {}
 
     def _rollout_kwargs(self) -> dict:
         c = self.config
@@ -123,23 +127,23 @@ class Trainer:
         """Run until `max_steps` (or SIGTERM, after which a checkpoint is saved); returns the last metrics."""
         c = self.config
         metrics = {}
-        with self._sigterm_saves_checkpoint():
+        with self._sigterm_saves_checkpoint(), self._closing_rollout_on_error():
             while self.step < c.max_steps:
                 self.step += 1
                 started = time.perf_counter()
-                problems, batch_positions = self._next_problems()
-                batch = self._rollout(problems, batch_positions)                         # 1. rollout
+                problems, batch = self._generated_batch()                                # 1. rollout
                 scores = self._score(batch, problems)                                    # 2. score
                 if c.dynamic_sampling:  # DAPO: more prompts until enough groups carry a signal
                     problems, batch, scores = self._resample_for_signal(problems, batch, scores)
                 advantages, adv_stats = self._advantages(batch, scores)                  # 3. advantage
                 update_stats = self._update(batch, advantages)                           # 4. update
-                self.rollout.sync_weights()  # vLLM samples the next rollout from the new weights
+                self._sync_weights()  # vLLM, a generation server: the next rollouts sample the new weights
                 metrics = self._log(batch, scores, adv_stats, update_stats, problems, started)  # 5. log
                 stop = dist.any_rank(self._stop_requested)
                 if stop or self.step == c.max_steps or (c.save_steps and self.step % c.save_steps == 0):
                     save_checkpoint(self.policy, c.output_dir, self.step,
-                                    {"sampler": self.sampler.state_dict()},
+                                    {"sampler": self._sampler_before.get(self.step + 1,
+                                                                         self.sampler.state_dict())},
                                     save_total_limit=c.save_total_limit)
                 if stop:
                     dist.print0(f"SIGTERM: saved a checkpoint at step {self.step}; resume with --resume auto")
@@ -149,6 +153,68 @@ class Trainer:
         self.rollout.close()  # vLLM's memory and temporary files; the policy stays usable
         self.log.close()
         return metrics
+
+    # ------------------------------------------------------------------ 1. rollout: where generation runs
+    def _make_rollout_engine(self):
+        if self.config.generation_mode == "colocate":
+            return make_rollout_engine(self.config.rollout_engine, **self._rollout_kwargs())
+        from ..rollout.client import ServerRolloutEngine  # a `seedgrpo serve` process (docs/generation.md)
+
+        kwargs = self._rollout_kwargs()
+        return ServerRolloutEngine(model=kwargs["model"], tokenizer=self.tokenizer,
+                                   sampling=kwargs["sampling"], config=self.config)
+
+    def _generated_batch(self):
+        """(This step's problems, its rollout): drawn and generated now, or (async server mode) requested
+        `max_staleness` steps ago, sampled by the policy of then; `_generation_stats` gets the wait."""
+        started = time.perf_counter()
+        ahead = self.config.max_staleness if self.config.async_generation else 0
+        if ahead == 0:
+            problems, positions = self._next_problems()
+            problems, batch, staleness = problems, self._rollout(problems, positions), 0
+        else:
+            problems, batch, staleness = self._requested_batch(ahead)
+        self._generation_stats = dict(generation_wait_s=time.perf_counter() - started)
+        if self.config.generation_mode == "server":
+            self._generation_stats.update(staleness=staleness, dropped_batches=self.dropped_batches)
+        return problems, batch
+
+    def _requested_batch(self, ahead: int):
+        """Send the requests of the steps up to `step + ahead` (each drawn in step order, as a synchronous
+        run draws them; its row seeds are its step's), then take this step's result. A result more than
+        `ahead` versions old (only after a server restart) is dropped, counted, and sampled again now."""
+        c = self.config
+        for step in range(self._requested_through + 1, min(self.step + ahead, c.max_steps) + 1):
+            self._sampler_before[step] = self.sampler.state_dict()  # a checkpoint at step-1 resumes here
+            problems, positions = self._next_problems()
+            prompts = [format_prompt(p, c.prompt_template, self.tokenizer, c.system_prompt) for p in problems]
+            self.rollout.submit(step, prompts, c.num_generations,
+                                row_seeds(c.seed, step, positions, c.num_generations))
+            self._ahead[step], self._requested_through = (problems, positions), step
+        self._sampler_before.pop(self.step, None)
+        problems, positions = self._ahead.pop(self.step)
+        fault_point("rollout", self.step)
+        batch, version = self.rollout.result(self.step, with_hidden=self.embedding_source == "policy")
+        staleness = self.rollout.version - version
+        if staleness > c.max_staleness:
+            self.dropped_batches += 1
+            return problems, self._rollout(problems, positions), 0
+        return problems, self._finish_rollout(batch), staleness
+
+    def _sync_weights(self):
+        started = time.perf_counter()
+        self.rollout.sync_weights()
+        if self.config.generation_mode == "server":  # the push: the trainer waits for the socket meanwhile
+            self._generation_stats["weight_sync_s"] = time.perf_counter() - started
+
+    @contextlib.contextmanager
+    def _closing_rollout_on_error(self):
+        """A failing run still stops what the engine started (vLLM's memory, a generation server)."""
+        try:
+            yield
+        except BaseException:
+            self.rollout.close()
+            raise
 
     def _next_problems(self):
         """This rank's slice of the global batch, and each prompt's position in the global batch."""
@@ -160,12 +226,16 @@ class Trainer:
     # ---------------------------------------------------------------------------------------- 1. rollout
     def _rollout(self, problems, batch_positions):
         c = self.config
-        prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+        prompts = [format_prompt(p, c.prompt_template, self.tokenizer, c.system_prompt) for p in problems]
         seeds = row_seeds(c.seed, self.step, batch_positions, c.num_generations)
         fault_point("rollout", self.step)
         with self._progress("rollout", len(seeds)) as bar:
             batch = self.rollout.generate(prompts, num_generations=c.num_generations, row_seeds=seeds,
                                           with_hidden=self.embedding_source == "policy", progress=bar)
+        return self._finish_rollout(batch)
+
+    def _finish_rollout(self, batch):
+        c = self.config
         batch.completion_lengths = batch.completion_mask.sum(1)  # what was generated, for the metrics
         if c.mask_truncated_completions:  # the loss mask only: truncated rows still count in the lengths
             batch.completion_mask = batch.completion_mask * (~batch.is_truncated).long()[:, None]
@@ -196,7 +266,7 @@ class Trainer:
         if self.rewards.takes_trl_arguments:  # prompts, token ids and the state only for TRL-style functions
             state = trainer_state(self.step, c.max_steps, self.optimizer_steps_per_step,
                                   self.sampler.epoch + self.sampler.position / self.sampler.n)
-            prompts = [format_prompt(p, c.prompt_template, self.tokenizer) for p in problems]
+            prompts = [format_prompt(p, c.prompt_template, self.tokenizer, c.system_prompt) for p in problems]
             trl_inputs = trl_arguments(batch, prompts, G, c.max_completion_length, state)
         rewards, per_function = self.rewards(completions=batch.texts, problems=row_problems, group_size=G,
                                              **trl_inputs)
@@ -432,6 +502,9 @@ class Trainer:
             **(dict(dynamic_sampling_rounds=self.sampling_rounds) if c.dynamic_sampling else {}),
         )
         metrics.update(self.rewards.metrics(scores["rewards_per_function"]))  # rewards/<name>/mean|std (TRL)
+        # which tier of the grader decided this step's verdicts (this rank's; README "Answers")
+        metrics.update({f"grader/tier_{tier}": n for tier, n in tier_counts().items()})
+        metrics.update(self._generation_stats)  # the wait for generation; server mode: staleness, drops
         for callback in self.callbacks:
             metrics.update(callback(self, self.step, metrics) or {})
         if self.step % c.logging_steps == 0 or self.step == c.max_steps:
@@ -453,9 +526,9 @@ class Trainer:
     def _progress(self, name: str, total: int):
         if not (self.config.progress == "detailed" and dist.is_main()):  # per-step bars: detailed only
             return contextlib.nullcontext(_NoBar())
-        from tqdm.auto import tqdm
+        from .console import progress_bar
 
-        return tqdm(total=total, desc=f"step {self.step} {name}", leave=False, dynamic_ncols=True)
+        return progress_bar(total=total, desc=f"step {self.step} {name}", leave=False, dynamic_ncols=True)
 
     @contextlib.contextmanager
     def _sigterm_saves_checkpoint(self):
@@ -552,7 +625,8 @@ def _load_training_problems(config: TrainConfig):
                                            max_digits=config.toy.max_digits)
         return problems[: config.data.limit] if config.data.limit else problems
     problems = load_problems(config.data.path, problem_field=config.data.problem_field,
-                             answer_field=config.data.answer_field, limit=config.data.limit)
+                             answer_field=config.data.answer_field, limit=config.data.limit,
+                             split=config.data.split, name=config.data.name)
     usable, skipped = training_problems(problems)
     if skipped:
         dist.print0(skipped)

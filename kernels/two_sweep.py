@@ -1,17 +1,20 @@
-"""Two sweeps for the policy losses whose token terms need a statistic of the whole row or batch of current
-log-probs or entropies: GSPO's sequence ratio, VESPO's sequence weight, the off-policy and entropy masks
+"""The two-sweep loss from logits, for the policy losses whose token terms need a statistic of the whole row
+or batch of current log-probs or entropies: GSPO's sequence ratio, VESPO's sequence weight, the off-policy and
+entropy masks
 (and, with the same machinery, cispo, sapo, importance-sampling ratios and the entropy bonus).
 
     sweep 1   selective_logprob kernel: logp and entropy H of every token (no gradient)
     between   kernels/reference.py's per-token math on [B, T] float32 with autograd: the loss, and
               c_logp = d loss / d logp, c_ent = d loss / d H per token
     sweep 2   this module's kernel: grad[v] = (c_logp (onehot - p_v) - c_ent p_v (log p_v + H)) / T
-              (over the logits themselves with inplace=True)
+              (the gradient sweep the one-pass kernel also runs: _utils.write_logit_grad; over the logits
+              themselves with inplace=True); backward.py scales it by grad_output
 
-Each row is read twice and its gradient written once, as in the one-pass kernel of grpo_loss.py, so a
+Each row is read twice and its gradient written once, as in the one-pass kernel of one_pass.py, so a
 sequence-level loss costs what a token-level one does; the step between the sweeps touches [B, T] only.
 (dH/dz_v = -p_v (log p_v + H), with log p_v = z_v - lse; lse is recovered as z[target] - logp.)
 
+``fused_linear_grpo.py`` runs the same sweeps on chunks of recomputed logits.
 Tests: ``pytest tests/test_policy_family.py``.
 """
 from __future__ import annotations
@@ -23,9 +26,8 @@ import triton
 import triton.language as tl
 
 from ._inputs import STAT_NAMES, TokenInputs, masked_metrics
-from ._utils import (INTERPRET, block_v_for, fp16_grad_buffer, round_to_bf16_nearest, target_logit,
-                     write_zero_row)
-from .grpo_loss import GRPOLossFromLogits, scaled_logit_grad
+from ._utils import INTERPRET, block_v_for, row_layout, target_logit, write_logit_grad, write_zero_row
+from .backward import keep_logit_grad, logit_grad_buffer, scaled_logit_grad
 from .reference import PolicyOptions, policy_loss
 from .selective_logprob import _launch as launch_selective_logprob
 
@@ -56,48 +58,32 @@ def _logit_grad_kernel(LOGITS, stride_logits_b, stride_logits_t, GRAD, stride_gr
         return
     target = tl.load(IDS + n)
     lse = target_logit(row_ptr, target, V, inv_temperature) - tl.load(LOGP + n)
-    h = tl.load(ENTROPY + n)
-    for start in tl.range(0, V, BLOCK_V):
-        cols = start + tl.arange(0, BLOCK_V)
-        valid = cols < V
-        z = tl.load(row_ptr + cols, mask=valid, other=float("-inf")).to(tl.float32) * inv_temperature
-        p = tl.exp(z - lse)
-        g = c_logp * (tl.where(cols == target, 1.0, 0.0) - p)
-        if HAS_ENTROPY_GRAD:
-            # p == 0 for -inf logits, whose log p is -inf: 0 * -inf would be NaN
-            g -= c_ent * p * tl.where(p > 0.0, z - lse + h, 0.0)
-        g = g * inv_temperature
-        if ROUND_BF16:
-            g = round_to_bf16_nearest(g)
-        tl.store(grad_ptr + cols, g.to(grad_ptr.dtype.element_ty), mask=valid)
-
-
-def _as_rows(x: torch.Tensor):
-    if x.dim() == 2:
-        return 0, x.stride(0), x.shape[0]
-    return x.stride(0), x.stride(1), x.shape[1]
+    write_logit_grad(row_ptr, grad_ptr, V, target, lse, inv_temperature, c_logp * inv_temperature,
+                     c_ent * inv_temperature, tl.load(ENTROPY + n), HAS_ENTROPY_GRAD, ROUND_BF16, BLOCK_V)
 
 
 def launch_logit_grad(logits: torch.Tensor, grad: torch.Tensor, ids: torch.Tensor, logp: torch.Tensor,
                       entropy: torch.Tensor, c_logp: torch.Tensor, c_ent: Optional[torch.Tensor],
                       temperature: float, token_offset: int = 0) -> None:
-    """Sweep 2 on ``logits`` [B, T, V] or a [rows, V] chunk whose row i is flattened token ``token_offset + i``
-    of the flat float32 ``ids``, ``logp``, ``entropy``, ``c_logp``, ``c_ent`` (None: no entropy term);
-    ``grad`` (same shape, may be ``logits``) receives d loss / d logits."""
+    """Sweep 2 on ``logits`` [B, T, V] or a [rows, V] chunk whose row i is flattened token
+    ``token_offset + i`` of the flat float32 ``ids``, ``logp``, ``entropy``, ``c_logp``, ``c_ent`` (None: no
+    entropy term); ``grad`` (same shape, may be ``logits``) receives d loss / d logits."""
     V = logits.shape[-1]
     rows = logits.numel() // V
     if rows == 0:
         return
-    sb, st, logits_rows = _as_rows(logits)
-    gb, gt, _ = _as_rows(grad)
+    sb, st, logits_rows = row_layout(logits)
+    gb, gt, _ = row_layout(grad)
     args = (logits, sb, st, grad, gb, gt, ids, logp, entropy, c_logp, c_ent, token_offset, logits_rows, V,
             1.0 / temperature)
     if INTERPRET:
         _logit_grad_kernel[(rows,)](*args, HAS_ENTROPY_GRAD=c_ent is not None,
-                                    ROUND_BF16=grad.dtype == torch.bfloat16, BLOCK_V=block_v_for(V), num_warps=4)
+                                    ROUND_BF16=grad.dtype == torch.bfloat16, BLOCK_V=block_v_for(V),
+                                    num_warps=4)
     else:
         _logit_grad_kernel[(rows,)](*args, HAS_ENTROPY_GRAD=c_ent is not None, ROUND_BF16=False,
-                                    BLOCK_V=min(_GPU_BLOCK_V, triton.next_power_of_2(V)), num_warps=_GPU_NUM_WARPS)
+                                    BLOCK_V=min(_GPU_BLOCK_V, triton.next_power_of_2(V)),
+                                    num_warps=_GPU_NUM_WARPS)
 
 
 def torch_logit_grad(logits: torch.Tensor, ids: torch.Tensor, entropy: torch.Tensor, c_logp: torch.Tensor,
@@ -143,8 +129,9 @@ def token_coefficients(logp: torch.Tensor, entropy: torch.Tensor, tokens: TokenI
     return loss.detach(), stats, c_logp, c_ent
 
 
-class TwoSweepLossFromLogits(GRPOLossFromLogits):
-    """The two-sweep loss from logits [B, T, V]; backward (inherited) only scales the gradient buffer."""
+class TwoSweepLossFromLogits(torch.autograd.Function):
+    """The two-sweep loss from logits [B, T, V]; backward (backward.py) only scales the gradient buffer.
+    ``inplace`` and fp16 logits: as one_pass.OnePassLossFromLogits."""
 
     @staticmethod
     def forward(ctx, logits, tokens: TokenInputs, opts: PolicyOptions, inplace: bool,
@@ -158,17 +145,10 @@ class TwoSweepLossFromLogits(GRPOLossFromLogits):
         loss, stats, c_logp, c_ent = token_coefficients(logp.view(tokens.B, tokens.T),
                                                         entropy.view(tokens.B, tokens.T), tokens, opts,
                                                         entropy_cutoff, needs_grad)
-        grad = None
-        # fp16 logits: a float32 gradient until backward has applied grad_output (_utils.fp16_grad_buffer)
-        ctx.cast_grad = needs_grad and logits.dtype == torch.float16
-        ctx.cast_inplace = ctx.cast_grad and inplace
         if needs_grad:
-            grad = fp16_grad_buffer(logits)
-            if grad is None:
-                grad = logits if inplace else torch.empty_like(logits)
+            grad = logit_grad_buffer(logits, inplace=inplace)
             launch_logit_grad(logits, grad, ids, logp, entropy, c_logp, c_ent, opts.temperature)
-            ctx.save_for_backward(grad, logits if ctx.cast_inplace else None)
-        ctx.backward_done = False
+            keep_logit_grad(ctx, logits, grad, inplace=inplace)
         metrics = masked_metrics(tokens.mask, stats["kl"], entropy, stats["clip_low"], stats["clip_high"])
         out = torch.stack([metrics[k].float() for k in STAT_NAMES])
         ctx.mark_non_differentiable(out)

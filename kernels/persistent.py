@@ -7,10 +7,10 @@ unless the second read hits L2. It can only when the rows in flight fit there: r
 (bf16) against H100/H200's 50-60 MB of L2, i.e. about 170 rows at V = 151,936. With one program per row
 (the default launch) every SM holds as many rows as its occupancy allows, which may not fit; this variant
 lets ``benchmarks/bench_rows_in_flight.py`` sweep the count and measure whether the second sweep then runs at
-L2 rather than HBM speed. It is opt-in: ``launch_grpo_loss(..., rows_in_flight=k)``; the default (None) is the
-one-program-per-row kernel.
+L2 rather than HBM speed. It is opt-in: ``launch_persistent(..., rows_in_flight=k)`` takes the arguments of
+``one_pass.launch_one_pass`` (the one-program-per-row launch that every loss uses) plus the grid.
 
-Each iteration calls the per-row kernel body itself (``grpo_loss._grpo_loss_kernel`` as a @triton.jit
+Each iteration calls the per-row kernel body itself (``one_pass._grpo_loss_kernel`` as a @triton.jit
 helper) on one row, so the loss math lives in one place: the row's pointers are computed here and passed with
 zero strides, and the token offset is shifted so that the body's own ``program_id`` lands on this row's token.
 
@@ -20,16 +20,20 @@ Tests: ``pytest tests/test_kernels_persistent.py`` (interpreter: equal to the de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
+import torch
 import triton
 import triton.language as tl
 
+from ._inputs import TokenInputs
 from ._utils import GPU_CONFIGS, INTERPRET, block_v_for
-from .grpo_loss import _grpo_loss_kernel
+from .one_pass import _grpo_loss_kernel, new_outputs, one_pass_args
+from .reference import PolicyOptions
 
 # The block configuration of a GPU launch unless the caller gives one: the persistent launch is a measurement
 # tool, swept over rows in flight at a fixed block (the benchmark also sweeps the GPU_CONFIGS), not autotuned:
-# autotuning in place would need the scratch-buffer dance of grpo_loss._tune_on_scratch for a second kernel.
+# autotuning in place would need the scratch-buffer dance of one_pass._tune_on_scratch for a second kernel.
 DEFAULT_BLOCK_V = 4096
 DEFAULT_NUM_WARPS = 8
 
@@ -54,8 +58,8 @@ def _grpo_loss_kernel_persistent(
         grad_ptr = GRAD + (row // logits_rows) * stride_grad_b + (row % logits_rows) * stride_grad_t
         _grpo_loss_kernel(row_ptr, 0, 0, grad_ptr, 0, 0, IDS, WEIGHTS, OLD_LOGP, REF_LOGP, ADVANTAGES,
                           GROUP_FACTOR, TOKEN_INDEX, LOSS, KL, ENTROPY, CLIP_LOW, CLIP_HIGH,
-                          token_offset + row - pid, 1, T, V, G, inv_temperature, epsilon_low, epsilon_high, delta,
-                          beta, HAS_DELTA, HAS_KL_LOSS, WRITE_GRAD, ROUND_BF16, BLOCK_V)
+                          token_offset + row - pid, 1, T, V, G, inv_temperature, epsilon_low, epsilon_high,
+                          delta, beta, HAS_DELTA, HAS_KL_LOSS, WRITE_GRAD, ROUND_BF16, BLOCK_V)
 
 
 @dataclass(frozen=True)
@@ -72,19 +76,32 @@ def check_rows_in_flight(rows_in_flight) -> PersistentGrid:
     grid = rows_in_flight if isinstance(rows_in_flight, PersistentGrid) else PersistentGrid(rows_in_flight)
     count = grid.rows_in_flight
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"rows_in_flight must be a positive int (logit rows streamed at once, e.g. 2 x the SM "
-                         f"count), a PersistentGrid, or None for the one-program-per-row launch, got {count!r}")
+        raise ValueError(f"rows_in_flight must be a positive int (logit rows streamed at once, e.g. 2 x the "
+                         f"SM count) or a PersistentGrid (one_pass.launch_one_pass is the one-program-per-"
+                         f"row launch), got {count!r}")
     return grid
 
 
-def launch_persistent(args: dict, rows: int, rows_in_flight, *, round_bf16: bool) -> None:
-    """Run the persistent kernel with ``args`` as launch_grpo_loss built them for ``rows`` logit rows, on a
-    grid of min(rows, rows_in_flight) programs (``rows_in_flight``: an int or a PersistentGrid)."""
+def launch_persistent(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOptions, *,
+                      grad: Optional[torch.Tensor], rows_in_flight, token_offset: int = 0,
+                      token_index: Optional[torch.Tensor] = None, outputs: Optional[dict] = None) -> dict:
+    """``one_pass.launch_one_pass`` (same arguments, same results) on a grid of min(rows, rows_in_flight)
+    programs, each looping over the rows ``rows_in_flight`` apart (``rows_in_flight``: an int or a
+    PersistentGrid, which also sets the GPU block)."""
     grid = check_rows_in_flight(rows_in_flight)
+    if outputs is None:
+        outputs = new_outputs(tokens, logits.device)
+    args = one_pass_args(logits, tokens, config, grad=grad, token_offset=token_offset,
+                         token_index=token_index, outputs=outputs)
+    rows = logits.numel() // logits.shape[-1]
+    if rows == 0:
+        return outputs
     programs = min(rows, grid.rows_in_flight)
     block_v, num_warps = (block_v_for(args["V"]), 4) if INTERPRET else (grid.block_v, grid.num_warps)
+    round_bf16 = INTERPRET and grad is not None and grad.dtype == torch.bfloat16
     _grpo_loss_kernel_persistent[(programs,)](**args, n_rows=rows, rows_in_flight=programs, BLOCK_V=block_v,
                                               num_warps=num_warps, num_stages=1, ROUND_BF16=round_bf16)
+    return outputs
 
 
 def gpu_block_configs() -> list:
