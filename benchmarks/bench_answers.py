@@ -429,7 +429,8 @@ def _grading_lines(speed: dict | None, fams: tuple[list[dict], list[dict]] | Non
             "",
             "Accuracy and wrong \"equal\" verdicts of `equivalence.check_answer_pairs` (10 s budget) and of "
             "math-verify given its best chance (an answer without `$` or `\\boxed` wrapped in `$…$`; a "
-            "prediction that then yields nothing parsed as written). The rules of this session were then fixed against these sets, so the figures below "
+            "prediction that then yields nothing parsed as written). The rules of this session were then fixed "
+            "against these sets, so the figures below "
             "are coverage; the first-run figures (before any fix) are in the notes.",
             "",
         ] + _family_table(fresh) + [

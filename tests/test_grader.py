@@ -1,4 +1,5 @@
-"""seedgrpo.grading.equivalence and .pool: canonical fast paths, the sympy worker pool, its time budget, cache and shutdown."""
+"""seedgrpo.grading.equivalence and .pool: canonical fast paths, the sympy worker pool, its time budget, cache and
+shutdown."""
 import threading
 import time
 
@@ -50,7 +51,8 @@ def test_pool_grades_and_caches(fresh_pool):
     assert pool.pool_started()
     assert not equivalence.is_equivalent("x^2", "x^3")  # settled in the caller (quick_values): not cached
     assert not equivalence.is_equivalent("\\lfloor x\\rfloor", "x")  # the worker's verdict, cached
-    key = (False, *equivalence._pair_key("\\lfloor x\\rfloor", "x"))  # raw final answers (not canonical forms) are the key
+    # raw final answers (not canonical forms) are the key
+    key = (False, *equivalence._pair_key("\\lfloor x\\rfloor", "x"))
     assert equivalence._CACHE.get(key) is False
     pairs = [("x+1", "1+x"), ("2x", "x+x"), ("x", "y"), ("x+1", "1+x")]
     assert equivalence.check_canonical_pairs(pairs) == [True, True, False, True]

@@ -27,7 +27,8 @@ _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _CONNECTOR = re.compile(  # what may sit between boxes that together form one answer
     r"(?:\s|\$|\\[,;:! ]|\\quad|\\qquad|[,;.]|\band\b|\bor\b|\\text\{\s*(?:and|or)\s*\}|"
     r"\\(?:text|mathrm)\{\s*,?\s*\}|(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=|"
-    r"(?:\\textbf\{|\*\*)?\s*(?:[Ff]or\s+)?(?:[Pp]art\s*)?\(?(?:[a-h]|[ivx]{1,4})\)\s*\}?(?:\*\*)?\s*:?)*")  # (a) \boxed{6} (b) \boxed{8}
+    # a part label: (a) \boxed{6} (b) \boxed{8}
+    r"(?:\\textbf\{|\*\*)?\s*(?:[Ff]or\s+)?(?:[Pp]art\s*)?\(?(?:[a-h]|[ivx]{1,4})\)\s*\}?(?:\*\*)?\s*:?)*")
 _DOUBLED = re.compile(r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|sqrt|pi|cdot|times|left|right|text|boxed|infty|le|ge|leq|geq|"
                       r"neq|in|cup|cap|sin|cos|tan|log|ln|exp|theta|alpha|beta|circ|mathrm|mathbf|begin|end|"
                       r"pm|mp|div|approx|\{|\}|\$|%)(?![a-z]))")
@@ -217,7 +218,8 @@ def clean(answer: str) -> str:
 
 def _whole_answer(answer: str) -> str:
     """Readings of an answer as a whole: `(7)` -> `7`, `2 1/2` -> `2\\frac{1}{2}`, `seven` -> `7`,
-    `approximately 2.24` -> `2.24`, `\\mathbb{R}` / "all real numbers" -> `(-\\infty,\\infty)`, "infinity" -> `\\infty`."""
+    `approximately 2.24` -> `2.24`, `\\mathbb{R}` / "all real numbers" -> `(-\\infty,\\infty)`,
+    "infinity" -> `\\infty`."""
     s = _BOLD_ENDS.sub("", answer.strip())
     s = _FILLER.sub("", s.strip()).strip()
     s = _INFINITY_WORD.sub(r"\\infty", s)
@@ -247,14 +249,16 @@ def _whole_answer(answer: str) -> str:
 
 _FILLER = re.compile(rf"(?i)\A(?:{APPROXIMATE_WORDS}|exactly|\\approx|~)\s*(?=[-+\d.\\$])")
 _INFINITY_WORD = re.compile(r"(?i)(?<![A-Za-z\\])(?:\\text\{\s*)?infinity(?:\s*\})?(?![A-Za-z])")
-_REALS = re.compile(r"(?i)(?:[a-z]\s*\\in\s*)?(?:\\mathbb\s*\{?\s*R\s*\}?|\\R|(?:\\text\{\s*)?(?:all\s+|the\s+set\s+of\s+)?"
+_REALS = re.compile(r"(?i)(?:[a-z]\s*\\in\s*)?(?:\\mathbb\s*\{?\s*R\s*\}?|\\R|"
+                    r"(?:\\text\{\s*)?(?:all\s+|the\s+set\s+of\s+)?"
                     r"real\s+numbers?(?:\s*\})?|(?:\\text\{\s*)?all\s+reals(?:\s*\})?)")
 _MEMBER_OF = re.compile(r"\A[A-Za-z]\s*\\in\s*(?=\\\{|\\left|[(\[])")
 _BASE_GROUP = re.compile(r"\A\(\s*([0-9A-Fa-f]+)\s*\)_")
 _ONE_PARENTHESIZED = re.compile(r"\(\s*([^(),\[\]]+)\s*\)")  # `(7)`, `(-5)`: one value, no tuple
 _NUMBER = r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)"
 _SCALED = re.compile(rf"(?:\\\$|\$)?\s*({_NUMBER})\s*(thousand|million|billion)", re.I)
-_NUMBER_WORDS_AFTER = re.compile(rf"({_NUMBER}|[-+]?\\frac\{{\d+\}}\{{\d+\}})\s+([A-Za-z]{{2,}}(?:\s+[A-Za-z]{{2,}}){{0,2}})\.?")
+_NUMBER_WORDS_AFTER = re.compile(rf"({_NUMBER}|[-+]?\\frac\{{\d+\}}\{{\d+\}})"
+                                 rf"\s+([A-Za-z]{{2,}}(?:\s+[A-Za-z]{{2,}}){{0,2}})\.?")
 _SI_LETTER_AFTER = re.compile(rf"({_NUMBER}(?:\s*\\times\s*10\^\{{?-?\d+\}}?)?)\s+([msgNJWVAKLCT])\.?")
 _PLAIN_MIXED = re.compile(r"(-?\d+)\s+(\d+)\s*/\s*(\d+)")  # `2 1/2` is two and a half
 
@@ -312,8 +316,10 @@ _UNICODE_ROOT = re.compile(r"√\s*(\d+|[A-Za-z]|\([^()]*\))")  # √2 -> \sqrt{
 _PLAIN_TIMES = re.compile(r"(\d)\s*[xX*]\s*10\s*\^")  # 1.5 x 10^6: scientific notation typed as text
 # `2^10` is 2^{10} to its writer (and to math-verify), though TeX would set 2^1 0; `2^100 + 1` stays a sum.
 _BARE_EXPONENT = re.compile(r"(?<=\^)(\d{2,})")
-_ORDINAL = re.compile(r"(?<=\d)(?:\^\s*\{?\s*)?(?:\\(?:text|mathrm)\s*\{\s*)?(?:st|nd|rd|th)(?:\s*\})?(?:\s*\})?(?![A-Za-z])")
-_FIGURE_NAME = re.compile(r"\\overline\s*\{\s*([A-Z]{2,4})\s*\}|\\triangle\s*(?=[A-Z]{3}(?![A-Za-z]))")  # \overline{AB} is AB
+_ORDINAL = re.compile(r"(?<=\d)(?:\^\s*\{?\s*)?(?:\\(?:text|mathrm)\s*\{\s*)?(?:st|nd|rd|th)"
+                      r"(?:\s*\})?(?:\s*\})?(?![A-Za-z])")
+# \overline{AB} is AB
+_FIGURE_NAME = re.compile(r"\\overline\s*\{\s*([A-Z]{2,4})\s*\}|\\triangle\s*(?=[A-Z]{3}(?![A-Za-z]))")
 _COMMA_AND = re.compile(r",\s*(?:and|or)\s+(?=[-+\d\\$(])")  # "1, 2, and 3" is the list 1, 2, 3
 _REPEATING = re.compile(r"(?<![\d.])(\d*)\.(\d*)\\overline\s*\{(\d{1,20})\}")
 
@@ -498,7 +504,7 @@ def _bare_runs(text: str, begin: int, end: int) -> list[tuple[int, int, str]]:
             close()
     close()
     out = []
-    for start, stop, run in runs:
+    for start, _stop, run in runs:
         stripped = run.strip(" =")
         if _NUMBER_START.search(stripped) or re.search(r"\d", stripped):
             lead = run.find(stripped)

@@ -381,7 +381,7 @@ def _join_thousands(s: str) -> str:
             out.append(c)
             i += 1
             continue
-        runs, j = [], i
+        runs, j, sep = [], i, ""  # sep: the separator of the first pair of runs, which the others must repeat
         while True:
             k = j
             while k < n and _is_digit(s[k]):

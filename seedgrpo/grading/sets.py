@@ -186,7 +186,8 @@ def _intersection(pieces: list[tuple]) -> list[tuple] | None:
     return [(lo, lc, hi, hc)]
 
 
-_AND = re.compile(r"\s*(?:\\text\{\s*and\s*\}|\\land(?![A-Za-z])|\\wedge(?![A-Za-z])|(?<![A-Za-z\\])and(?![A-Za-z]))\s*")
+_AND = re.compile(r"\s*(?:\\text\{\s*and\s*\}|\\land(?![A-Za-z])|\\wedge(?![A-Za-z])|"
+                  r"(?<![A-Za-z\\])and(?![A-Za-z]))\s*")
 _VARIABLE = re.compile(r"(?<![A-Za-z\\])([A-Za-z])(?![A-Za-z])")
 
 

@@ -3,9 +3,9 @@
 The canonical form knows `pmatrix` and `bmatrix`; a grader also reads `\\left[\\begin{array}{cc}…\\end{array}
 \\right]`, a plain-text list of rows `[[1,2],[3,4]]` (against a matrix), and a scalar in front of a matrix
 (multiplied into its entries), and a vector as a tuple, `\\langle…\\rangle` or an i/j/k combination against a
-one-column or one-row matrix (entry by entry, in order). `vmatrix` is a determinant, a number: never a matrix. `elements` splits an
-answer as written (decimals intact) into its structure, so that the worker can apply the decimal tolerance
-element by element: `(1.4142, 1.7321)` = `(\\sqrt2, \\sqrt3)`. docs/answers.md §4 is the spec.
+one-column or one-row matrix (entry by entry, in order). `vmatrix` is a determinant, a number: never a matrix.
+`elements` splits an answer as written (decimals intact) into its structure, so that the worker can apply the
+decimal tolerance element by element: `(1.4142, 1.7321)` = `(\\sqrt2, \\sqrt3)`. docs/answers.md §4 is the spec.
 
     from seedgrpo.grading.shapes import matrix_form
     matrix_form("2\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}2\\\\4\\end{pmatrix}", split_top)

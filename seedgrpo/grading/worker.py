@@ -383,7 +383,8 @@ _PLAIN_NAMES = {"sqrt": "sqrt", "pi": "pi", "e": "E", "exp": "exp", "log": "log"
                 "cos": "cos", "tan": "tan", "i": "I", "abs": "Abs", "arcsin": "asin", "arccos": "acos",
                 "arctan": "atan", "asin": "asin", "acos": "acos", "atan": "atan"}
 _PLAIN_CHARS = re.compile(r"[0-9A-Za-z+\-*/^().\s]+\Z")
-_PLAIN_HINT = re.compile(r"\*\*|\*|(?<![A-Za-z])(?:sqrt|exp|log|ln|sin|cos|tan|abs|arcsin|arccos|arctan|asin|acos|atan)\(|(?<![A-Za-z\\])pi(?![A-Za-z])")
+_PLAIN_HINT = re.compile(r"\*\*|\*|(?<![A-Za-z])(?:sqrt|exp|log|ln|sin|cos|tan|abs|arcsin|arccos|arctan|asin|acos"
+                         r"|atan)\(|(?<![A-Za-z\\])pi(?![A-Za-z])")
 
 
 def _is_plain_math(e: str) -> bool:
