@@ -5,6 +5,7 @@ they announce, and every failure is one clear error within a stated bound.
 Every run uses one torch thread in the trainer and in the server: CPU matmuls may sum in another order with
 another thread count, and the bitwise comparisons need the same float path in both layouts.
 """
+import json
 import os
 import socket
 import subprocess
@@ -214,14 +215,34 @@ def test_trainer_killed_then_resume_auto(tmp_path, k):
         args = [*common, *overrides, "--output_dir", str(output_dir), *extra]
         return load_config(REPO / "configs" / "tiny-cpu.yaml", args)
 
-    resumed = Trainer(config(run_dir, "--resume", "auto"))
-    assert resumed.step == 2
-    resumed.train()
-    straight = Trainer(config(tmp_path / "straight"))
-    straight.train()
     if k == 0:
-        assert_bitwise(params(straight), params(resumed))
+        # Both halves in a fresh interpreter, like the killed run's: state an earlier test left in this one
+        # (threads, allocator, caches) must not make the float paths differ (tests/fault_resume_worker.py).
+        script = ("import json, sys, torch\n"
+                  "from seedgrpo.training.config import load_config\n"
+                  "from seedgrpo.training.trainer import Trainer\n"
+                  "torch.set_num_threads(1)\n"
+                  "preset, resumed_args, straight_args = sys.argv[1], *map(json.loads, sys.argv[2:4])\n"
+                  "resumed = Trainer(load_config(preset, resumed_args))\n"
+                  "assert resumed.step == 2, resumed.step\n"
+                  "resumed.train()\n"
+                  "straight = Trainer(load_config(preset, straight_args))\n"
+                  "straight.train()\n"
+                  "a, b = straight.policy.model.state_dict(), resumed.policy.model.state_dict()\n"
+                  "print(json.dumps([n for n in a if not torch.equal(a[n], b[n])]))\n")
+        args = [[*common, *overrides, "--output_dir", str(out), *extra]
+                for out, extra in ((run_dir, ["--resume", "auto"]), (tmp_path / "straight", []))]
+        done = subprocess.run([sys.executable, "-c", script, str(REPO / "configs" / "tiny-cpu.yaml"),
+                               *(json.dumps(a) for a in args)], cwd=REPO, capture_output=True, text=True,
+                              timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == []  # bitwise the uninterrupted run
     else:
+        resumed = Trainer(config(run_dir, "--resume", "auto"))
+        assert resumed.step == 2
+        resumed.train()
+        straight = Trainer(config(tmp_path / "straight"))
+        straight.train()
         again = Trainer(config(tmp_path / "again"))
         again.train()
         assert_bitwise(params(straight), params(again))  # async k = 1 is deterministic

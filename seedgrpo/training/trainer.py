@@ -127,6 +127,7 @@ class Trainer:
         """Run until `max_steps` (or SIGTERM, after which a checkpoint is saved); returns the last metrics."""
         c = self.config
         metrics = {}
+        tier_counts(reset=True)  # the grader's tier counts of step 1 are step 1's (not an evaluation's before it)
         with self._sigterm_saves_checkpoint(), self._closing_rollout_on_error():
             while self.step < c.max_steps:
                 self.step += 1
