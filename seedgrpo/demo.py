@@ -36,6 +36,7 @@ from types import SimpleNamespace
 
 import torch
 
+from seedgrpo.advantages import DEFAULT_ALPHA
 from seedgrpo.tasks import toy, word_sums
 from seedgrpo.tasks.data import Problem
 
@@ -231,7 +232,7 @@ class RLSettings:
     advantage: str = "seed_grpo"
     uncertainty: str = "se_rao"
     scale_fn: str = "reciprocal"
-    alpha: float = 0.0417
+    alpha: float = DEFAULT_ALPHA
     eval_every: int = 25
 
 
@@ -449,7 +450,7 @@ class RealDemoSettings:
     advantage: str = "seed_grpo"
     uncertainty: str = "se_rao"
     scale_fn: str = "reciprocal"
-    alpha: float = 0.0417
+    alpha: float = DEFAULT_ALPHA
     decode_loop: str = "generate"  # measured 4.9x faster than the lean loop on this model (docs/demo.md)
     eval_every: int = 4
     num_train: int = 512

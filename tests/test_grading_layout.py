@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 GRADING = REPO / "seedgrpo" / "grading"
@@ -75,8 +74,7 @@ def test_public_modules_are_the_grading_ones():
     assert callable(answers.is_equivalent) and callable(rewards.math_reward)
 
 
-# The grading modules without the top-level package's __init__ (which imports the loss, hence torch, until
-# issue 25 makes it lazy): what grading itself imports.
+# The grading modules without the top-level package's __init__: what grading itself imports.
 _BARE_PACKAGE = """
 import sys, types
 package = types.ModuleType("seedgrpo"); package.__path__ = [{root!r}]; sys.modules["seedgrpo"] = package
@@ -95,10 +93,6 @@ def test_grading_worker_imports_no_torch():
 
 
 def test_import_seedgrpo_grading_imports_no_torch():
-    probe = "import sys, seedgrpo; print('torch' in sys.modules)"
-    top = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300)
-    if top.stdout.split()[-1:] == ["True"]:
-        pytest.skip("`import seedgrpo` itself imports torch (the lazy top-level package is issue 25's part)")
     probe = "import sys, seedgrpo.grading, seedgrpo.grading.worker; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
                             timeout=300)

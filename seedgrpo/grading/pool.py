@@ -173,23 +173,24 @@ class SympyPool:
                 worker.proc.stdin.close()  # the worker exits at end of input
             except Exception:  # noqa: BLE001
                 pass
-        deadline = time.monotonic() + 1.0
+        _wait_all(self._workers, 1.0)
         for worker in self._workers:
-            try:
-                worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
             worker.kill()
         # A killed process is gone within milliseconds unless it was inside a huge allocation: wait a little,
         # so that shutdown() returns with its workers stopped (a slow exit, e.g. with torch loaded, then
         # still ends here), never for long.
-        deadline = time.monotonic() + 2.0
-        for worker in self._workers:
-            try:
-                worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
+        _wait_all(self._workers, 2.0)
         self._workers = []
+
+
+def _wait_all(workers: list[_Worker], seconds: float) -> None:
+    """Wait for the workers' processes to exit, `seconds` at most for all of them together."""
+    deadline = time.monotonic() + seconds
+    for worker in workers:
+        try:
+            worker.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
 
 
 _POOL: SympyPool | None = None
