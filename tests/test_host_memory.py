@@ -53,3 +53,53 @@ def test_the_trainer_applies_it_unless_told_not_to(monkeypatch, tmp_path):
     assert calls == [1]
     trainer_module.Trainer(load_config(None, {**base, "keep_freed_host_memory": False}))
     assert calls == [1]
+
+
+# 200 chunks of 1 MiB from the heap (below the kept mmap threshold), written, then all freed but the last (it
+# pins the top of the heap: only malloc_trim's release of whole free pages inside the heap can return them).
+TRIM_SCRIPT = """
+import ctypes, sys
+from seedgrpo.training.host_memory import keep_freed_host_memory, return_freed_host_memory
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+def rss_mib():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) >> 10
+assert keep_freed_host_memory()
+chunks = [libc.malloc(1 << 20) for _ in range(200)]
+for chunk in chunks:
+    libc.memset(chunk, 1, 1 << 20)
+for chunk in chunks[:-1]:
+    libc.free(chunk)
+held = rss_mib()
+returned = return_freed_host_memory()
+print(held, rss_mib(), returned)
+"""
+
+
+@pytest.mark.skipif(_glibc() is None, reason="the C library is not glibc")
+def test_freed_memory_goes_back_between_phases():
+    done = subprocess.run([sys.executable, "-c", TRIM_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    held, after, returned = done.stdout.split()
+    assert returned == "True"
+    assert int(held) - int(after) > 150, (held, after)  # the 199 freed MiB, less glibc's bookkeeping
+
+
+def test_the_trainer_returns_freed_memory_after_each_rollout_and_update(monkeypatch, tmp_path):
+    import seedgrpo.training.trainer as trainer_module
+    from seedgrpo.training.config import load_config
+
+    events = []
+    monkeypatch.setattr(trainer_module, "return_freed_host_memory", lambda: events.append("trim"))
+    real_update = trainer_module.Trainer._update
+    monkeypatch.setattr(trainer_module.Trainer, "_update",
+                        lambda self, *a: events.append("update") or real_update(self, *a))
+    config = load_config(None, {"prompt_template": "none", "max_steps": 2, "toy.layers": 1, "toy.hidden": 32,
+                                "progress": False, "tensorboard": False, "output_dir": str(tmp_path),
+                                "save_final_model": False, "prompts_per_step": 2, "num_generations": 2,
+                                "per_device_train_batch_size": 4,
+                                "max_completion_length": 4})
+    trainer_module.Trainer(config).train()
+    assert events == ["trim", "update", "trim"] * 2

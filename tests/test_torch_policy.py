@@ -86,3 +86,27 @@ def test_fp16_without_deepspeed_is_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="dtype='float16' without deepspeed_config.*loss scaler"):
         build_policy(tiny(tmp_path, dtype="float16"), toy.make_tokenizer(), world_size=1,
                      total_optimizer_steps=1)
+
+
+def test_the_fused_adamw_steps_like_the_reference_adamw(tmp_path):
+    """The policy's AdamW is the fused one (one pass per tensor, no temporaries); three steps with clipping
+    and weight decay land where PyTorch's per-tensor AdamW lands, to float32 rounding."""
+    config = tiny(tmp_path, learning_rate=1e-3, weight_decay=0.1, max_grad_norm=0.5)
+    tokenizer = toy.make_tokenizer()
+    policy = TorchPolicy(toy.make_model(tokenizer, layers=1, hidden=32, seed=0), config, 1, 3)
+    assert policy.optimizer.defaults["fused"] is True
+    reference = toy.make_model(tokenizer, layers=1, hidden=32, seed=0)
+    params = [p for p in reference.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-3, betas=(config.adam_beta1, config.adam_beta2),
+                                  eps=config.adam_epsilon, weight_decay=0.1, foreach=False)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        ids = torch.randint(3, len(tokenizer), (3, 7), generator=generator)
+        policy.backward(policy.model(input_ids=ids).logits.float().logsumexp(-1).mean())
+        assert policy.step()
+        reference(input_ids=ids).logits.float().logsumexp(-1).mean().backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.5)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    for ours, theirs in zip(policy.params, params):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)

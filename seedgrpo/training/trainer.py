@@ -35,7 +35,7 @@ from ..tasks.data import PromptSampler, format_prompt, load_problems, training_p
 from .dynamic_sampling import groups_with_signal, resample_for_signal
 from .engine import batch_layout, build_policy, build_reference, init_distributed, load_tokenizer
 from .faults import fault_point
-from .host_memory import keep_freed_host_memory
+from .host_memory import keep_freed_host_memory, return_freed_host_memory
 from ..grading.equivalence import tier_counts
 from ..loss import LossOptions, normalizer_for, rollout_importance_ratio, seed_grpo_loss
 from .metrics_log import RunLogger, resolve_report_to
@@ -133,11 +133,13 @@ class Trainer:
                 self.step += 1
                 started = time.perf_counter()
                 problems, batch = self._generated_batch()                                # 1. rollout
+                return_freed_host_memory()  # between phases (host_memory.py)
                 scores = self._score(batch, problems)                                    # 2. score
                 if c.dynamic_sampling:  # DAPO: more prompts until enough groups carry a signal
                     problems, batch, scores = self._resample_for_signal(problems, batch, scores)
                 advantages, adv_stats = self._advantages(batch, scores)                  # 3. advantage
                 update_stats = self._update(batch, advantages)                           # 4. update
+                return_freed_host_memory()
                 self._sync_weights()  # vLLM, a generation server: the next rollouts sample the new weights
                 metrics = self._log(batch, scores, adv_stats, update_stats, problems, started)  # 5. log
                 stop = dist.any_rank(self._stop_requested)
@@ -396,16 +398,21 @@ class Trainer:
 
         Without lockstep the rows may run as length buckets (`_length_buckets`): each bucket's forward pads
         only to its own longest completion; the bucket losses add up to the micro-batch's loss (the
-        normalizer is global), and one backward takes them all. The entropy mask's quantile is a statistic
-        of one call (TRL's: one micro-batch, over all ranks), so with it the micro-batch runs as one call."""
+        normalizer is global). On the plain PyTorch engine each bucket's backward runs right after its
+        forward, so only one bucket's activations are alive at a time (the gradients add up to those of
+        the summed loss); under DeepSpeed one backward takes them all (ZeRO reduces the gradients in the
+        boundary micro-batch's backward, once). The entropy mask's quantile is a statistic of one call
+        (TRL's: one micro-batch, over all ranks), so with it the micro-batch runs as one call."""
         c = self.config
         lockstep = self._lockstep()
         one_call = lockstep or c.top_entropy_quantile < 1.0
         buckets = [None] if one_call else _length_buckets(piece, shared_prefix=c.share_prompt_prefill)
+        backward_each = not self.policy.is_deepspeed
         # The Triton kernel from logits may write the gradient over them: nothing else reads them.
         inplace = not c.fused_linear
-        outputs = []
         options = self._loss_options(entropy_normalizer)  # validated once per micro-batch, not per bucket
+        weight = lm_head_weight(self.policy.model) if c.fused_linear else None
+        results, pending, all_args = [], [], []
         for rows in buckets:
             part = piece if rows is None else {k: v[rows] for k, v in piece.items()}
             prompt_ids, prompt_mask, completion_ids, completion_mask = _trim_padding(part)
@@ -422,20 +429,31 @@ class Trainer:
                                         completion_mask, share_prefix=c.share_prompt_prefill,
                                         lockstep=lockstep,
                                         output="hidden" if c.fused_linear else "logits")
-            outputs.append((output, loss_args))
-        if c.fused_linear:
-            weight = lm_head_weight(self.policy.model)
+            all_args.append(loss_args)
+            if backward_each:
+                loss, metrics = self._bucket_loss(output, loss_args, weight, inplace)
+                self.policy.backward(loss)
+                results.append((loss.detach(), metrics))
+            else:
+                pending.append(output)
+            del output
+        if pending:
             # Under ZeRO-3 the head is partitioned outside its module's forward: gather it for the loss AND
             # its backward, so the weight gradient reaches the partitioned parameter through ZeRO's hooks.
-            with gathered([weight]):
-                results = [seed_grpo_loss(hidden=hidden, weight=weight, **args) for hidden, args in outputs]
-                loss = sum(r[0] for r in results)
-                self.policy.backward(loss)
-        else:
-            results = [seed_grpo_loss(logits, inplace=inplace, **args) for logits, args in outputs]
-            loss = sum(r[0] for r in results)
-            self.policy.backward(loss)
-        return loss.detach(), _token_weighted_metrics(results, [args for _, args in outputs])
+            with gathered([weight] if weight is not None else []):
+                results = [self._bucket_loss(output, args, weight, inplace)
+                           for output, args in zip(pending, all_args)]
+                self.policy.backward(sum(r[0] for r in results))
+        loss = sum(r[0].detach() for r in results)
+        return loss, _token_weighted_metrics(results, all_args)
+
+    @staticmethod
+    def _bucket_loss(output, loss_args, weight, inplace):
+        """seed_grpo_loss of one bucket: from its hidden states and the head's weight (fused linear), or from
+        its logits."""
+        if weight is not None:
+            return seed_grpo_loss(hidden=output, weight=weight, **loss_args)
+        return seed_grpo_loss(output, inplace=inplace, **loss_args)
 
     def _global_normalizer(self, completion_mask):
         """(The loss denominator, the entropy bonus's) of one optimizer step over all ranks (seedgrpo/loss.py
