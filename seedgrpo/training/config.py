@@ -471,6 +471,11 @@ def _coerce(key: str, raw: Any, tp: Any) -> Any:
     raise ValueError(f"{key}={raw!r} is not a valid {_type_name(tp)}; allowed: {_describe(key)}")
 
 
+def parse_bool(raw: Any) -> bool:
+    """A bool as the config reads one (true/false, yes/no, 1/0); ValueError otherwise."""
+    return _coerce_one(raw, bool)
+
+
 def _coerce_one(raw: Any, tp: Any) -> Any:
     if typing.get_origin(tp) is list:  # YAML list, or "a,b" on the command line
         (item,) = typing.get_args(tp)
