@@ -13,7 +13,9 @@ Providers: `ours` (plain torch, one process, the configuration TRL runs here), `
 ZeRO-3 on the CPU accelerator, one rank), `trl`; and, to separate the host-allocator settings that our
 trainer applies (seedgrpo/training/host_memory.py) from the rest, `ours_default_malloc` (ours with
 keep_freed_host_memory off) and `trl_keep_freed` (TRL started with the same settings as environment
-variables), and `ours_no_skip` (ours with skip_zero_advantage off: every row runs the update, as in TRL).
+variables), `ours_no_skip` (ours with skip_zero_advantage off: every row runs the update, as in TRL), and
+`ours_micro8` (ours with its default micro-batch of 8 completions per forward/backward instead of all rows
+of the step: the same single optimizer step per rollout, a quarter of the activations alive at once).
 The providers run in turn, `--rounds` times, because a shared machine's load drifts. Rows are appended to
 benchmarks/out/e2e.csv.
 
@@ -57,7 +59,7 @@ OUT = REPO / "benchmarks" / "out" / "e2e.csv"
 # provider -> extra environment of its worker process
 KEEP_FREED_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 PROVIDERS = {"ours": {}, "ours_zero3": {}, "trl": {}, "ours_default_malloc": {},
-             "trl_keep_freed": KEEP_FREED_ENV, "ours_no_skip": {}}
+             "trl_keep_freed": KEEP_FREED_ENV, "ours_no_skip": {}, "ours_micro8": {}}
 REWARDS = ("math", "half_trivial")
 MODELS = ("toy", "smollm2")
 # The documented shape of `--model smollm2` (issue 22): the defaults its flags take unless given.
@@ -77,6 +79,10 @@ def parse_args(argv=None):
     p.add_argument("--generations", type=int, default=None, help="G, completions per prompt (8; smollm2 4)")
     p.add_argument("--completion_tokens", type=int, default=None, help="max new tokens (16; smollm2 64)")
     p.add_argument("--learning_rate", type=float, default=None, help="1e-4 (toy), 1e-5 (smollm2)")
+    p.add_argument("--micro_batch", type=int, default=None,
+                   help="ours' per_device_train_batch_size (completions per forward/backward; one optimizer step "
+                        "per rollout either way); default: all rows of the step, as TRL's (whose "
+                        "per_device_train_batch_size also sets how many completions it generates)")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
@@ -147,7 +153,8 @@ def is_trivial(problem_text: str) -> bool:
 
 
 # -------------------------------------------------------------------------------------- workers
-def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_advantage: bool = True):
+def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_advantage: bool = True,
+             micro_batch: int | None = None):
     from seedgrpo.training.config import load_config
     from seedgrpo.training.trainer import Trainer
 
@@ -164,7 +171,8 @@ def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_a
         "max_prompt_length": 128 if real else 32,
         "max_completion_length": args.completion_tokens, "temperature": 1.0,
         "learning_rate": args.learning_rate,
-        "beta": 0.0, "loss_type": "dr_grpo", "scale_rewards": "none", "per_device_train_batch_size": rows,
+        "beta": 0.0, "loss_type": "dr_grpo", "scale_rewards": "none",
+        "per_device_train_batch_size": micro_batch or args.micro_batch or rows,
         "max_steps": args.steps, "output_dir": str(work / "run"), "save_final_model": False,
         "progress": False, "tensorboard": False, "sample_log_steps": 0,
         "gradient_checkpointing": args.gradient_checkpointing == "on",
@@ -252,7 +260,8 @@ def worker(args) -> None:
     else:
         times, signal = run_ours(args, zero3=args.worker == "ours_zero3",
                                  keep_freed_host_memory=args.worker != "ours_default_malloc",
-                                 skip_zero_advantage=args.worker != "ours_no_skip")
+                                 skip_zero_advantage=args.worker != "ours_no_skip",
+                                 micro_batch=8 if args.worker == "ours_micro8" else None)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     Path(args.result).write_text(json.dumps({"step_times": times["wall"], "cpu_times": times["cpu"],
                                              "peak_rss_mb": peak_mb, **signal}))
