@@ -15,7 +15,9 @@ trainer applies (seedgrpo/training/host_memory.py) from the rest, `ours_default_
 keep_freed_host_memory off) and `trl_keep_freed` (TRL started with the same settings as environment
 variables), `ours_no_skip` (ours with skip_zero_advantage off: every row runs the update, as in TRL), and
 `ours_micro8` (ours with its default micro-batch of 8 completions per forward/backward instead of all rows
-of the step: the same single optimizer step per rollout, a quarter of the activations alive at once).
+of the step: the same single optimizer step per rollout, a quarter of the activations alive at once), and
+`trl_micro8` (TRL the same way: per_device_train_batch_size 8 with 4 gradient accumulation steps, so it still
+generates all the step's completions at once and makes one optimizer step per rollout).
 The providers run in turn, `--rounds` times, because a shared machine's load drifts. Rows are appended to
 benchmarks/out/e2e.csv.
 
@@ -59,7 +61,7 @@ OUT = REPO / "benchmarks" / "out" / "e2e.csv"
 # provider -> extra environment of its worker process
 KEEP_FREED_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 PROVIDERS = {"ours": {}, "ours_zero3": {}, "trl": {}, "ours_default_malloc": {},
-             "trl_keep_freed": KEEP_FREED_ENV, "ours_no_skip": {}, "ours_micro8": {}}
+             "trl_keep_freed": KEEP_FREED_ENV, "ours_no_skip": {}, "ours_micro8": {}, "trl_micro8": {}}
 REWARDS = ("math", "half_trivial")
 MODELS = ("toy", "smollm2")
 # The documented shape of `--model smollm2` (issue 22): the defaults its flags take unless given.
@@ -220,9 +222,10 @@ def run_trl(args) -> list[float]:
         return reward(args.reward, completions, prompts, answer)
 
     rows = args.prompts * args.generations
+    micro = 8 if args.worker == "trl_micro8" else rows  # TRL generates micro x accumulation completions
     config = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="bench-e2e-trl-"), per_device_train_batch_size=rows,
-        gradient_accumulation_steps=1, num_generations=args.generations,
+        output_dir=tempfile.mkdtemp(prefix="bench-e2e-trl-"), per_device_train_batch_size=micro,
+        gradient_accumulation_steps=rows // micro, num_generations=args.generations,
         max_completion_length=args.completion_tokens, temperature=1.0, learning_rate=args.learning_rate,
         beta=0.0,
         loss_type="dr_grpo", scale_rewards="none", num_iterations=1, max_steps=args.steps, logging_steps=1,
