@@ -22,6 +22,15 @@ def test_gold_types_and_fast_path():
     assert not pool.pool_started()  # every decision above was exact
 
 
+def test_an_equal_hash_does_not_hide_another_unit():
+    """The canonical form drops unit words, so the fast path would take `3 hours` for `3 days`; against a gold
+    with a unit the grader compares the units (same unit or converted: right; another unit: wrong)."""
+    completions = ["\\boxed{3 hours}", "\\boxed{250\\text{ mL}}", "\\boxed{3 hours}", "\\boxed{2 hours}",
+                   "\\boxed{250\\text{ mL}}", "\\boxed{3}", "\\boxed{3 days}"]
+    golds = ["3 days", "250\\text{ L}", "3 hours", "120 minutes", "250\\text{ mL}", "3 days", "3"]
+    assert math_reward(completions, golds) == [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+
+
 @pytest.mark.slow
 def test_multi_part_answers_must_all_match_in_any_order():
     gold = "$69$,$84$"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from . import canonical
+from . import canonical, units
 from . import equivalence as grader
 
 __all__ = ["math_reward", "gold_answers"]
@@ -49,7 +49,11 @@ def math_reward(completions: Sequence[str], golds: Sequence[object], *, timeout_
     for row, (pred, gold) in enumerate(zip(predicted, golds)):
         key = (type(gold).__name__, repr(gold))
         if key not in gold_cache:
-            gold_cache[key] = (gold_answers(gold), _gold_texts(gold))
+            texts = _gold_texts(gold)
+            # The canonical form drops unit words (right against a bare gold), so against a gold with a unit
+            # an equal hash may hide another unit (`3 hours` / `3 days`): the grader compares the units.
+            hashed = [] if any(units.read_unit(t) for t in texts) else gold_answers(gold)
+            gold_cache[key] = (hashed, texts)
         canonical_golds, gold_texts = gold_cache[key]
         if pred is not None and pred in canonical_golds:
             rewards[row] = 1.0  # the exact-hash fast path
