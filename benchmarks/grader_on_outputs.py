@@ -16,8 +16,9 @@ on the whole completion text as a user of either grader would pass it:
   documented way of reading a bare gold). A gold that is a list of alternatives (OlympiadBench) is right
   when any alternative is.
 
-Prints one table row per (label, set): completions, right by each grader, agreement; and writes every
-disagreement (the gold, what each side read, the completion's tail) to `--out` for a person to judge.
+Prints one table row per (label, set): completions, how many each grader read an answer from, right by each
+grader, agreement; and writes every disagreement, and every benchmark completion both call right (the gold,
+what each side read, the completion's tail), to `--out` for a person to judge.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def math_verify_verdict(completion: str, gold) -> tuple[bool, str]:
 
 def grade_set(records: list[dict]) -> list[dict]:
     """One row per completion: gold, our verdict and extracted answer, math-verify's verdict and reading."""
-    from seedgrpo.grading import answers, rewards
+    from seedgrpo.grading import equivalence, rewards
 
     completions = [text for r in records for text in r["completions"]]
     golds = [r["gold"] for r in records for _ in r["completions"]]
@@ -69,7 +70,7 @@ def grade_set(records: list[dict]) -> list[dict]:
     for ident, text, gold, score in zip(ids, completions, golds, ours):
         mv, mv_read = math_verify_verdict(text, gold)
         rows.append(dict(id=ident, gold=gold, completion=text, ours=float(score) > 0.5,
-                         ours_read=answers.extract_answer(text), mv=mv, mv_read=mv_read))
+                         ours_read=equivalence.grading_answer(text, "completion"), mv=mv, mv_read=mv_read))
     return rows
 
 
@@ -94,9 +95,9 @@ def main(argv=None) -> int:
     parser.add_argument("--task", action="append", default=[], metavar="LABEL=FILE")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "grader_on_outputs.md"))
     args = parser.parse_args(argv)
-    table = ["| model | set | completions | right (ours) | right (math-verify) | agree | only ours right | "
-             "only math-verify right |", "|---|---|---:|---:|---:|---:|---:|---:|"]
-    disagreements = []
+    table = ["| model | set | completions | an answer read (ours / math-verify) | right (ours) | right (math-verify) "
+             "| agree | only ours right | only math-verify right |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    disagreements, both_right = [], []
     totals = [0, 0]
     for label, name, records in sets_of(args):
         rows = grade_set(records)
@@ -105,19 +106,25 @@ def main(argv=None) -> int:
         agree = len(rows) - len(only_ours) - len(only_mv)
         totals[0] += agree
         totals[1] += len(rows)
-        table.append(f"| {label} | {name} | {len(rows)} | {sum(r['ours'] for r in rows)} | "
+        read = f"{sum(bool(r['ours_read']) for r in rows)} / {sum(bool(r['mv_read']) for r in rows)}"
+        table.append(f"| {label} | {name} | {len(rows)} | {read} | {sum(r['ours'] for r in rows)} | "
                      f"{sum(r['mv'] for r in rows)} | {agree} ({agree / max(1, len(rows)):.1%}) | "
                      f"{len(only_ours)} | {len(only_mv)} |")
         disagreements += [(label, name, r) for r in only_ours + only_mv]
-    table.append(f"| all | | {totals[1]} | | | {totals[0]} ({totals[0] / max(1, totals[1]):.1%}) | | |")
-    lines = ["# Our grader against math-verify on real completions", "", *table, "",
-             f"## Disagreements ({len(disagreements)})", ""]
-    for label, name, r in disagreements:
-        tail = r["completion"][-TAIL:].replace("\n", " ")
-        lines += [f"### {label} / {name} / {r['id']}: ours {'right' if r['ours'] else 'wrong'}, math-verify "
-                  f"{'right' if r['mv'] else 'wrong'}",
-                  f"- gold: `{r['gold']}`", f"- ours read: `{r['ours_read']}`", f"- math-verify read: `{r['mv_read']}`",
-                  f"- completion (last {TAIL} characters): {tail!r}", ""]
+        if not name.startswith("task"):  # few on the benchmarks: agreeing on "right" can be wrong twice
+            both_right += [(label, name, r) for r in rows if r["ours"] and r["mv"]]
+    table.append(f"| all | | {totals[1]} | | | | {totals[0]} ({totals[0] / max(1, totals[1]):.1%}) | | |")
+    lines = ["# Our grader against math-verify on real completions", "", *table, ""]
+    for title, cases in ((f"Disagreements ({len(disagreements)})", disagreements),
+                         (f"Right by both, benchmarks ({len(both_right)})", both_right)):
+        lines += [f"## {title}", ""]
+        for label, name, r in cases:
+            tail = r["completion"][-TAIL:].replace("\n", " ")
+            lines += [f"### {label} / {name} / {r['id']}: ours {'right' if r['ours'] else 'wrong'}, math-verify "
+                      f"{'right' if r['mv'] else 'wrong'}",
+                      f"- gold: `{r['gold']}`", f"- ours read: `{r['ours_read']}`",
+                      f"- math-verify read: `{r['mv_read']}`",
+                      f"- completion (last {TAIL} characters): {tail!r}", ""]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -25,6 +25,7 @@ VETOED = [
     ("2\\mathrm{i}", "2", "imaginary"),
     ("1011_3", "1011_2", "base"),                     # numerals in different bases
     ("3.14159292", "\\pi", "decimal"),                # 355/113: right to 6 digits, not to the 8 shown
+    ("284 + 284 + 284 +", "284", "incomplete"),      # a sum cut off at the token limit (SmolLM2, MATH-500)
 ]
 
 
@@ -75,12 +76,13 @@ def test_tier_counts_name_every_verdict_and_reset(fresh_counts):
     completions = ["\\boxed{0.5}", "\\boxed{\\frac12}", "so the answer is 3", "\\boxed{x+1}",
                    "\\boxed{\\left( 7 \\right)}", "\\boxed{250 \\text{ mL}}"]
     golds = ["\\frac12", "\\frac12", "4", "1+x", "7", "250 \\text{ L}"]
-    assert math_reward(completions, golds) == [1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    assert math_reward(completions, golds) == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]
     counts = equivalence.tier_counts()
     assert set(counts) == set(equivalence.TIERS)
-    # Three completions hash like their gold (`250 mL` too: the clustering hash drops units); each of the
-    # others is one verdict of another tier; none timed out.
-    assert counts["hash"] == 3 and sum(counts.values()) == 6 and counts["timeout"] == 0, counts
+    # Two completions hash like their gold (`250 mL` would too, the clustering hash drops units, but against
+    # a gold with a unit the grader compares units); each of the others is one verdict of another tier; none
+    # timed out.
+    assert counts["hash"] == 2 and sum(counts.values()) == 6 and counts["timeout"] == 0, counts
     assert sum(equivalence.tier_counts().values()) == 0  # reset
     equivalence._CACHE.clear()
     assert equivalence.check_answer_pairs([("x^2+y^2=25 \\text{ if } x = 3", "25")] * 2) == [False, False]

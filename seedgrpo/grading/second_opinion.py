@@ -10,8 +10,10 @@ inequality chains, text inside `\\text{}`, a side our parser could not read); on
 Where math-verify is known to be wrong, our certainty vetoes its "equal" (`veto_reason`): units or words
 that differ (it drops them), an equation against a value (it reads `x^2+y^2=25` as 25, an equation as 0),
 several parts against a different number of parts or a set against an ordered tuple ("find all" answers
-matched on partial overlap), markdown bold, numerals in a base, an imaginary unit or ± on one side only, and
-a decimal against an exact value (our rounding rule, to the digits shown, decides).
+matched on partial overlap), markdown bold, numerals in a base, an imaginary unit or ± on one side only, a
+decimal against an exact value (our rounding rule, to the digits shown, decides), and an expression cut off
+after an operator on one side only (a completion stopped at the token limit mid-sum: it read
+`284 + 284 + ... + 284 +` as 284, found on SmolLM2's MATH-500 outputs).
 
     from seedgrpo.grading.second_opinion import unsure, veto_reason
     unsure("AB=4, CD=5", "4, 5")          # True: labels and several parts
@@ -28,7 +30,7 @@ from . import reference, rules, units
 __all__ = ["unsure", "unsure_form", "veto_reason", "math_verify_equal", "VETO_REASONS"]
 
 VETO_REASONS = ("bold", "colon", "units", "base", "decimal", "words", "equation", "parts", "imaginary",
-                "plus-minus")
+                "plus-minus", "incomplete")
 
 # What makes our "different" a reading we may have got wrong (the forms the rules read by pattern).
 _UNSURE_FORM = re.compile(
@@ -41,6 +43,8 @@ _PLUS_MINUS = re.compile(r"\\pm|\\mp|±")
 _SET = re.compile(r"\A\s*\\\{.*\\\}\s*\Z", re.S)
 _TUPLE = re.compile(r"\A\s*\(.*\)\s*\Z", re.S)
 _PLAIN_DECIMAL = re.compile(r"\A\s*[-+]?\d*\.\d+\s*\Z")
+# An expression that stops after a binary operator (or starts with one that needs a left operand).
+_DANGLING = re.compile(r"(?:[-+*/^=]|\\(?:cdot|times|div))\s*\Z|\A\s*(?:[*/^=]|\\(?:cdot|times|div)(?![A-Za-z]))")
 
 
 def unsure_form(pred: str, gold: str) -> bool:
@@ -112,6 +116,8 @@ def veto_reason(pred: str, gold: str) -> str | None:
         return "imaginary"
     if bool(_PLUS_MINUS.search(pred)) != bool(_PLUS_MINUS.search(gold)):
         return "plus-minus"
+    if bool(_DANGLING.search(pred)) != bool(_DANGLING.search(gold)):
+        return "incomplete"
     return None
 
 
