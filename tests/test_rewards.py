@@ -31,6 +31,17 @@ def test_an_equal_hash_does_not_hide_another_unit():
     assert math_reward(completions, golds) == [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]
 
 
+def test_a_completion_cut_off_before_its_value_has_no_answer():
+    """Real SmolLM2 outputs stopped at the token limit restate the question and end before the value
+    ("...: 9 + 26 =", "284 + 284 + ... +"): both graders used to credit them with the question's own value.
+    An answer phrase or box before the cut still counts."""
+    completions = ["Now, we can add these two numbers together: 9 + 26 =",
+                   "The sum of the proper divisors of 284 is 284 + 284 + 284 + 284 +",
+                   "The answer is 35. Check: 9 + 26 =", "\\boxed{35} since 9 + 26 =", "So we get 9 + 26 = 35."]
+    golds = ["35", "284", "35", "35", "35"]
+    assert math_reward(completions, golds) == [0.0, 0.0, 1.0, 1.0, 1.0]
+
+
 @pytest.mark.slow
 def test_multi_part_answers_must_all_match_in_any_order():
     gold = "$69$,$84$"

@@ -62,6 +62,10 @@ _NUMBER_START = re.compile(r"[-+]?(?:\d|\\(?:frac|dfrac|sqrt|pi)|\.\d|\\\$|\()")
 
 
 # ----------------------------------------------------------------------------------------- extraction
+# A text whose last math ends in "=": the value it was about to state is missing.
+_CUT_OFF = re.compile(r"=\s*\$*\s*\Z")
+
+
 def final_answer(text: str) -> str:
     """The answer a grader should read in `text`: its boxes, answer tag or answer phrase, the cued value of
     a prose sentence, else the whole text (cleaned)."""
@@ -81,6 +85,8 @@ def final_answer(text: str) -> str:
     if tagged is not None:
         clause = _CLAUSE_END.search(tagged)
         text = tagged[:clause.start()] if clause and _math_items(tagged[:clause.start()]) else tagged
+    if _CUT_OFF.search(text):  # "...: 9 + 26 =": stopped (at the token limit) before the value was written
+        return ""
     if _is_prose(text):
         cued = _cued_value(text)
         if cued is not None:
