@@ -35,9 +35,8 @@ shape is fixed (SMOLLM2_SHAPE, overridable flag by flag): 8 prompts x 4 samples,
 steps per round with the first left out, one round, lr 1e-5, 2 threads, no gradient checkpointing, the
 demo-real task ("What is a + b?", a, b in 1..30) through the tokenizer's chat template on both sides (TRL:
 conversational prompts; ours: prompt_template chat), and the `math` reward (the boxed answer, or the last
-number: the model answers in prose). Ours decodes with transformers' generate (decode_loop generate), the
-loop TRL uses, so that the rollouts cost the same on both sides; the lean loop would take ~0.88x of its
-time on this model (docs/demo.md).
+number: the model answers in prose). Ours decodes with its default loop (decode_loop auto: the lean loop
+for this Llama, 0.88x the time of transformers' generate on it, docs/demo.md); TRL with generate.
 """
 from __future__ import annotations
 
@@ -169,7 +168,7 @@ def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_a
     real = args.model == "smollm2"
     config = load_config(None, {
         "model": args.model_dir, "data.path": str(data), "data.shuffle": False,
-        "prompt_template": "chat" if real else "none", "decode_loop": "generate" if real else "auto",
+        "prompt_template": "chat" if real else "none",
         "prompts_per_step": args.prompts, "num_generations": args.generations,
         "max_prompt_length": 128 if real else 32,
         "max_completion_length": args.completion_tokens, "temperature": 1.0,
