@@ -389,17 +389,24 @@ def build_parser() -> argparse.ArgumentParser:
                        type=float, default=warm.target_dev_accuracy)
     group.add_argument("--warmstart-max-steps", "--warmstart_max_steps", dest="warmstart_max_steps", type=int,
                        default=warm.max_steps)
-    group = p.add_argument_group("SEED-GRPO (seedgrpo.training.config keys)")
-    for name, value in asdict(rl).items():
+    _add_setting_flags(p.add_argument_group("SEED-GRPO (seedgrpo.training.config keys)"), rl)
+    return p
+
+
+def _add_setting_flags(parser, settings) -> None:
+    """One flag per field of the settings dataclass (`--name-with-dashes` and `--name_with_underscores`),
+    defaulting to its value."""
+    for name, value in asdict(settings).items():
         flag = f"--{name.replace('_', '-')}"
         names = (flag, f"--{name}") if "_" in name else (flag,)
-        group.add_argument(*names, dest=name, type=_flag_type(value), default=value)
-    return p
+        parser.add_argument(*names, dest=name, type=_flag_type(value), default=value)
 
 
 def _flag_type(default):
     """argparse's type for a settings field: a bool takes true/false (argparse's bool() would read "false" as
-    True)."""
+    True); a field whose default is None takes a string."""
+    if default is None:
+        return str
     if not isinstance(default, bool):
         return type(default)
 
@@ -608,10 +615,7 @@ def build_real_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", "--no_progress", dest="progress", action="store_false")
     p.add_argument("--threads", type=int, default=0,
                    help=f"torch CPU threads; 0 = auto: {AUTO_THREADS}, whatever the load (as `seedgrpo demo`)")
-    for name, value in asdict(defaults).items():
-        flag = f"--{name.replace('_', '-')}"
-        names = (flag, f"--{name}") if "_" in name else (flag,)
-        p.add_argument(*names, dest=name, type=type(value) if value is not None else str, default=value)
+    _add_setting_flags(p, defaults)
     return p
 
 
