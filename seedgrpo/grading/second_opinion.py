@@ -70,12 +70,7 @@ def _unsure_equation(s: str) -> bool:
 
 
 def _all_numbers(s: str) -> bool:
-    body = _SIZED.sub("", s).strip()
-    for open_, close in (("\\{", "\\}"), ("(", ")"), ("[", "]")):
-        if body.startswith(open_) and body.endswith(close):
-            body = body[len(open_):len(body) - len(close)]
-            break
-    return all(_NUMBER.match(p) for p in reference._split_top(body, ","))
+    return all(_NUMBER.match(p) for p in _top_parts(s))
 
 
 # Forms math-verify's sympy evaluates for seconds or forever (a tower of powers, a huge factorial, a long
@@ -149,14 +144,20 @@ def _labelled_value(s: str) -> bool:
 _SIZED = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])")
 
 
-def _parts(s: str) -> int:
-    """The number of answers in s: top-level parts of a bare list, or elements of one set or tuple."""
+def _top_parts(s: str) -> list[str]:
+    """The top-level comma parts of s: of a bare list, or inside one set, tuple or interval (sizing
+    commands dropped); empty parts kept."""
     body = _SIZED.sub("", s).strip()
     for open_, close in (("\\{", "\\}"), ("(", ")"), ("[", "]")):
         if body.startswith(open_) and body.endswith(close):
             body = body[len(open_):len(body) - len(close)]
             break
-    return len([p for p in reference._split_top(body, ",") if p.strip()])
+    return reference._split_top(body, ",")
+
+
+def _parts(s: str) -> int:
+    """The number of answers in s: top-level parts of a bare list, or elements of one set or tuple."""
+    return len([p for p in _top_parts(s) if p.strip()])
 
 
 def _container(s: str) -> str:
