@@ -180,6 +180,18 @@ def new_outputs(tokens: TokenInputs, device) -> dict:
     return {k: torch.empty(tokens.B * tokens.T, device=device, dtype=torch.float32) for k in OUTPUT_NAMES}
 
 
+def launch_inputs(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOptions, *,
+                  grad: Optional[torch.Tensor], token_offset: int, token_index: Optional[torch.Tensor],
+                  outputs: Optional[dict]) -> tuple[dict, dict, int]:
+    """What both launches (this one and persistent.launch_persistent) start from: the output buffers (new
+    ones unless given), the kernel's arguments, and the number of logits rows to score."""
+    if outputs is None:
+        outputs = new_outputs(tokens, logits.device)
+    args = one_pass_args(logits, tokens, config, grad=grad, token_offset=token_offset,
+                         token_index=token_index, outputs=outputs)
+    return outputs, args, logits.numel() // logits.shape[-1]
+
+
 def launch_one_pass(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOptions, *,
                     grad: Optional[torch.Tensor], token_offset: int = 0,
                     token_index: Optional[torch.Tensor] = None, outputs: Optional[dict] = None) -> dict:
@@ -189,11 +201,8 @@ def launch_one_pass(logits: torch.Tensor, tokens: TokenInputs, config: PolicyOpt
     the per-token float32 outputs [B*T]: loss, kl, entropy, clip_low, clip_high (``outputs``, when given, is
     filled in place: the chunks of one call share one set, zero-filled by the caller when rows are packed).
     persistent.launch_persistent runs the same on a persistent grid."""
-    if outputs is None:
-        outputs = new_outputs(tokens, logits.device)
-    args = one_pass_args(logits, tokens, config, grad=grad, token_offset=token_offset,
-                         token_index=token_index, outputs=outputs)
-    rows = logits.numel() // logits.shape[-1]
+    outputs, args, rows = launch_inputs(logits, tokens, config, grad=grad, token_offset=token_offset,
+                                        token_index=token_index, outputs=outputs)
     if rows == 0:
         return outputs
     if INTERPRET:

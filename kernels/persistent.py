@@ -28,7 +28,7 @@ import triton.language as tl
 
 from ._inputs import TokenInputs
 from ._utils import GPU_CONFIGS, INTERPRET, block_v_for
-from .one_pass import _grpo_loss_kernel, new_outputs, one_pass_args
+from .one_pass import _grpo_loss_kernel, launch_inputs
 from .reference import PolicyOptions
 
 # The block configuration of a GPU launch unless the caller gives one: the persistent launch is a measurement
@@ -89,11 +89,8 @@ def launch_persistent(logits: torch.Tensor, tokens: TokenInputs, config: PolicyO
     programs, each looping over the rows ``rows_in_flight`` apart (``rows_in_flight``: an int or a
     PersistentGrid, which also sets the GPU block)."""
     grid = check_rows_in_flight(rows_in_flight)
-    if outputs is None:
-        outputs = new_outputs(tokens, logits.device)
-    args = one_pass_args(logits, tokens, config, grad=grad, token_offset=token_offset,
-                         token_index=token_index, outputs=outputs)
-    rows = logits.numel() // logits.shape[-1]
+    outputs, args, rows = launch_inputs(logits, tokens, config, grad=grad, token_offset=token_offset,
+                                        token_index=token_index, outputs=outputs)
     if rows == 0:
         return outputs
     programs = min(rows, grid.rows_in_flight)
