@@ -67,16 +67,13 @@ def model_values(args, work: Path) -> dict:
 
 
 def prepare_smollm2(args, work: Path) -> None:
-    """Once per benchmark: the GGUF rebuilt as a float32 model directory, and the training problems."""
-    import torch
+    """Once per benchmark: the GGUF rebuilt as a float32 model directory (as bench_e2e builds it), and the
+    training problems."""
+    from bench_e2e import build_model_dir  # this script's folder is on sys.path
 
-    from seedgrpo.modeling import loading
     from seedgrpo.tasks import word_sums
 
-    source = loading.model_source(word_sums.smollm2_gguf())
-    args.model_dir = str(work / "model")
-    loading.load_causal_lm(source, dtype=torch.float32).save_pretrained(args.model_dir)
-    loading.load_tokenizer(source).save_pretrained(args.model_dir)
+    args.model_dir = str(build_model_dir(args, work / "model"))
     rows = (json.dumps({"problem": p.problem, "answer": p.answer})
             for p in word_sums.sum_problems(args.prompts * args.steps, seed=0))
     (work / "train.jsonl").write_text("".join(row + "\n" for row in rows))
