@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -37,6 +38,7 @@ MMAP_THRESHOLD = 32 * 1024 * 1024    # glibc's upper bound on 64-bit (4 * 1024 *
 TRIM_THRESHOLD = 1024 * 1024 * 1024  # mallopt takes a C int: more than 2 GiB would wrap around (and trim all)
 
 
+@functools.lru_cache(maxsize=1)  # looked up once: the trainer trims twice a step, and the lookup costs ~1 ms
 def _glibc():
     """The process's glibc, or None (musl, macOS, Windows)."""
     try:
