@@ -18,7 +18,7 @@ Between phases the free memory goes back (`malloc_trim`): generation and the upd
 different sizes, and chunks freed by one phase that the next cannot reuse would otherwise stay resident and
 add up. Measured on SmolLM2-135M at bench_e2e's shape (6 steps, 2026-12-05): without it the resident memory
 after an update crept from 2.9 to 4.7 GB and the peak grew with it; with it every step ended at the 2.0 GB
-that weights and AdamW state hold, and the peak is that plus the larger phase's own need.
+that weights, AdamW state and the runtime hold, and the peak is that plus the larger phase's own need.
 
 The same settings are the environment variables MALLOC_MMAP_THRESHOLD_=33554432 and
 MALLOC_TRIM_THRESHOLD_=1073741824, which any program (TRL included) can be started with; this function
