@@ -13,9 +13,10 @@ Providers: `ours` (plain torch, one process, the configuration TRL runs here), `
 ZeRO-3 on the CPU accelerator, one rank), `trl`; and, to separate the host-allocator settings that our
 trainer applies (seedgrpo/training/host_memory.py) from the rest, `ours_default_malloc` (ours with
 keep_freed_host_memory off) and `trl_keep_freed` (TRL started with the same settings as environment
-variables), `ours_no_skip` (ours with skip_zero_advantage off: every row runs the update, as in TRL), and
+variables), `ours_no_skip` (ours with skip_zero_advantage off: every row runs the update, as in TRL),
 `ours_micro8` (ours with its default micro-batch of 8 completions per forward/backward instead of all rows
-of the step: the same single optimizer step per rollout, a quarter of the activations alive at once), and
+of the step: the same single optimizer step per rollout, a quarter of the activations alive at once),
+`ours_micro8_no_lean` (that, with lean_layers off: every module keeps autograd's own saved tensors), and
 `trl_micro8` (TRL the same way: per_device_train_batch_size 8 with 4 gradient accumulation steps, so it still
 generates all the step's completions at once and makes one optimizer step per rollout).
 The providers run in turn, `--rounds` times, because a shared machine's load drifts. Rows are appended to
@@ -61,7 +62,8 @@ OUT = REPO / "benchmarks" / "out" / "e2e.csv"
 # provider -> extra environment of its worker process
 KEEP_FREED_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 PROVIDERS = {"ours": {}, "ours_zero3": {}, "trl": {}, "ours_default_malloc": {},
-             "trl_keep_freed": KEEP_FREED_ENV, "ours_no_skip": {}, "ours_micro8": {}, "trl_micro8": {}}
+             "trl_keep_freed": KEEP_FREED_ENV, "ours_no_skip": {}, "ours_micro8": {}, "trl_micro8": {},
+             "ours_micro8_no_lean": {}}
 REWARDS = ("math", "half_trivial")
 MODELS = ("toy", "smollm2")
 # The documented shape of `--model smollm2` (issue 22): the defaults its flags take unless given.
@@ -156,7 +158,7 @@ def is_trivial(problem_text: str) -> bool:
 
 # -------------------------------------------------------------------------------------- workers
 def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_advantage: bool = True,
-             micro_batch: int | None = None):
+             micro_batch: int | None = None, lean_layers: bool = True):
     from seedgrpo.training.config import load_config
     from seedgrpo.training.trainer import Trainer
 
@@ -180,6 +182,7 @@ def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_a
         "gradient_checkpointing": args.gradient_checkpointing == "on",
         "deepspeed_config": str(REPO / "configs" / "ds_zero3_cpu.json") if zero3 else None,
         "keep_freed_host_memory": keep_freed_host_memory, "skip_zero_advantage": skip_zero_advantage,
+        "lean_layers": lean_layers,
     })
     stamps, signal = [], []
 
@@ -264,7 +267,8 @@ def worker(args) -> None:
         times, signal = run_ours(args, zero3=args.worker == "ours_zero3",
                                  keep_freed_host_memory=args.worker != "ours_default_malloc",
                                  skip_zero_advantage=args.worker != "ours_no_skip",
-                                 micro_batch=8 if args.worker == "ours_micro8" else None)
+                                 micro_batch=8 if args.worker.startswith("ours_micro8") else None,
+                                 lean_layers=not args.worker.endswith("_no_lean"))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     Path(args.result).write_text(json.dumps({"step_times": times["wall"], "cpu_times": times["cpu"],
                                              "peak_rss_mb": peak_mb, **signal}))

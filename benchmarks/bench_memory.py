@@ -3,7 +3,7 @@ training forward keeps for backward (issue 22's peak-RSS target).
 
     .venv/bin/python benchmarks/bench_memory.py phases --model DIR --steps 6   # peak RSS per rollout / update
     .venv/bin/python benchmarks/bench_memory.py optimizer                      # AdamW: foreach vs loop vs fused
-    .venv/bin/python benchmarks/bench_memory.py saved --model DIR              # autograd's saved tensors per token
+    .venv/bin/python benchmarks/bench_memory.py saved --model DIR [--lean]     # autograd's saved tensors per token
 
 `phases` runs bench_e2e's `ours` worker (`--model smollm2` shape; DIR: a plain HF directory, e.g. SmolLM2
 rebuilt as bench_e2e does) and resets the kernel's peak-RSS mark (`VmHWM`, by writing 5 to
@@ -12,7 +12,8 @@ before, the phase's own peak and the resident memory after. `optimizer` steps to
 SmolLM2-135M's parameter shapes (135M float32, random gradients) with each implementation and prints the
 step time and the peak above the resident memory before it. `saved` runs one decoder layer of DIR's model
 forward under `saved_tensors_hooks` and prints the floats per token that autograd keeps (parameters and
-views of them included: subtract the weight-shaped rows).
+views of them included: subtract the weight-shaped rows); `--lean` first gives the model's MLP and norms their
+memory-lean forms (seedgrpo/modeling/lean_layers.py), as the trainer does by default.
 """
 from __future__ import annotations
 
@@ -100,6 +101,10 @@ def saved(args) -> None:
     torch.set_num_threads(args.threads)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     model.model.layers = model.model.layers[:1]
+    if args.lean:
+        from seedgrpo.modeling import lean_layers
+
+        print(f"lean forms for {lean_layers.apply(model)} modules")
     rows, tokens = 4, 110
     ids = torch.randint(0, model.config.vocab_size, (rows, tokens))
     kept = {}
@@ -124,6 +129,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--micro_batch", type=int, default=None, help="phases: ours' per_device_train_batch_size")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lean", action="store_true", help="saved: with the lean MLP and norm forms")
     args = parser.parse_args(argv)
     if args.what != "optimizer" and not args.model:
         parser.error(f"{args.what} needs --model DIR (a plain HF directory)")

@@ -153,7 +153,9 @@ def test_zero3_trains_the_same_adapter_as_plain_torch_and_resumes_exactly(tmp_pa
         if step == 1:
             signal.raise_signal(signal.SIGTERM)
 
-    common = dict(max_steps=2, save_final_model=True, per_device_train_batch_size=8, **LORA)
+    # ZeRO-3 partitions the norms' weights, which then keep their own forward: plain torch runs the same forms
+    # (the lean ones are tested against autograd in test_lean_layers.py)
+    common = dict(max_steps=2, save_final_model=True, per_device_train_batch_size=8, lean_layers=False, **LORA)
     zero3 = dict(deepspeed_config=str(REPO / "configs" / "ds_zero3_cpu.json"), **common)
     zero = Trainer(tiny(tmp_path / "zero", **zero3), reward_fn=digit_reward)
     assert zero.policy.is_deepspeed

@@ -124,6 +124,9 @@ class TrainConfig:
     attn_implementation: str = knob(AUTO, "auto = flash_attention_2 when flash-attn imports on CUDA, else sdpa",
                                     choices=(AUTO, "sdpa", "eager", "flash_attention_2"))
     gradient_checkpointing: bool = knob(False, "recompute activations in the backward pass")
+    lean_layers: bool = knob(True, "SwiGLU MLPs and RMSNorms keep fewer tensors for backward (the same forward "
+                             "bit for bit; only elementwise work is recomputed): about a third less activation "
+                             "memory on Llama/Qwen/Mistral-style models")
     peft: PeftConfig = field(default_factory=PeftConfig)
     toy: ToyConfig = field(default_factory=ToyConfig)
     # data

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from .. import dist
+from ..modeling import lean_layers
 from .config import TrainConfig
 
 
@@ -391,6 +392,8 @@ def build_policy(config: TrainConfig, tokenizer, *, world_size: int, total_optim
         model, peft_model = apply_peft(load_model(config, tokenizer, ds_config), config)
         _maybe_checkpointing(model, config)
         policy = DeepSpeedPolicy(model, config, ds_config, total_optimizer_steps)
+    if config.lean_layers:  # after deepspeed.initialize: parameters ZeRO-3 partitions are then marked, and skipped
+        lean_layers.apply(model)
     policy.peft_model = peft_model  # None without LoRA; checkpoint.save_adapter / export_adapter read it
     return policy
 
