@@ -42,6 +42,14 @@ def test_a_completion_cut_off_before_its_value_has_no_answer():
     assert math_reward(completions, golds) == [0.0, 0.0, 1.0, 1.0, 1.0]
 
 
+def test_one_conclusion_word_before_the_math_is_its_lead_in():
+    """"So 9 + 26 = 35." is the equation's value, as "9 + 26 = 35" is (it used to be read as an expression
+    with a word in it, and graded wrong); the word alone, or a wrong value after it, is still no answer."""
+    completions = ["So 9 + 26 = 35.", "Thus, x = 5", "Therefore: 12", "Finally 7", "So 9 + 26 = 36.", "So"]
+    golds = ["35", "5", "12", "7", "35", "35"]
+    assert math_reward(completions, golds) == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+
+
 @pytest.mark.slow
 def test_multi_part_answers_must_all_match_in_any_order():
     gold = "$69$,$84$"

@@ -45,7 +45,10 @@ _CLAUSE_END = re.compile(r"(?i)(?:,\s*|\s+)(?:since|because|which|where|given|wh
                          r"if|whereas|and\s+(?:it|this|that|these|those|they|its|their))(?![A-Za-z])")
 # A conclusion after a comma or semicolon outweighs what came before it in the sentence:
 # "There are 12 in total, but 3 repeat, so 9 remain." is read from "so 9 remain".
-_CONCLUSION = re.compile(r"(?i)[,;]\s*(?:and\s+)?(?:so|therefore|thus|hence|which means|giving)(?![A-Za-z])")
+_CONCLUSION_WORDS = r"so|therefore|thus|hence"
+_CONCLUSION = re.compile(rf"(?i)[,;]\s*(?:and\s+)?(?:{_CONCLUSION_WORDS}|which means|giving)(?![A-Za-z])")
+# "So 9 + 26 = 35.": one conclusion word before the math is no prose to read a cue in, only the math's lead-in.
+_LEADING_CONCLUSION = re.compile(rf"(?i)\A\s*(?:{_CONCLUSION_WORDS}|then|finally)\s*[,:]?\s+(?=\S)")
 # What may sit between two items of one list answer: "2 and -3", "$x=1$ or $x=2$", "1, 2, and 3".
 _LIST_GAP = re.compile(r"(?i)\s*(?:,\s*(?:and|or)?|;|and|or|\\quad|\\qquad|\\text\{\s*,?\s*(?:and|or)?\s*\})\s*")
 # "The winner is Alice.", "The correct option is D.", "The statement is false.": one word after a cue.
@@ -91,7 +94,8 @@ def final_answer(text: str) -> str:
         cued = _cued_value(text)
         if cued is not None:
             return _whole_answer(clean(cued))
-    return _whole_answer(text.strip())
+        return _whole_answer(text.strip())
+    return _whole_answer(_LEADING_CONCLUSION.sub("", text, count=1).strip())
 
 
 def _answer_phrase(text: str) -> str | None:
