@@ -3,6 +3,9 @@ under autograd (the oracle): the same outputs bit for bit, the same gradients by
 tensors, and modules that do not fit left as they are."""
 from __future__ import annotations
 
+import copy
+import io
+
 import pytest
 import torch
 from torch import nn
@@ -125,6 +128,13 @@ def test_a_whole_model_keeps_its_logits_and_gradients():
         assert rel_err(got[name], want[name]) < 1e-6, name  # the norms compute in float32 by design
     with torch.no_grad():  # without autograd the modules' own forward runs
         assert torch.equal(model(input_ids=ids).logits, logits)
+    # a copy, and a pickled model, keep the lean forms, bound to their own modules
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    for twin in (copy.deepcopy(model), torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)):
+        mlp = twin.model.layers[0].mlp
+        assert mlp.forward.args == (mlp,)
+        assert torch.equal(loss_and_grads(twin, ids)[0], logits)
 
 
 def saved_bytes(model, ids) -> int:

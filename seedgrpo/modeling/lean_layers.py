@@ -20,6 +20,8 @@ Without autograd (rollout, scoring) the module's own forward runs.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -159,6 +161,7 @@ def apply(model: nn.Module) -> int:
         lean_forward = _lean_form(module)
         if lean_forward is None or _partitioned(module) or not _same_on_probe(module, lean_forward):
             continue
-        module.forward = lean_forward.__get__(module)
+        # a partial, not a bound method: a model pickles (torch.save) and deep-copies with its lean forms
+        module.forward = functools.partial(lean_forward, module)
         changed += 1
     return changed
