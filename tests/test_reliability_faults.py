@@ -128,7 +128,8 @@ def test_a_rank_killed_ends_the_job_and_latest_stays_on_the_last_complete_checkp
 
     output = tmp_path / "run"
     deepspeed = str(Path(sys.executable).parent / "deepspeed")
-    command = [deepspeed, "--num_gpus", "2", "--master_port", str(free_port()), "--module", "seedgrpo.train",
+    port = free_port()
+    command = [deepspeed, "--num_gpus", "2", "--master_port", str(port), "--module", "seedgrpo.train",
                *run_args(output)]
     job = subprocess.run(command, cwd=REPO, env=launch_env(fault), capture_output=True, text=True,
                          timeout=400)
@@ -146,3 +147,7 @@ def test_a_rank_killed_ends_the_job_and_latest_stays_on_the_last_complete_checkp
     else:
         assert checkpoint_problem(root / "step_000002") is None  # complete, not yet named by `latest`
     assert find_checkpoint("auto", output).name == "step_000001"
+    # a rank killed (SIGKILL) leaves no DeepSpeed shared-memory segment named in /dev/shm (RAM until reboot)
+    from tests.test_trainer_deepspeed import shm_buffers_left
+
+    assert not shm_buffers_left(port)

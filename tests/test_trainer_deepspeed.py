@@ -186,16 +186,24 @@ def _launch(command, output_dir, timeout=300, max_steps=2, extra=()):
     return _metrics(output_dir)
 
 
-def _deepspeed_two_ranks():
+def _deepspeed_two_ranks(port=None):
     deepspeed = str(Path(sys.executable).parent / "deepspeed")
-    return [deepspeed, "--num_gpus", "2", "--master_port", str(_free_port()), "--module", "seedgrpo.train"]
+    return [deepspeed, "--num_gpus", "2", "--master_port", str(port or _free_port()), "--module", "seedgrpo.train"]
+
+
+def shm_buffers_left(port) -> list[Path]:
+    """DeepSpeed's CPU all-reduce segments of the run on `port` still named in /dev/shm (seedgrpo.dist
+    unlinks them once every rank has mapped them)."""
+    return sorted(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_ranks_match_one_rank_on_the_same_global_batch(tmp_path):
     one = _launch([sys.executable, "-m", "seedgrpo.train"], tmp_path / "one")
-    two = _launch(_deepspeed_two_ranks(), tmp_path / "two")
+    port = _free_port()
+    two = _launch(_deepspeed_two_ranks(port), tmp_path / "two")
+    assert not shm_buffers_left(port)
     assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2]
     for a, b in zip(one, two):
         for key in ("loss", "grad_norm", "reward_mean", "completion_length", "semantic_entropy_mean"):
