@@ -103,3 +103,35 @@ def test_the_trainer_returns_freed_memory_after_each_rollout_and_update(monkeypa
                                 "max_completion_length": 4})
     trainer_module.Trainer(config).train()
     assert events == ["trim", "update", "trim"] * 2
+
+
+def test_freed_memory_goes_back_before_each_layers_backward(monkeypatch):
+    """The hooks trim once before each decoder layer's backward and once before the embedding's; the
+    gradients are those without them; without autograd (rollout) nothing is hooked or trimmed."""
+    import torch
+
+    from seedgrpo.tasks import toy
+    from seedgrpo.training import host_memory
+
+    tokenizer = toy.make_tokenizer()
+    plain, hooked = (toy.make_model(tokenizer, layers=3, hidden=32) for _ in range(2))
+    trims = []
+    monkeypatch.setattr(host_memory, "return_freed_host_memory", lambda: trims.append(1))
+    assert host_memory.return_freed_memory_in_backward(hooked) == 3 + 1
+    ids = torch.randint(0, len(tokenizer), (2, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        hooked(input_ids=ids)
+    assert trims == []
+    for model in (plain, hooked):
+        model(input_ids=ids).logits.square().mean().backward()
+    assert len(trims) == 3 + 1
+    for (name, a), b in zip(plain.named_parameters(), hooked.parameters()):
+        assert torch.equal(a.grad, b.grad), name
+
+
+def test_nothing_is_hooked_without_glibc(monkeypatch):
+    from seedgrpo.tasks import toy
+    from seedgrpo.training import host_memory
+
+    monkeypatch.setattr(host_memory, "_glibc", lambda: None)
+    assert host_memory.return_freed_memory_in_backward(toy.make_model(toy.make_tokenizer(), layers=1)) == 0

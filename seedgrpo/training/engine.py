@@ -30,6 +30,7 @@ import torch
 from .. import dist
 from ..modeling import lean_layers
 from .config import TrainConfig
+from .host_memory import return_freed_memory_in_backward
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -394,6 +395,8 @@ def build_policy(config: TrainConfig, tokenizer, *, world_size: int, total_optim
         policy = DeepSpeedPolicy(model, config, ds_config, total_optimizer_steps)
     if config.lean_layers:  # after deepspeed.initialize: parameters ZeRO-3 partitions are then marked, and skipped
         lean_layers.apply(model)
+    if config.keep_freed_host_memory:
+        return_freed_memory_in_backward(model)
     policy.peft_model = peft_model  # None without LoRA; checkpoint.save_adapter / export_adapter read it
     return policy
 
@@ -450,5 +453,6 @@ def init_distributed(config: TrainConfig) -> None:
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_init_required=True,
                                    timeout=datetime.timedelta(seconds=config.ddp_timeout))
+        dist.unlink_deepspeed_shm_buffers()
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
