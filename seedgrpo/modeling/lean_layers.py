@@ -8,7 +8,7 @@ SwiGLU MLP `down(silu(x Wg) * (x Wu))` keeps x and four intermediate-size tensor
 up projection and the product); its lean form keeps x, the gate and the up projection, and recomputes the silu
 and the product in backward (elementwise work: no matmul is repeated). RMSNorm keeps its input and its
 normalised input; its lean form keeps the input and one reciprocal RMS per row. On SmolLM2-135M that is
-4,224 of the ~12,300 floats a layer keeps per token (`benchmarks/bench_memory.py saved`).
+4,224 of the ~11,200 activation floats a layer keeps per token (`benchmarks/bench_memory.py saved`).
 
 A module is given its lean form only where that form is known to be the module's own function:
   * its parts are the plain ones (`nn.Linear` without bias — a LoRA or quantised layer stays as it is —, a
@@ -126,9 +126,8 @@ def _lean_form(module):
             and isinstance(getattr(module, "act_fn", None), nn.Module) and not list(module.act_fn.parameters())):
         # any parameterless activation: the probe keeps those that are not SiLU (GELU, ReLU²) as they are
         return _lean_mlp_forward
-    weight = getattr(module, "weight", None)
-    if (isinstance(weight, nn.Parameter) and weight.dim() == 1 and isinstance(getattr(module, "variance_epsilon",
-                                                                                       None), float)
+    weight, eps = getattr(module, "weight", None), getattr(module, "variance_epsilon", None)
+    if (isinstance(weight, nn.Parameter) and weight.dim() == 1 and isinstance(eps, float)
             and len(list(module.parameters())) == 1 and not list(module.children())):
         return _lean_norm_forward
     return None

@@ -26,8 +26,9 @@ Within the update's backward the free memory goes back too, before each decoder 
 embedding's: backward frees a layer's activations (tensors of the activations' sizes) and allocates its
 weight gradients (other sizes, and the tied embedding's 113 MB one above the mmap threshold) that cannot
 reuse them, so without it the heap held both, and the update's peak was the activations and the gradients
-together. Measured on SmolLM2-135M at micro-batches of 8 (2026-12-06, `benchmarks/bench_memory.py phases`
-with the trim hooks added by hand): the update's peak fell from 4.06-4.07 GB to 3.57 GB.
+together. Measured on SmolLM2-135M at micro-batches of 8 (`bench_e2e.py --model smollm2`, provider
+`ours_micro8`, 2026-12-06; the same samples in both runs): the run's peak RSS fell from 4,064 to 3,615 MB
+(benchmarks/RESULTS-e2e.md, session 8).
 
 The same settings are the environment variables MALLOC_MMAP_THRESHOLD_=33554432 and
 MALLOC_TRIM_THRESHOLD_=1073741824, which any program (TRL included) can be started with; this function
