@@ -4,6 +4,7 @@ training forward keeps for backward (issue 22's peak-RSS target).
     .venv/bin/python benchmarks/bench_memory.py phases --model DIR --steps 6   # peak RSS per rollout / update
     .venv/bin/python benchmarks/bench_memory.py optimizer                      # AdamW: foreach vs loop vs fused
     .venv/bin/python benchmarks/bench_memory.py saved --model DIR [--lean]     # autograd's saved tensors per token
+    .venv/bin/python benchmarks/bench_memory.py lean_time --model DIR          # lean layers' time: fwd+bwd
 
 `phases` runs bench_e2e's `ours` worker (`--model smollm2` shape; DIR: a plain HF directory, e.g. SmolLM2
 rebuilt as bench_e2e does) and resets the kernel's peak-RSS mark (`VmHWM`, by writing 5 to
@@ -122,18 +123,57 @@ def saved(args) -> None:
         print(f"  {shape}: {nbytes / 4 / per_token:.0f} per token")
 
 
+def lean_time(args) -> None:
+    """The training forward + backward of one micro-batch (8 rows: 2 prompts of 40 tokens shared by 4 rows
+    each, 64-token completions), the model with and without its lean layers, interleaved; medians after the
+    first repetition."""
+    import copy
+    import statistics
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from seedgrpo.modeling import lean_layers
+    from seedgrpo.modeling.training_forward import completion_forward
+
+    torch.set_num_threads(args.threads)
+    plain = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    lean = copy.deepcopy(plain)
+    print(f"lean forms for {lean_layers.apply(lean)} modules")
+    g = torch.Generator().manual_seed(0)
+    prompts = torch.randint(0, plain.config.vocab_size, (2, 40), generator=g).repeat_interleave(4, 0)
+    completions = torch.randint(0, plain.config.vocab_size, (8, 64), generator=g)
+
+    def seconds(model):
+        start = time.perf_counter()
+        hidden = completion_forward(model, prompts, torch.ones_like(prompts), completions,
+                                    torch.ones_like(completions))
+        hidden.square().mean().backward()
+        model.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    times = {"plain": [], "lean": []}
+    for _ in range(args.reps):
+        for name, model in (("plain", plain), ("lean", lean)):
+            times[name].append(seconds(model))
+    for name, values in times.items():
+        print(f"{name}: forward+backward median {statistics.median(values[1:]):.3f} s over {args.reps - 1} "
+              f"(all: {', '.join(f'{v:.2f}' for v in values)})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("phases", "optimizer", "saved"))
+    parser.add_argument("what", choices=("phases", "optimizer", "saved", "lean_time"))
     parser.add_argument("--model", help="a plain HF model directory (phases, saved)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--micro_batch", type=int, default=None, help="phases: ours' per_device_train_batch_size")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lean", action="store_true", help="saved: with the lean MLP and norm forms")
+    parser.add_argument("--reps", type=int, default=10, help="lean_time: repetitions of each")
     args = parser.parse_args(argv)
     if args.what != "optimizer" and not args.model:
         parser.error(f"{args.what} needs --model DIR (a plain HF directory)")
-    {"phases": phases, "optimizer": optimizer, "saved": saved}[args.what](args)
+    {"phases": phases, "optimizer": optimizer, "saved": saved, "lean_time": lean_time}[args.what](args)
     return 0
 
 
