@@ -47,6 +47,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -193,9 +194,12 @@ def run_ours(args, zero3: bool, keep_freed_host_memory: bool = True, skip_zero_a
     def ours_reward(completions, ps):
         return reward(args.reward, completions, [p.problem for p in ps], [p.answer for p in ps])
 
-    trainer = Trainer(config, reward_fn=ours_reward, callbacks=[on_step])
-    start = (time.perf_counter(), time.process_time())
-    trainer.train()
+    try:
+        trainer = Trainer(config, reward_fn=ours_reward, callbacks=[on_step])
+        start = (time.perf_counter(), time.process_time())
+        trainer.train()
+    finally:  # the run's last checkpoint (weights + AdamW state: 1.6 GB for SmolLM2) is not kept
+        shutil.rmtree(work, ignore_errors=True)
     kept = signal[args.warmup:]
     return _step_times(start, stamps), dict(zero_variance_group_frac=_mean([z for z, _ in kept]),
                                             skipped_row_frac=_mean([s for _, s in kept]))
@@ -226,8 +230,9 @@ def run_trl(args) -> list[float]:
 
     rows = args.prompts * args.generations
     micro = 8 if args.worker == "trl_micro8" else rows  # TRL generates micro x accumulation completions
+    output_dir = tempfile.mkdtemp(prefix="bench-e2e-trl-")
     config = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="bench-e2e-trl-"), per_device_train_batch_size=micro,
+        output_dir=output_dir, per_device_train_batch_size=micro,
         gradient_accumulation_steps=rows // micro, num_generations=args.generations,
         max_completion_length=args.completion_tokens, temperature=1.0, learning_rate=args.learning_rate,
         beta=0.0,
@@ -240,7 +245,10 @@ def run_trl(args) -> list[float]:
     trainer = GRPOTrainer(model=args.model_dir, reward_funcs=trl_reward, args=config, train_dataset=data,
                           processing_class=tokenizer, callbacks=[StepClock()])
     start = (time.perf_counter(), time.process_time())
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)
     logged = [row["frac_reward_zero_std"] for row in trainer.state.log_history
               if "frac_reward_zero_std" in row]
     return _step_times(start, stamps), dict(zero_variance_group_frac=_mean(logged[args.warmup:]))
