@@ -42,13 +42,15 @@ def _permute(weights, heads):
             .swapaxes(1, 2).reshape(weights.shape))
 
 
-def write_tiny_gguf(path):
-    """A 2-layer Llama (tied embeddings, GQA) written as float32 GGUF; returns the HF model it holds."""
+def write_tiny_gguf(path, hidden: int = 64, heads: int = 4, kv_heads: int = 2):
+    """A 2-layer Llama (tied embeddings, GQA) written as float32 GGUF; returns the HF model it holds.
+    (scripts/check-vllm-gguf-final.sh asks for 32-dim heads: vLLM's CPU attention has no 16-dim kernel.)"""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokens, merges = _byte_level_vocab()
-    config = LlamaConfig(vocab_size=len(tokens), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+    config = LlamaConfig(vocab_size=len(tokens), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                         max_position_embeddings=256,
                          rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True,
                          bos_token_id=1, eos_token_id=2, pad_token_id=2)
     torch.manual_seed(0)
@@ -56,14 +58,14 @@ def write_tiny_gguf(path):
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("tiny llama")
     writer.add_context_length(256)
-    writer.add_embedding_length(64)
-    writer.add_feed_forward_length(128)
+    writer.add_embedding_length(hidden)
+    writer.add_feed_forward_length(2 * hidden)
     writer.add_block_count(2)
-    writer.add_head_count(4)
-    writer.add_head_count_kv(2)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_dimension_count(16)
+    writer.add_rope_dimension_count(hidden // heads)
     writer.add_vocab_size(len(tokens))
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("smollm")
@@ -88,9 +90,9 @@ def write_tiny_gguf(path):
             module, kind = rest.rsplit(".", 1)
             target = f"blk.{layer}.{per_layer[module]}.{kind}"
             if module == "self_attn.q_proj":
-                tensor = _permute(tensor, 4)
+                tensor = _permute(tensor, heads)
             elif module == "self_attn.k_proj":
-                tensor = _permute(tensor, 2)
+                tensor = _permute(tensor, kv_heads)
         else:
             target = names[name]
         writer.add_tensor(target, tensor.float().numpy().copy())
