@@ -94,8 +94,9 @@ def final_answer(text: str) -> str:
         cued = _cued_value(text)
         if cued is not None:
             return _whole_answer(clean(cued))
-        return _whole_answer(text.strip())
-    return _whole_answer(_LEADING_CONCLUSION.sub("", text, count=1).strip())
+    else:
+        text = _LEADING_CONCLUSION.sub("", text, count=1)
+    return _whole_answer(text.strip())
 
 
 def _answer_phrase(text: str) -> str | None:
