@@ -4,7 +4,7 @@ training forward keeps for backward (issue 22's peak-RSS target).
     .venv/bin/python benchmarks/bench_memory.py phases --model DIR --steps 6   # peak RSS per rollout / update
     .venv/bin/python benchmarks/bench_memory.py optimizer                      # AdamW: foreach vs loop vs fused
     .venv/bin/python benchmarks/bench_memory.py saved --model DIR [--lean]     # autograd's saved tensors per token
-    .venv/bin/python benchmarks/bench_memory.py lean_time --model DIR          # lean layers' time: fwd+bwd
+    .venv/bin/python benchmarks/bench_memory.py lean_time --model DIR          # lean layers', trims' time: fwd+bwd
 
 `phases` runs bench_e2e's `ours` worker (`--model smollm2` shape; DIR: a plain HF directory, e.g. SmolLM2
 rebuilt as bench_e2e does) and resets the kernel's peak-RSS mark (`VmHWM`, by writing 5 to
@@ -125,8 +125,9 @@ def saved(args) -> None:
 
 def lean_time(args) -> None:
     """The training forward + backward of one micro-batch (8 rows: 2 prompts of 40 tokens shared by 4 rows
-    each, 64-token completions), the model with and without its lean layers, interleaved; medians after the
-    first repetition."""
+    each, 64-token completions) with the trainer's host-memory settings: the model plain, with its lean
+    layers, and with them and the trims before each layer's backward (host_memory.py), interleaved; medians
+    after the first repetition."""
     import copy
     import statistics
 
@@ -135,11 +136,15 @@ def lean_time(args) -> None:
 
     from seedgrpo.modeling import lean_layers
     from seedgrpo.modeling.training_forward import completion_forward
+    from seedgrpo.training.host_memory import keep_freed_host_memory, return_freed_memory_in_backward
 
     torch.set_num_threads(args.threads)
+    keep_freed_host_memory()
     plain = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     lean = copy.deepcopy(plain)
     print(f"lean forms for {lean_layers.apply(lean)} modules")
+    trimmed = copy.deepcopy(lean)  # copied before the hooks: a deep copy would carry them
+    print(f"trims before the backward of {return_freed_memory_in_backward(trimmed)} modules")
     g = torch.Generator().manual_seed(0)
     prompts = torch.randint(0, plain.config.vocab_size, (2, 40), generator=g).repeat_interleave(4, 0)
     completions = torch.randint(0, plain.config.vocab_size, (8, 64), generator=g)
@@ -152,9 +157,9 @@ def lean_time(args) -> None:
         model.zero_grad(set_to_none=True)
         return time.perf_counter() - start
 
-    times = {"plain": [], "lean": []}
+    times = {"plain": [], "lean": [], "lean+trims": []}
     for _ in range(args.reps):
-        for name, model in (("plain", plain), ("lean", lean)):
+        for name, model in (("plain", plain), ("lean", lean), ("lean+trims", trimmed)):
             times[name].append(seconds(model))
     for name, values in times.items():
         print(f"{name}: forward+backward median {statistics.median(values[1:]):.3f} s over {args.reps - 1} "
