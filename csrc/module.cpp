@@ -1,5 +1,6 @@
 // pybind11 bindings of seedgrpo._C. The answer pipeline lives in extract.cpp, canonicalize.cpp,
-// structure.cpp, rational.cpp and hash.cpp; this file converts between Python objects and byte views.
+// structure.cpp, rational.cpp and hash.cpp, the rollout sampler's noise in sampling.cpp; this file converts
+// between Python objects and byte views.
 //
 // Converting a list of str is the cost that matters at batch level, so it copies nothing: the sequence
 // is turned into a tuple (which keeps every item alive while the GIL is released) and each str lends
@@ -14,6 +15,7 @@
 
 #include "answers.h"
 #include "batch.h"
+#include "sampling.h"
 
 namespace py = pybind11;
 
@@ -87,7 +89,7 @@ void check_flags(int flags) {
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
-  m.doc() = "seedgrpo compiled core: final-answer extraction, canonicalization and hashing";
+  m.doc() = "seedgrpo compiled core: final-answer extraction, canonicalization and hashing; the sampler's noise";
   m.attr("MAX_ANSWER_BYTES") = seedgrpo::kMaxAnswerBytes;
   m.attr("MAX_NESTING") = seedgrpo::kMaxNesting;
   m.attr("MAX_DIGITS") = seedgrpo::kMaxDigits;
@@ -162,6 +164,28 @@ PYBIND11_MODULE(_C, m) {
         },
         py::arg("texts"), py::arg("threads"), py::arg("flags"),
         "Canonical answer of every text (None where there is none).");
+
+  m.def("sampling_uniforms",
+        [](py::buffer row_hashes, py::buffer out, int threads) {
+          const py::buffer_info keys = row_hashes.request();
+          const py::buffer_info info = out.request(/*writable=*/true);
+          if (keys.ndim != 1 || keys.itemsize != 8 || keys.strides[0] != 8 ||
+              (keys.format != "l" && keys.format != "q")) {
+            throw py::value_error("row_hashes must be a contiguous 1-D int64 buffer");
+          }
+          const auto rows = keys.shape[0];
+          if (info.ndim != 2 || info.format != "d" || info.shape[0] != rows ||
+              info.strides[1] != 8 || info.strides[0] != 8 * info.shape[1]) {
+            throw py::value_error("out must be a contiguous float64 buffer [len(row_hashes), vocab]");
+          }
+          const auto* hashes = static_cast<const uint64_t*>(keys.ptr);
+          auto* data = static_cast<double*>(info.ptr);
+          py::gil_scoped_release release;
+          seedgrpo::sampling_uniforms(hashes, static_cast<size_t>(rows), static_cast<size_t>(info.shape[1]),
+                                      threads, data);
+        },
+        py::arg("row_hashes"), py::arg("out"), py::arg("threads"),
+        "Writes the rollout sampler's uniform of every (row, token) into out [rows, vocab] (float64).");
 
   m.def("resolve_threads", &seedgrpo::resolve_threads, py::arg("threads"), py::arg("items"),
         "Worker threads a batch of `items` would use.");

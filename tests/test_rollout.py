@@ -7,7 +7,8 @@ import torch
 from seedgrpo.tasks import toy
 from seedgrpo.rollout import make_rollout_engine
 from seedgrpo.rollout.base import SamplingSettings, completion_mask_after_eos, row_seeds, tokenize_prompts
-from seedgrpo.rollout.hf import HFRolloutEngine, SeededGumbelSampler, filter_logits, gumbel_noise
+from seedgrpo.rollout.hf import HFRolloutEngine
+from seedgrpo.rollout.sampling import SeededGumbelSampler, filter_logits, gumbel_noise
 from seedgrpo.modeling.scoring import can_share_prefix
 from seedgrpo.modeling.training_forward import completion_forward
 

@@ -19,6 +19,9 @@ import torch
 
 ENGINES = ("hf", "vllm")
 _MASK64 = (1 << 64) - 1
+# SplitMix64's increment and multipliers (Steele et al., 2014): the row seeds here, the sampler's noise in
+# sampling.py (as int64 tensors) and csrc/sampling.cpp
+SPLITMIX64_CONSTANTS = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
 
 
 @dataclass
@@ -66,9 +69,10 @@ class RolloutEngine(ABC):
 # ----------------------------------------------------------------------------------------------- helpers
 def splitmix64(x: int) -> int:
     """One round of SplitMix64: a cheap, well-mixed 64-bit hash (Steele et al., 2014)."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    golden, mix1, mix2 = SPLITMIX64_CONSTANTS
+    x = (x + golden) & _MASK64
+    x = ((x ^ (x >> 30)) * mix1) & _MASK64
+    x = ((x ^ (x >> 27)) * mix2) & _MASK64
     return x ^ (x >> 31)
 
 

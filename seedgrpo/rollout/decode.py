@@ -14,7 +14,7 @@ whenever a quarter of it has finished. Each row's arithmetic is the model's: the
 `generate` up to kernel rounding (token for token in float64; tests/test_decode.py).
 
 Sampling goes through `pick(logits [b, V], step, rows [b]) -> (tokens [b], logprobs [b])`, where `rows` are
-the output rows still in the batch: the seeded Gumbel sampler of hf.py, whose noise depends on the row's
+the output rows still in the batch: the seeded Gumbel sampler of sampling.py, whose noise depends on the row's
 seed and the step only, so dropping rows changes nothing for the others.
 """
 from __future__ import annotations

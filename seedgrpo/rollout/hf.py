@@ -3,10 +3,9 @@
     engine = HFRolloutEngine(model=ds_engine_or_module, tokenizer=tok, sampling=SamplingSettings(64, 256))
     batch = engine.generate(prompts, num_generations=8, row_seeds=seeds)
 
-Sampling is done by a logits processor that adds seeded Gumbel noise to the (temperature-scaled, top-k/top-p
-filtered) logits and lets greedy decoding take the arg-max: the Gumbel-max trick draws exactly from the
-softmax, and the noise is a hash of (row seed, step, token id), so a row's sample does not depend on the
-other rows of the batch, on the rank that generated it, or on any RNG state.
+Sampling is done by sampling.py's seeded Gumbel-max sampler (a logits processor inside `generate`, a `pick`
+function inside the lean loop): its noise is a hash of (row seed, step, token id), so a row's sample does
+not depend on the other rows of the batch, on the rank that generated it, or on any RNG state.
 
 The same processor records, at each step, the log-prob of the token it picks under softmax(logits /
 temperature) (not the filtered distribution: the loss uses the same definition), so no second forward pass
@@ -40,89 +39,12 @@ from .base import (RolloutBatch, RolloutEngine, SamplingSettings, completion_mas
                    decode_completions, eos_token_ids, expand_rows, pad_token_id, tokenize_prompts)
 from ..modeling import scoring
 from .decode import lean_decode, lean_decode_unsupported
+from .sampling import SeededGumbelSampler
 from ..modeling.scoring import full_numel, is_zero3_param, score_completions, unwrap
 
 # Gather the policy for generation when its full weights take less than this share of free GPU memory.
 _GATHER_MEMORY_SHARE = 0.5
 DECODE_LOOPS = ("auto", "lean", "generate")
-_MASK64 = (1 << 64) - 1
-
-
-def _signed(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-_GOLDEN, _MIX1, _MIX2 = (_signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
-
-
-def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """Logical right shift of int64 (torch's >> is arithmetic on negative values)."""
-    return (x >> bits) & ((1 << (64 - bits)) - 1)
-
-
-def _splitmix64(x: torch.Tensor) -> torch.Tensor:
-    x = x + _GOLDEN  # int64 arithmetic wraps around, as the hash wants
-    x = (x ^ _shift_right(x, 30)) * _MIX1
-    x = (x ^ _shift_right(x, 27)) * _MIX2
-    return x ^ _shift_right(x, 31)
-
-
-def gumbel_noise(row_keys: torch.Tensor, step: int, vocab_size: int) -> torch.Tensor:
-    """Standard Gumbel noise [B, V], a pure function of (row key, step, token id); float32."""
-    tokens = torch.arange(vocab_size, device=row_keys.device, dtype=torch.int64)
-    x = _splitmix64(_splitmix64(row_keys * 0x100000001B3 + step)[:, None] ^ tokens[None, :])
-    uniform = (_shift_right(x, 11).to(torch.float64) + 0.5) * 2.0 ** -53  # in (0, 1), 53 random bits
-    return (-torch.log(-torch.log(uniform))).to(torch.float32)
-
-
-def filter_logits(logits: torch.Tensor, top_k, top_p: float) -> torch.Tensor:
-    """Top-k then top-p (nucleus) filtering with transformers' conventions; removed tokens get -inf."""
-    if top_k:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1)  # ascending
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        remove_sorted = cumulative <= 1.0 - top_p
-        remove_sorted[:, -1] = False  # always keep the most likely token
-        remove = remove_sorted.scatter(1, order, remove_sorted)
-        logits = logits.masked_fill(remove, float("-inf"))
-    return logits
-
-
-class SeededGumbelSampler:
-    """A `LogitsProcessor`: returns filtered logits / T + Gumbel noise, so greedy decoding samples; keeps the
-    log-prob of each picked token under softmax(logits / T) in `logprobs` (one [B] tensor per step)."""
-
-    def __init__(self, row_seeds: list[int], prompt_length: int, sampling: SamplingSettings):
-        self.row_keys = torch.tensor(row_seeds, dtype=torch.int64)
-        self.prompt_length = prompt_length
-        self.sampling = sampling
-        self.logprobs: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        step = input_ids.shape[1] - self.prompt_length
-        noisy, picked, logprob = self._sample(scores, step)
-        self.logprobs.append(logprob)
-        return noisy
-
-    def pick(self, scores: torch.Tensor, step: int, rows: torch.Tensor):
-        """(tokens [b], log-probs [b]) for the batch rows that are output `rows` (decode.py's interface)."""
-        _, picked, logprob = self._sample(scores, step, rows)
-        return picked, logprob
-
-    def _sample(self, scores, step, rows=None):
-        if self.row_keys.device != scores.device:  # once: the keys then stay where the logits are
-            self.row_keys = self.row_keys.to(scores.device)
-        row_keys = self.row_keys if rows is None else self.row_keys[rows]
-        logits = scores.float() / self.sampling.temperature
-        noisy = filter_logits(logits, self.sampling.top_k, self.sampling.top_p)
-        noisy = noisy + gumbel_noise(row_keys, step, logits.shape[-1])
-        picked = noisy.argmax(-1, keepdim=True)  # what greedy decoding will take from the returned scores
-        logprob = (logits.gather(-1, picked) - torch.logsumexp(logits, -1, keepdim=True))[:, 0]
-        return noisy, picked[:, 0], logprob
-
-
 class HFRolloutEngine(RolloutEngine):
     exact_logprobs = False  # recorded during (KV-cached) generation; see the module docstring
 
