@@ -1,8 +1,8 @@
 """Rollout engines: G completions per prompt from the current policy (`hf` default, `vllm` on GPUs).
 
 base.py holds the interface and the helpers every engine shares; hf.py and vllm.py the engines; decode.py
-and sampling.py the HF engine's decode loop and seeded sampler; this module the factory. The no-grad scoring forward and the training forward live in
-seedgrpo/modeling/: rollout generates, it does not train.
+and sampling.py the HF engine's decode loop and seeded sampler; this module the factory. The no-grad
+scoring forward and the training forward live in seedgrpo/modeling/: rollout generates, it does not train.
 """
 from .base import ENGINES, RolloutBatch, RolloutEngine, SamplingSettings, row_seeds
 
