@@ -126,8 +126,8 @@ def saved(args) -> None:
 def lean_time(args) -> None:
     """The training forward + backward of one micro-batch (8 rows: 2 prompts of 40 tokens shared by 4 rows
     each, 64-token completions) with the trainer's host-memory settings: the model plain, with its lean
-    layers, and with them and the trims before each layer's backward (host_memory.py), interleaved; medians
-    after the first repetition."""
+    layers, and with them and the backward trims (host_memory.py: every tenth layer, the default, and every
+    layer), interleaved; medians after the first repetition."""
     import copy
     import statistics
 
@@ -144,7 +144,9 @@ def lean_time(args) -> None:
     lean = copy.deepcopy(plain)
     print(f"lean forms for {lean_layers.apply(lean)} modules")
     trimmed = copy.deepcopy(lean)  # copied before the hooks: a deep copy would carry them
-    print(f"trims before the backward of {return_freed_memory_in_backward(trimmed)} modules")
+    trimmed_all = copy.deepcopy(lean)
+    print(f"trims before the backward of {return_freed_memory_in_backward(trimmed)} modules (the default), "
+          f"of {return_freed_memory_in_backward(trimmed_all, every=1)} (every layer)")
     g = torch.Generator().manual_seed(0)
     prompts = torch.randint(0, plain.config.vocab_size, (2, 40), generator=g).repeat_interleave(4, 0)
     completions = torch.randint(0, plain.config.vocab_size, (8, 64), generator=g)
@@ -157,9 +159,10 @@ def lean_time(args) -> None:
         model.zero_grad(set_to_none=True)
         return time.perf_counter() - start
 
-    times = {"plain": [], "lean": [], "lean+trims": []}
+    times = {"plain": [], "lean": [], "lean+trims": [], "lean+trims every layer": []}
     for _ in range(args.reps):
-        for name, model in (("plain", plain), ("lean", lean), ("lean+trims", trimmed)):
+        for name, model in (("plain", plain), ("lean", lean), ("lean+trims", trimmed),
+                            ("lean+trims every layer", trimmed_all)):
             times[name].append(seconds(model))
     for name, values in times.items():
         print(f"{name}: forward+backward median {statistics.median(values[1:]):.3f} s over {args.reps - 1} "

@@ -105,8 +105,11 @@ def test_the_trainer_returns_freed_memory_after_each_rollout_and_update(monkeypa
     assert events == ["trim", "update", "trim"] * 2
 
 
-def test_freed_memory_goes_back_before_each_layers_backward(monkeypatch):
-    """The hooks trim once before each decoder layer's backward and once before the embedding's; the
+@pytest.mark.skipif(_glibc() is None, reason="the C library is not glibc")
+@pytest.mark.parametrize("every, hooked_layers", [(1, [2, 1, 0]), (2, [2, 0]), (None, [2])])
+def test_freed_memory_goes_back_in_backward(monkeypatch, every, hooked_layers):
+    """The hooks trim before the backward of every `every`-th decoder layer, counted from the last (whose
+    backward runs first; the default stride is longer than this model), and before the embedding's; the
     gradients are those without them; without autograd (rollout) nothing is hooked or trimmed."""
     import torch
 
@@ -117,16 +120,27 @@ def test_freed_memory_goes_back_before_each_layers_backward(monkeypatch):
     plain, hooked = (toy.make_model(tokenizer, layers=3, hidden=32) for _ in range(2))
     trims = []
     monkeypatch.setattr(host_memory, "return_freed_host_memory", lambda: trims.append(1))
-    assert host_memory.return_freed_memory_in_backward(hooked) == 3 + 1
+    kwargs = {} if every is None else {"every": every}
+    assert host_memory.return_freed_memory_in_backward(hooked, **kwargs) == len(hooked_layers) + 1
+    layers = hooked.model.layers
+    assert [i for i in range(3) if layers[i]._forward_hooks] == sorted(hooked_layers)
     ids = torch.randint(0, len(tokenizer), (2, 9), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         hooked(input_ids=ids)
     assert trims == []
     for model in (plain, hooked):
         model(input_ids=ids).logits.square().mean().backward()
-    assert len(trims) == 3 + 1
+    assert len(trims) == len(hooked_layers) + 1
     for (name, a), b in zip(plain.named_parameters(), hooked.parameters()):
         assert torch.equal(a.grad, b.grad), name
+
+
+def test_the_trim_stride_must_be_positive():
+    from seedgrpo.tasks import toy
+    from seedgrpo.training import host_memory
+
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        host_memory.return_freed_memory_in_backward(toy.make_model(toy.make_tokenizer(), layers=1), every=0)
 
 
 def test_nothing_is_hooked_without_glibc(monkeypatch):

@@ -284,8 +284,8 @@ class TrainConfig:
     progress: Union[bool, str] = knob(True, "true: one rank-0 bar over the run; detailed: also per-step bars; "
                                       "false: a line every logging_steps", choices=(True, False, "detailed"))
     keep_freed_host_memory: bool = knob(True, "glibc: reuse freed host memory within a phase instead of faulting "
-                                        "it in each step, and hand it back between phases and before each "
-                                        "layer's backward")
+                                        "it in each step, and hand it back between phases and in backward "
+                                        "(every tenth layer)")
     tensorboard: bool = knob(True, "the older key: with report_to auto, TensorBoard events when installed")
     report_to: list[str] = knob(help="trackers: tensorboard, wandb, trackio, a list of them, all (those installed) "
                                 "or none; auto = TensorBoard when `tensorboard` is true and installed",
