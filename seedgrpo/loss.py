@@ -73,6 +73,11 @@ PRESETS: dict[str, dict] = {
 # The policy-loss options: one validated object from config (or the drop-in's arguments) to the kernels
 # ----------------------------------------------------------------------------------------------------------
 
+# The per-token options' defaults are the kernels' (kernels/ imports nothing from the package, so they live
+# there once); the knobs below only add TRL's names, the rules and the help.
+_KERNEL = PolicyOptions()
+
+
 @dataclass(frozen=True)
 class LossOptions:
     """The policy-loss options, TRL 1.16's names and meanings; validated once, here. The trainer's config, the
@@ -81,31 +86,35 @@ class LossOptions:
     loss_type: str = knob("dr_grpo", "aggregation and objective (README 'Loss types'): grpo, bnpo, dr_grpo, "
                           "dapo, luspo clip the ratio; cispo, sapo, vespo have their own objectives",
                           choices=LOSS_TYPES)
-    epsilon: float = knob(0.2, "clip range ε: the ratio is clipped to [1 − ε, 1 + ε_high]", within(0, 1))
+    epsilon: float = knob(_KERNEL.epsilon_low, "clip range ε: the ratio is clipped to [1 − ε, 1 + ε_high]",
+                          within(0, 1))
     epsilon_high: Optional[float] = knob(None, "upper clip ε_high (DAPO's clip-higher, ≥ ε); null = ε",
                                          at_least(0))
-    delta: Optional[float] = knob(None, "two-sided clipping: the ratio is also capped at δ (> 1) for negative "
-                                  "advantages; null = off", above(1))
-    beta: float = knob(0.0, "weight β of the k3 KL to the reference model; 0 = no reference model",
+    delta: Optional[float] = knob(_KERNEL.delta, "two-sided clipping: the ratio is also capped at δ (> 1) for "
+                                  "negative advantages; null = off", above(1))
+    beta: float = knob(_KERNEL.beta, "weight β of the k3 KL to the reference model; 0 = no reference model",
                        at_least(0))
-    temperature: float = knob(1.0, "sampling temperature; the logits are divided by it when scored",
-                              above(0))
-    importance_sampling_level: str = knob("token", "ratio per token, or per sequence (GSPO: the exp of the "
-                                          "mean log-ratio for every token of the row)",
+    temperature: float = knob(_KERNEL.temperature, "sampling temperature; the logits are divided by it when "
+                              "scored", above(0))
+    importance_sampling_level: str = knob(_KERNEL.importance_sampling_level, "ratio per token, or per sequence "
+                                          "(GSPO: the exp of the mean log-ratio for every token of the row)",
                                           choices=IMPORTANCE_SAMPLING_LEVELS)
-    top_entropy_quantile: float = knob(1.0, "train only the tokens whose entropy is in this top fraction "
-                                       "(1 = all tokens)", within(0, 1))
+    top_entropy_quantile: float = knob(_KERNEL.top_entropy_quantile, "train only the tokens whose entropy is "
+                                       "in this top fraction (1 = all tokens)", within(0, 1))
     off_policy_mask_threshold: Optional[float] = knob(
-        None, "drop rows with negative advantage whose mean KL(sampler ‖ policy) exceeds this; null = off",
-        at_least(0))
-    sapo_temperature_pos: float = knob(1.0, "SAPO's gate temperature τ for positive advantages", above(0))
-    sapo_temperature_neg: float = knob(1.05, "SAPO's gate temperature τ for negative advantages", above(0))
-    vespo_k_pos: float = knob(2.0, "VESPO's k for non-negative advantages", at_least(0))
-    vespo_lambda_pos: float = knob(3.0, "VESPO's λ for non-negative advantages", at_least(0))
-    vespo_k_neg: float = knob(3.0, "VESPO's k for negative advantages", at_least(0))
-    vespo_lambda_neg: float = knob(2.0, "VESPO's λ for negative advantages", at_least(0))
-    entropy_coef: float = knob(0.0, "subtract entropy_coef × the mean entropy of the trained tokens "
-                               "(an entropy bonus)", at_least(0))
+        _KERNEL.off_policy_mask_threshold, "drop rows with negative advantage whose mean KL(sampler ‖ policy) "
+        "exceeds this; null = off", at_least(0))
+    sapo_temperature_pos: float = knob(_KERNEL.sapo_temperature_pos,
+                                       "SAPO's gate temperature τ for positive advantages", above(0))
+    sapo_temperature_neg: float = knob(_KERNEL.sapo_temperature_neg,
+                                       "SAPO's gate temperature τ for negative advantages", above(0))
+    vespo_k_pos: float = knob(_KERNEL.vespo_k_pos, "VESPO's k for non-negative advantages", at_least(0))
+    vespo_lambda_pos: float = knob(_KERNEL.vespo_lambda_pos, "VESPO's λ for non-negative advantages",
+                                   at_least(0))
+    vespo_k_neg: float = knob(_KERNEL.vespo_k_neg, "VESPO's k for negative advantages", at_least(0))
+    vespo_lambda_neg: float = knob(_KERNEL.vespo_lambda_neg, "VESPO's λ for negative advantages", at_least(0))
+    entropy_coef: float = knob(_KERNEL.entropy_coef, "subtract entropy_coef × the mean entropy of the trained "
+                               "tokens (an entropy bonus)", at_least(0))
 
     def __post_init__(self):
         check_all(self)
