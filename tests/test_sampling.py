@@ -40,11 +40,23 @@ def test_compiled_uniforms_do_not_depend_on_the_thread_count(threads):
 def test_gumbel_noise_is_the_same_with_and_without_the_extension(monkeypatch):
     keys = _random_keys(6, seed=1)
     compiled = sampling.gumbel_noise(keys, 9, 3001)
-    monkeypatch.setattr(sampling, "_compiled_core", lambda: None)
-    fallback = sampling.gumbel_noise(keys, 9, 3001)
     uniform = sampling.reference_uniforms(keys, 9, 3001)
-    assert torch.equal(compiled, fallback)
     assert torch.equal(compiled, (-torch.log(-torch.log(uniform))).to(torch.float32))
+    monkeypatch.setattr(sampling, "_compiled_uniforms", lambda: None)
+    assert torch.equal(sampling.gumbel_noise(keys, 9, 3001), compiled)
+
+
+def test_an_extension_built_before_the_sampler_falls_back_to_pytorch(monkeypatch):
+    """A seedgrpo._C without sampling_uniforms (not rebuilt after an update) samples as before, in PyTorch."""
+    import sys
+    import types
+
+    keys = _random_keys(3, seed=2)
+    expected = sampling.gumbel_noise(keys, 4, 500)
+    monkeypatch.setitem(sys.modules, "seedgrpo._C", types.ModuleType("seedgrpo._C"))
+    monkeypatch.delattr("seedgrpo._C", raising=False)
+    assert sampling._compiled_uniforms() is None
+    assert torch.equal(sampling.gumbel_noise(keys, 4, 500), expected)
 
 
 def test_compiled_uniforms_reject_buffers_of_the_wrong_shape_or_type():

@@ -54,22 +54,23 @@ def reference_uniforms(row_keys: torch.Tensor, step: int, vocab_size: int) -> to
     return (_shift_right(x, 11).to(torch.float64) + 0.5) * 2.0 ** -53
 
 
-def _compiled_core():
+def _compiled_uniforms():
+    """seedgrpo._C.sampling_uniforms, or None: installed with SEEDGRPO_SKIP_EXTENSION=1, or an extension built
+    before it existed (not rebuilt after an update). Either way the PyTorch form runs: the same samples."""
     try:
         from .. import _C
-    except ImportError:  # installed with SEEDGRPO_SKIP_EXTENSION=1: the PyTorch form, same samples
+    except ImportError:
         return None
-    return _C
+    return getattr(_C, "sampling_uniforms", None)
 
 
 def uniforms(row_keys: torch.Tensor, step: int, vocab_size: int) -> torch.Tensor:
     """`reference_uniforms`, from the compiled core on the CPU (one pass, torch's thread count)."""
-    core = _compiled_core() if row_keys.device.type == "cpu" else None
-    if core is None:
+    compiled = _compiled_uniforms() if row_keys.device.type == "cpu" else None
+    if compiled is None:
         return reference_uniforms(row_keys, step, vocab_size)
     out = torch.empty(row_keys.shape[0], vocab_size, dtype=torch.float64)
-    core.sampling_uniforms(row_hashes(row_keys, step).contiguous().numpy(), out.numpy(),
-                           torch.get_num_threads())
+    compiled(row_hashes(row_keys, step).contiguous().numpy(), out.numpy(), torch.get_num_threads())
     return out
 
 
