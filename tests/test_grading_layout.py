@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.test_architecture import _cycles, _imports, _module_files
 
 REPO = Path(__file__).resolve().parents[1]
 GRADING = REPO / "seedgrpo" / "grading"
@@ -13,47 +14,35 @@ OLD_PATHS = ["answers", "answers_reference", "answer_reading", "grader", "grader
              "grading_sets", "grading_shapes", "grading_units", "quick_values", "rewards"]
 
 
-def _grading_imports(path: Path) -> set[str]:
-    """Every grading module that `path` imports, by any import statement (functions included)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1:  # from . import x / from .x import y
-                base = node.module.split(".")[0] if node.module else None
-                found |= {base} if base else {alias.name for alias in node.names}
-            elif node.level == 0 and node.module and node.module.startswith("seedgrpo.grading"):
-                rest = node.module.split(".")[2:]
-                found |= {rest[0]} if rest else {alias.name for alias in node.names}
-            elif node.level == 0 and node.module == "seedgrpo":
-                found |= {a.name for a in node.names if a.name in OLD_PATHS}  # old flat names
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[:2] == ["seedgrpo", "grading"] and len(parts) > 2:
-                    found.add(parts[2])
-    return found
+def _grading_graph() -> dict[str, set[str]]:
+    """grading module -> the grading modules it imports, read by the package-wide reader of
+    tests/test_architecture.py (every import statement, functions included)."""
+    files = _module_files()
+    prefix = "seedgrpo.grading."
+    return {name[len(prefix):]: {t[len(prefix):] for t in _imports(name, path, set(files)) if t.startswith(prefix)}
+            for name, path in files.items() if name.startswith(prefix)}
 
 
-def test_no_import_cycle_in_grading():
-    graph = {p.stem: _grading_imports(p) for p in GRADING.glob("*.py") if p.stem != "__init__"}
-    assert set().union(*graph.values()) <= set(graph), graph  # only modules that exist
-    state: dict[str, str] = {}
-
-    def visit(module: str, path: list[str]) -> None:
-        if state.get(module) == "done":
-            return
-        assert state.get(module) != "open", f"import cycle: {' -> '.join(path + [module])}"
-        state[module] = "open"
-        for child in sorted(graph[module]):
-            visit(child, path + [module])
-        state[module] = "done"
-
-    for module in sorted(graph):
-        visit(module, [])
+def test_grading_imports_flow_one_way():
+    graph = _grading_graph()
+    assert {"answers", "canonical", "reading", "worker", "rules"} <= set(graph), graph  # the reader sees them
+    assert graph["answers"], graph  # the facade imports the work
+    assert _cycles(graph) == []
     # The public facade depends on the work, never the other way round.
     assert all("answers" not in deps for name, deps in graph.items() if name != "answers"), graph
     leaves = {"reference", "rules", "second_opinion", "shapes", "units", "sets"}
     assert graph["worker"] <= leaves, graph["worker"]
+
+
+def test_grading_modules_import_each_other_by_their_grading_names():
+    """Not through the top-level package's names (`from seedgrpo import answers`: the public facade, which the
+    graph above would not see as an edge)."""
+    for path in GRADING.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if (node.level, node.module) in ((0, "seedgrpo"), (2, None)):  # from seedgrpo / from .. import x
+                assert not {a.name for a in node.names} & set(OLD_PATHS), path
 
 
 def test_no_by_file_loader_and_no_alias_at_old_paths():
