@@ -25,10 +25,11 @@ that weights, AdamW state and the runtime hold, and the peak is that plus the la
 Within the update's backward the free memory goes back too, before the backward of every tenth decoder
 layer (from the last) and of the embedding: backward frees a layer's activations and allocates tensors of
 other sizes (gradients of activations and weights; the tied embedding's 113 MB one above the mmap
-threshold) that do not fit the freed chunks, so the heap grew by the difference at every micro-batch (glibc's
-mallinfo2 on SmolLM2, micro-batches of 8: ~1.1-1.5 GB free in a 2-3 GB heap after each backward) and the
-update's peak held it. A trim is not free: what it hands back is faulted in again (zero-filled) when the
-next layers allocate, so trimming before every layer cost ~0.4-0.7 s per 8-row micro-batch. The peak
+threshold) that do not fit the freed chunks, so the heap grew by the difference at every micro-batch (a
+throwaway probe reading glibc's mallinfo2 after each backward, SmolLM2, two steps of four 8-row
+micro-batches, 2026-12-06: 0.7-1.6 GB free in a heap of 1.3-3.2 GB) and the update's peak held it. A trim
+is not free: what it hands back is faulted in again (zero-filled) when the next layers allocate, so
+trimming before every layer cost ~0.4-0.7 s per 8-row micro-batch. The peak
 saturates with a few trims: `ours_micro8`'s peak RSS (`bench_e2e.py --model smollm2`, the same samples in
 every run, 2026-12-06) was 4,064 MB without trims in backward, 3,810 with trims before the last layer and
 the embedding only, 3,613 before every layer, 3,632 every 5th, 3,590-3,629 every 10th, 3,633 every 15th;
